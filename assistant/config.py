@@ -1,0 +1,84 @@
+"""Settings: where LoRAs and models live, which device, where outputs go.
+
+Precedence (later wins): defaults < YAML file (``LORA_MIXER_CONFIG`` or ``lora-mixer.yaml`` in
+the working directory) < environment variables < command-line flags (``Settings.replace``).
+
+Environment variables: ``LORA_MIXER_MODEL`` (hub id, local diffusers folder or single-file
+``.safetensors``; empty = the embedded tiny demo pipeline), ``LORA_MIXER_LORA_DIRS`` (folders
+separated by ``os.pathsep``), ``LORA_MIXER_DEVICE`` (cpu, cuda, cuda:1 …; empty = auto),
+``LORA_MIXER_OUTPUTS``, ``LORA_MIXER_CACHE``, ``LORA_MIXER_ADAPTER_CACHE``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import PresetError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PRESETS_DIR = PROJECT_ROOT / "presets"
+DEFAULT_LORA_DIR = PROJECT_ROOT / "models" / "Lora"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    lora_dirs: tuple[str, ...] = (str(DEFAULT_LORA_DIR),)
+    model: str | None = None
+    device: str | None = None
+    outputs_dir: str = "outputs"
+    cache_dir: str = str(PROJECT_ROOT / ".cache")
+    catalog: str = str(PRESETS_DIR / "loras.yaml")
+    rules: str = str(PRESETS_DIR / "rules.yaml")
+    recipes_dir: str = str(PRESETS_DIR / "recipes")
+    adapter_cache_size: int = 8
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with the given fields changed; ``None`` values are ignored (unset CLI flags)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def uses_tiny_model(self) -> bool:
+        return not self.model
+
+
+_ENV = {
+    "LORA_MIXER_MODEL": "model",
+    "LORA_MIXER_DEVICE": "device",
+    "LORA_MIXER_OUTPUTS": "outputs_dir",
+    "LORA_MIXER_CACHE": "cache_dir",
+}
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings:
+    """Defaults, then the YAML file, then the environment."""
+    values: dict[str, Any] = {}
+    path = Path(config_file or os.environ.get("LORA_MIXER_CONFIG") or "lora-mixer.yaml")
+    if path.is_file():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise PresetError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise PresetError(f"{path}: expected a mapping of settings at the top level")
+        known = {f.name for f in dataclasses.fields(Settings)}
+        for key, value in data.items():
+            if key not in known:
+                raise PresetError(f"{path}: unknown setting '{key}'; valid: {', '.join(sorted(known))}")
+            values[key] = tuple(value) if key == "lora_dirs" else value
+    for env, name in _ENV.items():
+        if env in os.environ:
+            values[name] = os.environ[env] or None
+    if os.environ.get("LORA_MIXER_LORA_DIRS"):
+        values["lora_dirs"] = tuple(p for p in os.environ["LORA_MIXER_LORA_DIRS"].split(os.pathsep) if p)
+    if os.environ.get("LORA_MIXER_ADAPTER_CACHE"):
+        try:
+            values["adapter_cache_size"] = int(os.environ["LORA_MIXER_ADAPTER_CACHE"])
+        except ValueError:
+            raise PresetError("LORA_MIXER_ADAPTER_CACHE must be a whole number") from None
+    return Settings(**values)

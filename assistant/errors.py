@@ -1,0 +1,86 @@
+"""User-facing errors.
+
+Every error LoRA Mixer raises on purpose derives from :class:`LoraMixerError`. Its message is
+written for the person who typed the input: it names what was passed and what is allowed
+("weight 'abc' in <lora:catgirl_v1:abc> is not a number; use a value from -2 to 2"). The UI,
+the API and the CLI show ``str(err)`` as is, so never put a traceback or a repr in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class LoraMixerError(Exception):
+    """Base class of the errors a user can cause and read."""
+
+    #: HTTP status the API answers with for this error.
+    http_status: int = 400
+
+
+class PromptError(LoraMixerError, ValueError):
+    """The prompt text breaks a rule or a limit (bad tag, weight out of range, too long)."""
+
+    http_status = 422
+
+
+class PresetError(LoraMixerError, ValueError):
+    """A YAML preset file (catalog, recipe, rules) is invalid; the message names file and key."""
+
+
+class LibraryError(LoraMixerError):
+    """A LoRA file or folder cannot be used (refused format, corrupt header, outside the roots)."""
+
+
+class LoraNotFound(LibraryError, LookupError):
+    """A LoRA name matches no file in the library.
+
+    ``suggestions`` holds did-you-mean names, best first (may be empty).
+    """
+
+    http_status = 404
+
+    def __init__(self, name: str, suggestions: Sequence[str] = (), *, message: str | None = None) -> None:
+        self.name = name
+        self.suggestions = tuple(suggestions)
+        if message is None:
+            message = f"LoRA not found: '{name}'."
+            if self.suggestions:
+                message += " Did you mean: " + ", ".join(f"'{s}'" for s in self.suggestions) + "?"
+        super().__init__(message)
+
+
+class AmbiguousLoraName(LibraryError, LookupError):
+    """A name or alias matches more than one LoRA; ``candidates`` lists the real names."""
+
+    http_status = 409
+
+    def __init__(self, name: str, candidates: Sequence[str]) -> None:
+        self.name = name
+        self.candidates = tuple(candidates)
+        super().__init__(
+            f"LoRA name '{name}' is ambiguous: it matches "
+            + ", ".join(f"'{c}'" for c in self.candidates)
+            + ". Use the file name to pick one."
+        )
+
+
+class GenerationError(LoraMixerError):
+    """Generation could not run or produced an unusable image (NaN, bad settings, failed LoRA load)."""
+
+    http_status = 422
+
+
+class LoraLoadError(GenerationError):
+    """A LoRA file could not be loaded into the pipeline; the pipeline was left as before."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"LoRA '{name}' could not be loaded: {reason}")
+
+
+class Cancelled(LoraMixerError):
+    """The user cancelled a running generation."""
+
+    http_status = 499

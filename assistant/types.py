@@ -1,0 +1,288 @@
+"""The value types every layer shares.
+
+Pure Python, frozen dataclasses: functions take them and return new ones. Nothing here imports
+torch or gradio. Modules may add fields *with defaults*; renaming a field is a cross-module change.
+
+One request flows as: text -> :class:`Prompt` (prompt.parse) -> :class:`LoraInfo` per tag
+(library.resolve) -> :class:`Advice` with a plan of :class:`PlannedLora` (advisor.advise) ->
+:class:`GenerationRequest` (blend / app) -> :class:`GenerationResult` (engine).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["character", "clothing", "concept", "style", "other"]
+Base = Literal["sd15", "sd2", "sdxl", "unknown"]
+
+KINDS: tuple[Kind, ...] = ("character", "clothing", "concept", "style", "other")
+BASES: tuple[Base, ...] = ("sd15", "sd2", "sdxl", "unknown")
+
+
+def format_weight(value: float) -> str:
+    """A weight as A1111 users write it: ``0.8``, ``1``, ``-0.1``, ``0.55`` (no trailing zeros)."""
+    if not math.isfinite(value):
+        raise ValueError(f"weight {value!r} is not finite")
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+# ----------------------------------------------------------------------------------------------
+# Prompt language
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoraTag:
+    """One ``<lora:…>`` / ``<lyco:…>`` occurrence, as written.
+
+    ``weight`` is A1111's first multiplier (text encoder, and UNet unless ``unet`` is given);
+    ``unet`` is the UNet multiplier when it differs; ``dyn`` is A1111's dynamic-dim argument.
+    ``span`` is the (start, end) character offsets of the tag in the text it came from
+    (the positive or, when ``in_negative``, the negative prompt).
+    """
+
+    name: str
+    weight: float = 1.0
+    unet: float | None = None
+    dyn: int | None = None
+    in_negative: bool = False
+    span: tuple[int, int] | None = None
+    tag_type: str = "lora"  # "lora" or "lyco", as written
+    raw: str = ""  # the exact source text of the tag, "" when built by code
+
+    @property
+    def te_weight(self) -> float:
+        return self.weight
+
+    @property
+    def unet_weight(self) -> float:
+        return self.weight if self.unet is None else self.unet
+
+    def render(self) -> str:
+        """A1111 text for this tag (``raw`` is NOT used: this is the canonical form)."""
+        parts = [self.name, format_weight(self.weight)]
+        if self.unet is not None or self.dyn is not None:
+            parts.append(format_weight(self.unet_weight))
+        if self.dyn is not None:
+            parts.append(str(self.dyn))
+        if parts[1:] == ["1"]:
+            parts = [self.name, "1"]
+        return f"<{self.tag_type}:{':'.join(parts)}>"
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraTag:
+    """Another extra-network tag (``<hypernet:name:1>`` …): kept in the text, reported, not applied."""
+
+    tag_type: str
+    args: tuple[str, ...]
+    in_negative: bool = False
+    span: tuple[int, int] | None = None
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A parsed A1111 prompt pair.
+
+    ``positive``/``negative`` are the texts exactly as given (tags included), so an untouched
+    prompt renders back byte for byte. ``positive_text``/``negative_text`` are what goes to the
+    text encoder: tags removed, commas and spaces tidied, attention syntax kept.
+    ``loras`` lists positive-prompt tags first, then negative-prompt tags, each in text order.
+    ``notes`` are parser remarks a user should read (e.g. a malformed number kept as text).
+    """
+
+    positive: str
+    negative: str = ""
+    loras: tuple[LoraTag, ...] = ()
+    extras: tuple[ExtraTag, ...] = ()
+    positive_text: str = ""
+    negative_text: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def positive_loras(self) -> tuple[LoraTag, ...]:
+        return tuple(t for t in self.loras if not t.in_negative)
+
+    @property
+    def negative_loras(self) -> tuple[LoraTag, ...]:
+        return tuple(t for t in self.loras if t.in_negative)
+
+
+# ----------------------------------------------------------------------------------------------
+# Library
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoraInfo:
+    """What the library knows about one LoRA file (read from headers and sidecars, never tensors).
+
+    ``status`` is "ok" for a loadable file, "refused" (pickle formats, paths escaping the roots)
+    or "broken" (corrupt, truncated, Git-LFS pointer …) with the reason in ``problem``.
+    ``*_source`` fields say how a value was decided, e.g. "catalog", "sidecar",
+    "metadata ss_base_model_version", "tensor widths (768)", "guessed from name 'style'".
+    """
+
+    name: str
+    path: str
+    aliases: tuple[str, ...] = ()
+    kind: Kind = "other"
+    kind_source: str = "default"
+    base: Base = "unknown"
+    base_source: str = "unknown"
+    triggers: tuple[str, ...] = ()
+    triggers_source: str = ""
+    preferred_weight: float | None = None
+    negative_text: str = ""
+    notes: str = ""
+    description: str = ""
+    rank: int | None = None
+    alpha: float | None = None
+    network_format: str = "unknown"  # kohya | kohya-sdxl | peft | lycoris | unknown
+    preview: str | None = None
+    size: int = 0
+    mtime: float = 0.0
+    status: Literal["ok", "refused", "broken"] = "ok"
+    problem: str = ""
+    source: str = ""  # catalog "source" (e.g. a hub id to download from when online)
+    metadata: Mapping[str, str] = field(default_factory=dict)  # trimmed header metadata
+
+    @property
+    def loadable(self) -> bool:
+        return self.status == "ok"
+
+
+# ----------------------------------------------------------------------------------------------
+# Advice
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One edit the assistant made, and why. ``before``/``after`` are short quoted fragments."""
+
+    rule: str
+    before: str
+    after: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdviceWarning:
+    """Something the user should know that the assistant did not (or could not) fix."""
+
+    rule: str
+    message: str
+    lora: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedLora:
+    """One LoRA as the engine should apply it.
+
+    Cond branch (the positive prompt's pass): ``weight`` for the text encoder, ``unet`` for the
+    UNet. Uncond branch (the negative prompt's pass of classifier-free guidance):
+    ``negative_weight``/``negative_unet``; ``None`` means "same as the cond branch", which is
+    A1111's behaviour (a LoRA patches the whole model). A ``<lora:x:w>`` tag written in the
+    negative prompt sets the uncond-branch weight (see assistant/rules/negative_tags.py).
+    """
+
+    name: str
+    path: str
+    weight: float = 1.0
+    unet: float | None = None
+    negative_weight: float | None = None
+    negative_unet: float | None = None
+    hash: str = ""  # A1111 LoRA hash (first 12 hex of sha256 after the header), "" if unknown
+
+    @property
+    def te_weight(self) -> float:
+        return self.weight
+
+    @property
+    def unet_weight(self) -> float:
+        return self.weight if self.unet is None else self.unet
+
+    @property
+    def uncond_te_weight(self) -> float:
+        return self.te_weight if self.negative_weight is None else self.negative_weight
+
+    @property
+    def uncond_unet_weight(self) -> float:
+        if self.negative_unet is not None:
+            return self.negative_unet
+        if self.negative_weight is not None:
+            return self.negative_weight
+        return self.unet_weight
+
+    @property
+    def split_branches(self) -> bool:
+        """True when the uncond branch uses other weights than the cond branch."""
+        return (self.uncond_te_weight, self.uncond_unet_weight) != (self.te_weight, self.unet_weight)
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """The assistant's answer: rewritten prompts, every change with its reason, warnings, plan."""
+
+    positive: str
+    negative: str
+    changes: tuple[Change, ...] = ()
+    warnings: tuple[AdviceWarning, ...] = ()
+    plan: tuple[PlannedLora, ...] = ()
+    original_positive: str = ""
+    original_negative: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+# ----------------------------------------------------------------------------------------------
+# Generation
+# ----------------------------------------------------------------------------------------------
+
+DEFAULT_SAMPLER = "DPM++ 2M Karras"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """Everything needed to render one image (or one batch).
+
+    ``prompt``/``negative`` are A1111 text; any ``<lora:…>`` tags in them are ignored by the
+    engine (they are written to the infotext as the user sees them): ``loras`` is the plan that
+    is applied. ``seed`` -1 means random (the engine reports the seed it drew); image i of a
+    batch uses ``seed + i`` like A1111. ``scheduler`` is A1111's "Schedule type" (None: implied
+    by the sampler name, e.g. "DPM++ 2M Karras").
+    """
+
+    prompt: str
+    negative: str = ""
+    loras: tuple[PlannedLora, ...] = ()
+    seed: int = -1
+    steps: int = 28
+    cfg: float = 7.0
+    sampler: str = DEFAULT_SAMPLER
+    scheduler: str | None = None
+    width: int = 512
+    height: int = 512
+    batch_size: int = 1
+    label: str = ""  # grid label, e.g. "catgirl 0.55 · cyber 0.65"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult:
+    """Images (PIL) with their A1111 infotexts and seeds; ``timings`` in seconds by phase."""
+
+    images: tuple[Any, ...]
+    infotexts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    request: GenerationRequest | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
