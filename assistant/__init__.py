@@ -68,8 +68,14 @@ __all__ = [
     "PresetError",
     "Prompt",
     "PromptError",
+    "Library",
+    "Settings",
     "__version__",
-    *_LAZY,
+    "advise",
+    "load_settings",
+    "parse",
+    "parse_attention",
+    "render",
 ]
 
 
