@@ -1,0 +1,128 @@
+"""A small, deterministic byte-level BPE vocabulary for the tiny demo pipeline's CLIP tokenizer.
+
+Real CLIP vocabularies are downloaded with a model; LoRA Mixer must run offline, so it trains a
+tiny BPE (CLIP layout: 256 byte symbols, the same 256 with the word-end marker ``</w>``, merges,
+then ``<|startoftext|>`` and ``<|endoftext|>``) on a built-in word list of prompt vocabulary.
+The result is written as ``vocab.json`` + ``merges.txt`` + ``tokenizer_config.json`` into a
+folder and loaded with ``CLIPTokenizer.from_pretrained(folder)`` (transformers 5 ignores the
+``vocab_file=`` keyword, so a folder is the supported way).
+
+Pure Python: training takes a few milliseconds and the output is byte-identical on every run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+
+#: Total vocabulary size the tiny text encoders are built for (ids >= len(vocab) are never used).
+VOCAB_SIZE = 1000
+MODEL_MAX_LENGTH = 77
+BOS = "<|startoftext|>"
+EOS = "<|endoftext|>"
+
+# Words users type into Stable Diffusion prompts; repeated words weigh more in the merges.
+_CORPUS = """
+1girl 1boy solo girl boy woman man cat ears cat_ears tail catgirl animal ears fox wolf
+masterpiece best quality high quality highres absurdres detailed intricate details ultra detailed
+worst quality low quality lowres blurry bad anatomy bad hands extra fingers extra limbs extra cat ears
+watermark signature text jpeg artifacts deformed ugly duplicate cropped out of frame
+cyberpunk city neon lights night rain street futuristic sci-fi scifi hologram
+soft light soft lighting cinematic lighting rim light backlight sunlight golden hour shadow
+watercolor painting oil painting sketch lineart outline anime manga illustration photo realistic
+portrait upper body full body close-up looking at viewer smile smiling blush open mouth
+school uniform jk uniform serafuku sailor collar pleated skirt skirt shirt dress hoodie jacket
+long hair short hair blonde hair black hair white hair pink hair blue eyes red eyes green eyes
+outdoors indoors sky cloud clouds flower flowers cherry blossoms tree forest beach ocean water
+detail saturation brightness contrast colorful vibrant pastel dark bright
+standing sitting walking holding hands hat ribbon bow glasses earrings necklace
+the a an of in on at with and by for from to
+"""
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character table."""
+    visible = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    visible += list(range(ord("®"), ord("ÿ") + 1))
+    chars = visible[:]
+    extra = 0
+    for b in range(256):
+        if b not in visible:
+            visible.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(visible, (chr(c) for c in chars), strict=True))
+
+
+def _words() -> list[tuple[str, ...]]:
+    """Corpus words as symbol tuples, the last symbol carrying ``</w>`` (CLIP's word end)."""
+    table = bytes_to_unicode()
+    words: list[tuple[str, ...]] = []
+    for raw in _CORPUS.replace("_", " ").split():
+        symbols = [table[b] for b in raw.lower().encode("utf-8")]
+        symbols[-1] += "</w>"
+        words.append(tuple(symbols))
+    return words
+
+
+def train_bpe(vocab_size: int = VOCAB_SIZE) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Train the BPE: returns (vocab token -> id, merges in rank order). Deterministic.
+
+    Ties between equally frequent pairs are broken by the pair's text, so the result never
+    depends on dict ordering or hashing.
+    """
+    table = bytes_to_unicode()
+    base = list(table.values())
+    vocab_list = base + [s + "</w>" for s in base]
+    budget = vocab_size - len(vocab_list) - 2
+    counts = Counter(_words())
+    merges: list[tuple[str, str]] = []
+    while len(merges) < budget:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, n in counts.items():
+            for pair in itertools.pairwise(word):
+                pairs[pair] += n
+        if not pairs:
+            break
+        best = min(pairs, key=lambda p: (-pairs[p], p))
+        merges.append(best)
+        merged = best[0] + best[1]
+        new_counts: Counter[tuple[str, ...]] = Counter()
+        for word, n in counts.items():
+            out: list[str] = []
+            i = 0
+            while i < len(word):
+                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
+                    out.append(merged)
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            new_counts[tuple(out)] += n
+        counts = new_counts
+    vocab_list += [a + b for a, b in merges]
+    vocab_list += [BOS, EOS]
+    return {token: i for i, token in enumerate(vocab_list)}, merges
+
+
+def write_tokenizer_folder(folder: str | Path, vocab_size: int = VOCAB_SIZE) -> Path:
+    """Write vocab.json, merges.txt and tokenizer_config.json into ``folder``; returns it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab, merges = train_bpe(vocab_size)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
+    (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": MODEL_MAX_LENGTH,
+        "bos_token": BOS,
+        "eos_token": EOS,
+        "unk_token": EOS,
+        "pad_token": EOS,
+        "do_lower_case": True,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    return folder
