@@ -1,0 +1,32 @@
+"""Fixtures of the hostile suite: a LoRA folder full of bad files next to good ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .cases import FILE_CASES, GOOD, GOOD2
+from .files import BUILDERS, write_lora
+
+
+def hostile_stem(case_id: str) -> str:
+    """The file stem a file case is written under (``bad-<id>``)."""
+    return f"bad-{case_id}"
+
+
+def build_hostile_folder(root: Path) -> Path:
+    """``root/Lora`` with two good SD1.5 LoRAs and one file per :data:`FILE_CASES` row."""
+    folder = root / "Lora"
+    folder.mkdir(parents=True)
+    write_lora(folder, GOOD)
+    write_lora(folder, GOOD2)
+    for case in FILE_CASES:
+        BUILDERS[case.builder](folder, hostile_stem(case.id))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def hostile_lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA root holding every hostile file (built once; tests must not modify it)."""
+    return build_hostile_folder(tmp_path_factory.mktemp("hostile"))
