@@ -1,0 +1,58 @@
+"""Shared fixtures for engine tests: the tiny pipelines, built once per test session.
+
+Other test folders may reuse them (``from tests.engine.conftest import …`` or pytest's
+``pytest_plugins``): ``tiny_pipe`` / ``tiny_xl_pipe`` are raw diffusers pipelines,
+``tiny_engine`` an :class:`~assistant.engine.core.Engine` wrapping ``tiny_pipe`` with the
+shipped demo LoRAs. Tests must leave them as they found them (no adapters left loaded).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch = pytest.importorskip("torch")
+
+from assistant.config import DEFAULT_LORA_DIR, Settings  # noqa: E402
+
+DEMO_LORA_DIR = Path(DEFAULT_LORA_DIR)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe():  # -> StableDiffusionPipeline
+    from assistant.engine.tiny import build_tiny_sd15
+
+    return build_tiny_sd15()
+
+
+@pytest.fixture(scope="session")
+def tiny_xl_pipe():  # -> StableDiffusionXLPipeline
+    from assistant.engine.tiny import build_tiny_sdxl
+
+    return build_tiny_sdxl()
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_pipe):  # -> Engine
+    from assistant.engine.core import Engine
+
+    engine = Engine(Settings(lora_dirs=(str(DEMO_LORA_DIR),), adapter_cache_size=8), pipeline=tiny_pipe)
+    engine.load()
+    return engine
+
+
+@pytest.fixture
+def clean_engine(tiny_engine) -> Iterator[object]:
+    """``tiny_engine`` with every adapter unloaded before and after the test."""
+    tiny_engine.unload_all()
+    yield tiny_engine
+    tiny_engine.unload_all()
+
+
+def lora_path(name: str) -> str:
+    """Path of a shipped demo LoRA file."""
+    return str(DEMO_LORA_DIR / f"{name}.safetensors")
