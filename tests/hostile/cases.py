@@ -175,14 +175,20 @@ PROMPT_CASES: tuple[PromptCase, ...] = (
 
 @dataclass(frozen=True)
 class FileCase:
-    """A hostile file in the LoRA folder: the library's verdict and what the problem text says."""
+    """A hostile file in the LoRA folder.
+
+    ``status`` is the library's verdict (``"absent"``: not listed at all) and ``mentions`` what its
+    ``problem`` text must say. ``user`` is the outcome when a prompt names the file through the
+    assistant (API/chat): ``"skip"`` = served without it and a warning naming it, ``"error"`` =
+    4xx naming it. ``user_mentions`` is what that warning or error must say besides the name.
+    """
 
     id: str
     builder: str  # key of tests.hostile.files.BUILDERS
     status: Literal["refused", "broken", "ok", "absent"]
     mentions: tuple[str, ...] = ()
-    #: outcome when a prompt names it (through advise / chat / API)
     user: Outcome = "skip"
+    user_mentions: tuple[str, ...] = ()
 
 
 FILE_CASES: tuple[FileCase, ...] = (
@@ -203,10 +209,15 @@ FILE_CASES: tuple[FileCase, ...] = (
     FileCase("offsets-overlapping", "offsets_overlapping", "broken", (r"offset|overlap|shape",)),
     FileCase("non-string-metadata", "non_string_metadata", "broken", (r"metadata",)),
     FileCase("metadata-not-object", "metadata_not_object", "broken", (r"metadata",)),
-    FileCase("odd-kohya-metadata", "bad_tag_frequency", "ok", (), user="ok"),
     FileCase("escaping-symlink", "escaping_symlink", "refused", (r"outside|escape|root",)),
     FileCase("dangling-symlink", "dangling_symlink", "broken", (r"exist|missing|link|not found",)),
     FileCase("directory", "directory", "absent", ()),
+    # Valid files that still cannot work on an SD1.5 model:
+    FileCase(
+        "odd-kohya-metadata", "bad_tag_frequency", "ok", (), user="error", user_mentions=(r"load|size|shape",)
+    ),
+    FileCase("sdxl-on-sd15", "sdxl", "ok", (), user="skip", user_mentions=(r"sdxl|SDXL",)),
+    FileCase("no-matching-keys", "alien_keys", "ok", (), user="error", user_mentions=(r"key|match",)),
 )
 
 

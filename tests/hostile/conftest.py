@@ -16,11 +16,21 @@ def hostile_stem(case_id: str) -> str:
 
 
 def build_hostile_folder(root: Path) -> Path:
-    """``root/Lora`` with two good SD1.5 LoRAs and one file per :data:`FILE_CASES` row."""
+    """``root/Lora``: the demo LoRAs of the tiny pipeline plus one file per FILE_CASES row.
+
+    The demo LoRAs (catgirl_v1, cyberpunk_style, … and the SDXL watercolor_xl) are the project's
+    own files matching the tiny model, so the same folder serves the library, engine and server
+    tests. Without the engine package the two good names are plain SD1.5-layout files.
+    """
     folder = root / "Lora"
     folder.mkdir(parents=True)
-    write_lora(folder, GOOD)
-    write_lora(folder, GOOD2)
+    try:
+        from assistant.engine.demo_loras import write_demo_loras
+    except ImportError:
+        write_lora(folder, GOOD)
+        write_lora(folder, GOOD2)
+    else:
+        write_demo_loras(folder)
     for case in FILE_CASES:
         BUILDERS[case.builder](folder, hostile_stem(case.id))
     return folder

@@ -1,0 +1,105 @@
+"""Hostile input through the command line: exit code 2 and ONE line on stderr naming the problem.
+
+The table is run in-process through :func:`assistant.cli.main` (what ``python -m assistant`` calls)
+so it stays fast; a few cases also run as real subprocesses to prove the exit code reaches the
+shell. Arguments longer than Linux's 128 KiB per-argument limit cannot be passed on a command
+line at all, so those rows are left to the other layers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.cli import main
+
+from .cases import FILE_CASES, GOOD, PROMPT_CASES, PromptCase
+from .conftest import hostile_stem
+from .server import PROJECT_ROOT
+
+ARG_MAX = 128 * 1024 - 1
+CLI_CASES = [c for c in PROMPT_CASES if len(c.positive.encode()) < ARG_MAX and "\x00" not in c.positive]
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _one_line_error(stderr: str, case_id: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"{case_id}: expected one line on stderr, got {len(lines)}: {stderr[:500]!r}"
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def _mentions(text: str, patterns: tuple[str, ...], case_id: str) -> None:
+    for pattern in patterns:
+        assert re.search(pattern, text, re.IGNORECASE), f"{case_id}: {text[:300]!r} !~ {pattern!r}"
+
+
+@pytest.mark.skipif(not _has("assistant.commands.parse"), reason="the parse command is not built yet")
+@pytest.mark.parametrize("case", CLI_CASES, ids=lambda c: c.id)
+def test_cli_parse(case: PromptCase, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["parse", case.positive] + (["--negative", case.negative] if case.negative else [])
+    code = main(argv)
+    captured = capsys.readouterr()
+    if case.parse == "error":
+        assert code == 2, f"{case.id}: exit {code}"
+        _mentions(_one_line_error(captured.err, case.id), case.mentions, case.id)
+    else:
+        assert code == 0, f"{case.id}: exit {code}: {captured.err[:300]}"
+
+
+@pytest.mark.skipif(not _has("assistant.commands.advise"), reason="the advise command is not built yet")
+@pytest.mark.parametrize("case", CLI_CASES, ids=lambda c: c.id)
+def test_cli_advise(
+    case: PromptCase, hostile_lora_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["advise", case.positive, "--lora-dir", str(hostile_lora_dir)]
+    if case.negative:
+        argv += ["--negative", case.negative]
+    code = main(argv)
+    captured = capsys.readouterr()
+    if case.user == "error":
+        assert code == 2, f"{case.id}: exit {code}"
+        _mentions(_one_line_error(captured.err, case.id), case.mentions, case.id)
+    else:
+        assert code == 0, f"{case.id}: exit {code}: {captured.err[:300]}"
+        if case.user == "skip":
+            _mentions(captured.out + captured.err, case.mentions, case.id)
+
+
+@pytest.mark.skipif(not _has("assistant.commands.loras"), reason="the loras command is not built yet")
+def test_cli_loras_lists_every_hostile_file(
+    hostile_lora_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``loras`` over a hostile folder exits 0 and names each bad file with its problem."""
+    code = main(["loras", "--lora-dir", str(hostile_lora_dir)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert GOOD in out
+    for case in FILE_CASES:
+        if case.status in ("refused", "broken"):
+            assert hostile_stem(case.id) in out, f"{case.id} missing from the listing"
+
+
+@pytest.mark.skipif(not _has("assistant.commands.parse"), reason="the parse command is not built yet")
+@pytest.mark.parametrize("case_id", ["weight-nan", "weight-plus-100", "name-empty"])
+def test_cli_exit_code_reaches_the_shell(case_id: str) -> None:
+    case = next(c for c in PROMPT_CASES if c.id == case_id)
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant", "parse", case.positive],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    _mentions(_one_line_error(done.stderr, case.id), case.mentions, case.id)
