@@ -1,0 +1,450 @@
+"""AUTOMATIC1111-compatible HTTP API (``/sdapi/v1/*``) served by the same server as the app.
+
+Scripts written for A1111 — for example with the ``webuiapi`` client — work unchanged:
+
+    POST /sdapi/v1/txt2img        {prompt, negative_prompt, seed, steps, cfg_scale, width, height,
+                                   sampler_name, scheduler, batch_size, n_iter, assistant, …}
+                                   -> {images: [base64 PNG], parameters: {...}, info: "<json>"}
+    GET  /sdapi/v1/loras          -> [{name, alias, path, metadata}]
+    POST /sdapi/v1/refresh-loras
+    GET  /sdapi/v1/samplers       -> [{name, aliases, options}]
+    GET  /sdapi/v1/sd-models      -> [{title, model_name, hash, sha256, filename, config}]
+    GET  /sdapi/v1/options        -> {sd_model_checkpoint, …} (minimal)
+    GET  /sdapi/v1/scripts        -> {txt2img: [], img2img: []} (no scripts; webuiapi asks)
+
+Every render goes through :class:`assistant.service.Service` — the same assistant and the same
+engine lock as the UI. ``assistant: false`` in a txt2img body renders the prompt as written.
+Unknown A1111 fields are accepted; the ones with a non-default value are listed in ``info``.
+Invalid input is answered with 422 and a readable message (A1111's error body shape:
+``{"error", "detail", "errors"}``); other user errors use their ``http_status``.
+
+Boundary: fastapi/pydantic only — no gradio, no torch. :func:`create_router` builds the routes;
+:func:`app_kwargs` gives what ``Blocks.launch(app_kwargs=…)`` needs to serve them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import logging
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .errors import LoraMixerError
+from .service import LIMITS, SIZE_MULTIPLE, RenderSettings, Service
+from .types import DEFAULT_SAMPLER
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/sdapi/v1"
+
+#: A1111 txt2img fields LoRA Mixer does not implement, with the value that means "off" in A1111.
+#: An unknown field is noted in ``info.ignored_fields`` unless it has this value (webuiapi sends
+#: every field with its default on each call, so only real requests are reported).
+_A1111_OFF_VALUES: dict[str, tuple[Any, ...]] = {
+    "enable_hr": (False,),
+    "restore_faces": (False, None),
+    "tiling": (False, None),
+    "subseed": (-1,),
+    "subseed_strength": (0, 0.0),
+    "seed_resize_from_h": (0, -1),
+    "seed_resize_from_w": (0, -1),
+    "styles": ([], None),
+    "override_settings": ({}, None),
+    "script_name": (None, ""),
+    "script_args": ([], None),
+    "alwayson_scripts": ({}, None),
+    "s_churn": (0, 0.0),
+    "s_tmax": (0, 0.0, None),
+    "s_tmin": (0, 0.0),
+    "s_noise": (1, 1.0),
+    "eta": (None, 1, 1.0, 0, 0.0),
+    "refiner_checkpoint": (None, ""),
+}
+#: Fields that only matter when ``enable_hr`` is true (hires fix).
+_HIRES_PREFIXES = ("hr_", "firstphase_", "denoising_strength")
+#: Fields about delivery/saving, not about the image: never worth a note.
+_QUIET_FIELDS = frozenset(
+    {
+        "send_images",
+        "save_images",
+        "do_not_save_samples",
+        "do_not_save_grid",
+        "override_settings_restore_afterwards",
+        "disable_extra_networks",
+        "comments",
+        "force_task_id",
+        "infotext",
+    }
+)
+
+
+def _bounded_int(name: str, *, default: int) -> Any:
+    low, high = LIMITS[name]
+    return Field(default=default, ge=int(low), le=int(high))
+
+
+class Txt2ImgRequest(BaseModel):
+    """The A1111 ``StableDiffusionTxt2ImgProcessingAPI`` fields LoRA Mixer uses.
+
+    Other A1111 fields are accepted (``extra="allow"``) and ignored; see ``info.ignored_fields``.
+    """
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, str_max_length=20_000)
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: Annotated[int, _bounded_int("seed", default=-1)] = -1
+    steps: Annotated[int, _bounded_int("steps", default=20)] = 20
+    cfg_scale: Annotated[float, Field(ge=LIMITS["cfg"][0], le=LIMITS["cfg"][1], allow_inf_nan=False)] = 7.0
+    width: Annotated[int, _bounded_int("width", default=512)] = 512
+    height: Annotated[int, _bounded_int("height", default=512)] = 512
+    sampler_name: str | None = Field(default=None, max_length=100)
+    sampler_index: str | None = Field(default=None, max_length=100, description="deprecated A1111 alias")
+    scheduler: str | None = Field(default=None, max_length=100)
+    batch_size: Annotated[int, _bounded_int("batch_size", default=1)] = 1
+    n_iter: Annotated[int, _bounded_int("n_iter", default=1)] = 1
+    assistant: bool = Field(
+        default=True, description="run the LoRA assistant (rewrite + checks) before rendering"
+    )
+    symptoms: list[str] = Field(
+        default_factory=list, max_length=10, description="e.g. 'extra ears', 'black image'"
+    )
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % SIZE_MULTIPLE:
+            raise ValueError(f"must be a multiple of {SIZE_MULTIPLE} (got {value})")
+        return value
+
+    def ignored_fields(self) -> dict[str, Any]:
+        """Unknown A1111 fields sent with a value that would have changed the result in A1111."""
+        extra = self.model_extra or {}
+        hires = extra.get("enable_hr") is True
+        ignored: dict[str, Any] = {}
+        for key, value in sorted(extra.items()):
+            if key in _QUIET_FIELDS or (key.startswith(_HIRES_PREFIXES) and not hires):
+                continue
+            if any(_same(value, off) for off in _A1111_OFF_VALUES.get(key, ())):
+                continue
+            ignored[key] = value
+        return ignored
+
+    def render_settings(self) -> RenderSettings:
+        return RenderSettings(
+            sampler=self.sampler_name or self.sampler_index or DEFAULT_SAMPLER,
+            scheduler=self.scheduler,
+            steps=self.steps,
+            cfg=self.cfg_scale,
+            width=self.width,
+            height=self.height,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            n_iter=self.n_iter,
+        )
+
+
+def _same(value: Any, off: Any) -> bool:
+    if isinstance(value, bool) or isinstance(off, bool):
+        return value is off
+    return value == off
+
+
+class Txt2ImgResponse(BaseModel):
+    images: list[str] = Field(description="base64 PNGs, each with its infotext in the 'parameters' chunk")
+    parameters: dict[str, Any]
+    info: str = Field(description="JSON string like A1111's: prompt, seeds, infotexts, assistant changes …")
+
+
+class LoraEntry(BaseModel):
+    name: str
+    alias: str
+    path: str
+    metadata: dict[str, Any]
+
+
+class SamplerEntry(BaseModel):
+    name: str
+    aliases: list[str]
+    options: dict[str, Any]
+
+
+class ModelEntry(BaseModel):
+    title: str
+    model_name: str
+    hash: str | None
+    sha256: str | None
+    filename: str
+    config: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str
+    errors: list[dict[str, Any]] | str = ""
+
+
+def _encode_png(image: Any, infotext: str) -> str:
+    from .infotext import png_info
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=png_info(infotext))
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _error(err: LoraMixerError) -> JSONResponse:
+    status = int(getattr(err, "http_status", 400) or 400)
+    return JSONResponse(
+        status_code=status, content={"error": type(err).__name__, "detail": str(err), "errors": ""}
+    )
+
+
+def _unexpected(exc: Exception, what: str) -> JSONResponse:
+    log.exception("unexpected error in %s", what)
+    return JSONResponse(
+        status_code=500,
+        content={
+            "error": "InternalError",
+            "detail": f"{what} failed unexpectedly ({type(exc).__name__}); the server log has the details",
+            "errors": "",
+        },
+    )
+
+
+def _trim_metadata(metadata: Mapping[str, Any], *, limit: int = 300) -> dict[str, Any]:
+    """Header metadata without the huge values (tag frequencies, dataset dirs) A1111 clients skip."""
+    trimmed: dict[str, Any] = {}
+    for key, value in metadata.items():
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        trimmed[key] = value if len(text) <= limit else text[:limit] + "…"
+    return trimmed
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """One readable sentence per problem: ``width: must be a multiple of 8 (got 65)``."""
+    parts = []
+    for error in exc.errors():
+        location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",)) or "body"
+        message = str(error.get("msg", "invalid value"))
+        message = message.removeprefix("Value error, ")
+        received = error.get("input")
+        if error.get("type") == "finite_number":
+            message = f"must be a finite number, not {received!r}"
+        elif received is not None and "got" not in message and not isinstance(received, (dict, list)):
+            message = f"{message} (got {received!r})"
+        parts.append(f"{location}: {message}")
+    return "; ".join(parts) or "invalid request body"
+
+
+async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    """422 in A1111's error shape for /sdapi; FastAPI's default body elsewhere."""
+    from fastapi.exception_handlers import request_validation_exception_handler
+
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for this type only
+        raise exc
+    if not request.url.path.startswith(PREFIX):
+        return await request_validation_exception_handler(request, exc)
+    errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+    return JSONResponse(
+        status_code=422,
+        content={"error": "ValidationError", "detail": validation_message(exc), "errors": errors},
+    )
+
+
+def create_router(service: Service) -> APIRouter:
+    """The ``/sdapi/v1`` routes bound to one service."""
+    router = APIRouter(prefix=PREFIX, tags=["A1111-compatible API"])
+    responses: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorBody},
+        422: {"model": ErrorBody},
+        500: {"model": ErrorBody},
+    }
+
+    @router.post("/txt2img", response_model=Txt2ImgResponse, responses=responses)
+    async def txt2img(body: Txt2ImgRequest) -> Any:
+        """Render like A1111's txt2img; the LoRA assistant runs first unless ``assistant`` is false."""
+        try:
+            rendered = await asyncio.to_thread(
+                service.generate,
+                body.prompt,
+                body.negative_prompt,
+                body.render_settings(),
+                use_assistant=body.assistant,
+                symptoms=tuple(body.symptoms),
+            )
+        except LoraMixerError as err:
+            return _error(err)
+        except Exception as exc:
+            return _unexpected(exc, "txt2img")
+        return _txt2img_response(service, body, rendered)
+
+    @router.get("/loras", response_model=list[LoraEntry])
+    async def loras() -> Any:
+        """The LoRA library in A1111's shape (``alias`` is ss_output_name or the name)."""
+        try:
+            infos = await asyncio.to_thread(service.loras)
+        except LoraMixerError as err:
+            return _error(err)
+        return [
+            LoraEntry(
+                name=info.name,
+                alias=(info.aliases[0] if info.aliases else info.name),
+                path=info.path,
+                metadata=_trim_metadata(info.metadata),
+            )
+            for info in infos
+            if info.status == "ok"
+        ]
+
+    @router.post("/refresh-loras")
+    async def refresh_loras() -> Any:
+        """Rescan the LoRA folders (A1111 answers ``null``; so do we, with the count in a header)."""
+        try:
+            count = await asyncio.to_thread(service.refresh_loras)
+        except LoraMixerError as err:
+            return _error(err)
+        return JSONResponse(content=None, headers={"X-Lora-Count": str(count)})
+
+    @router.get("/samplers", response_model=list[SamplerEntry])
+    async def samplers() -> Any:
+        """Sampler names accepted by ``sampler_name``."""
+        try:
+            names = await asyncio.to_thread(service.samplers)
+        except LoraMixerError as err:
+            return _error(err)
+        return [SamplerEntry(name=name, aliases=[], options={}) for name in names]
+
+    @router.get("/sd-models", response_model=list[ModelEntry])
+    async def sd_models() -> Any:
+        """The one loaded base model (LoRA Mixer does not switch checkpoints at run time)."""
+        try:
+            info = await asyncio.to_thread(service.wait_ready)
+        except LoraMixerError as err:
+            return _error(err)
+        name = str(getattr(info, "model_name", "model"))
+        digest = str(getattr(info, "model_hash", "") or "") or None
+        return [
+            ModelEntry(
+                title=f"{name} [{digest}]" if digest else name,
+                model_name=name,
+                hash=digest,
+                sha256=None,
+                filename=str(service.settings.model or name),
+            )
+        ]
+
+    @router.get("/options")
+    async def options() -> Any:
+        """A minimal subset of A1111's options (read only)."""
+        info = service.engine_info
+        name = str(getattr(info, "model_name", "") or "")
+        digest = str(getattr(info, "model_hash", "") or "")
+        return {
+            "sd_model_checkpoint": f"{name} [{digest}]" if digest else name,
+            "sd_checkpoint_hash": digest,
+            "samples_format": "png",
+            "outdir_samples": str(service.outputs_dir),
+            "enable_pnginfo": True,
+            "lora_mixer_ready": service.ready,
+            "lora_mixer_tiny_model": service.uses_tiny_model,
+        }
+
+    @router.get("/scripts")
+    async def scripts() -> Any:
+        """No A1111 scripts or extensions are available."""
+        return {"txt2img": [], "img2img": []}
+
+    return router
+
+
+def _txt2img_response(service: Service, body: Txt2ImgRequest, rendered: Any) -> dict[str, Any]:
+    images = rendered.images
+    infotexts = rendered.infotexts
+    seeds = rendered.seeds
+    request = rendered.request
+    info_model = service.engine_info
+    advice = rendered.advice
+    ignored = body.ignored_fields()
+    notes = list(rendered.notes)
+    if ignored:
+        notes.append("ignored A1111 fields (not supported by LoRA Mixer): " + ", ".join(ignored))
+    info: dict[str, Any] = {
+        "prompt": request.prompt,
+        "all_prompts": [request.prompt] * len(images),
+        "negative_prompt": request.negative,
+        "all_negative_prompts": [request.negative] * len(images),
+        "seed": seeds[0] if seeds else request.seed,
+        "all_seeds": list(seeds),
+        "subseed": -1,
+        "all_subseeds": [-1] * len(images),
+        "subseed_strength": 0,
+        "width": request.width,
+        "height": request.height,
+        "sampler_name": request.sampler,
+        "scheduler": request.scheduler,
+        "cfg_scale": request.cfg,
+        "steps": request.steps,
+        "batch_size": request.batch_size,
+        "sd_model_name": getattr(info_model, "model_name", None),
+        "sd_model_hash": getattr(info_model, "model_hash", None),
+        "infotexts": infotexts,
+        "styles": [],
+        "job_timestamp": None,
+        "index_of_first_image": 0,
+        "saved_paths": list(rendered.paths),
+        "assistant": {
+            "enabled": body.assistant,
+            "original_prompt": body.prompt,
+            "original_negative_prompt": body.negative_prompt,
+            "changes": [
+                {"rule": c.rule, "before": c.before, "after": c.after, "reason": c.reason}
+                for c in (advice.changes if advice else ())
+            ],
+            "warnings": [
+                {"rule": w.rule, "message": w.message, "lora": w.lora}
+                for w in (advice.warnings if advice else ())
+            ],
+            "loras": [
+                {"name": p.name, "weight": p.te_weight, "unet": p.unet_weight, "hash": p.hash}
+                for p in request.loras
+            ],
+        },
+        "ignored_fields": sorted(ignored),
+        "notes": notes,
+    }
+    parameters = body.model_dump(mode="json")
+    return {
+        "images": [_encode_png(image, text) for image, text in zip(images, infotexts, strict=False)],
+        "parameters": parameters,
+        "info": json.dumps(info, ensure_ascii=False, default=str),
+    }
+
+
+def app_kwargs(service: Service) -> dict[str, Any]:
+    """FastAPI constructor arguments that add the API to a Gradio server.
+
+    ``Blocks.launch(app_kwargs=app_kwargs(service))`` creates Gradio's FastAPI app with these
+    routes registered *before* it starts listening, so ``python app.py`` serves the UI and the
+    API on one port, and the OpenAPI schema (``/openapi.json``, docs at ``/docs``) lists them.
+    """
+    router = create_router(service)
+    return {
+        "routes": list(router.routes),
+        "exception_handlers": {RequestValidationError: validation_handler},
+        "docs_url": "/docs",
+        "title": "LoRA Mixer",
+        "description": "AUTOMATIC1111-compatible API (/sdapi/v1) of LoRA Mixer",
+    }
+
+
+def create_app(service: Service) -> FastAPI:
+    """A standalone FastAPI app with only the API (for embedding or tests)."""
+    return FastAPI(**app_kwargs(service))

@@ -1,0 +1,679 @@
+"""The one place the Gradio app, the A1111 API and the tests call to *do* something.
+
+A :class:`Service` owns one engine, one LoRA library, the recipes and the settings. It has a
+method per user action — chat turn, advise, generate, blind box, A/B, sweep, list LoRAs,
+refresh — which converts plain values (strings, numbers) into core types, runs the core, renders
+through the engine under ONE lock, saves every image with its A1111 infotext under the outputs
+folder, and returns plain result objects. ``app.py`` and ``assistant/api.py`` only convert their
+own inputs/outputs around these calls, so both front ends behave identically.
+
+Boundary: this module imports no gradio and no torch at import time. The engine (torch) is
+imported when :meth:`Service.start` loads it, in a background thread by default so the web server
+answers before the pipeline is ready; actions that render wait for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .errors import Cancelled, GenerationError, LoraMixerError, PromptError
+from .types import DEFAULT_SAMPLER, Advice, GenerationRequest, GenerationResult, LoraInfo, PlannedLora
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .library import Library
+
+log = logging.getLogger(__name__)
+
+#: progress(done, total, description) — ``done``/``total`` count sampler steps over the action.
+ProgressFn = Callable[[int, int, str], None]
+
+# ----------------------------------------------------------------------------------------------
+# Render settings: one validation for UI and API
+# ----------------------------------------------------------------------------------------------
+
+#: Inclusive bounds shared by the UI sliders, the API schema and :meth:`RenderSettings.validated`.
+LIMITS: dict[str, tuple[float, float]] = {
+    "steps": (1, 150),
+    "cfg": (0.0, 30.0),
+    "width": (64, 2048),
+    "height": (64, 2048),
+    "batch_size": (1, 8),
+    "n_iter": (1, 16),
+    "seed": (-1, 2**32 - 1),
+}
+SIZE_MULTIPLE = 8
+MAX_PIXELS_PER_ACTION = 2048 * 2048 * 4  # width*height*images for one call (memory guard)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderSettings:
+    """Sampler settings chosen in the UI's accordion or sent to ``/sdapi/v1/txt2img``."""
+
+    sampler: str = DEFAULT_SAMPLER
+    scheduler: str | None = None
+    steps: int = 20
+    cfg: float = 7.0
+    width: int = 512
+    height: int = 512
+    seed: int = -1
+    batch_size: int = 1
+    n_iter: int = 1
+
+    def validated(self) -> RenderSettings:
+        """This object with numbers normalised, or :class:`PromptError` naming value and range."""
+        values: dict[str, Any] = {}
+        for name in ("steps", "width", "height", "batch_size", "n_iter", "seed"):
+            values[name] = _whole(name, getattr(self, name))
+        values["cfg"] = _finite("cfg", self.cfg)
+        for name, value in values.items():
+            low, high = LIMITS[name]
+            if not low <= value <= high:
+                raise PromptError(
+                    f"{_LABELS[name]} {_fmt(value)} is out of range; "
+                    f"use a value from {_fmt(low)} to {_fmt(high)}"
+                )
+        for name in ("width", "height"):
+            if values[name] % SIZE_MULTIPLE:
+                raise PromptError(
+                    f"{_LABELS[name]} {values[name]} is not a multiple of {SIZE_MULTIPLE}; "
+                    f"try {values[name] // SIZE_MULTIPLE * SIZE_MULTIPLE or SIZE_MULTIPLE}"
+                )
+        pixels = values["width"] * values["height"] * values["batch_size"] * values["n_iter"]
+        if pixels > MAX_PIXELS_PER_ACTION:
+            raise PromptError(
+                f"{values['width']}x{values['height']} x {values['batch_size'] * values['n_iter']} images is "
+                f"too much for one call; keep width x height x images under {MAX_PIXELS_PER_ACTION:,} pixels"
+            )
+        sampler = (self.sampler or DEFAULT_SAMPLER).strip()
+        scheduler = (self.scheduler or "").strip() or None
+        if scheduler is not None and scheduler.lower() == "automatic":
+            scheduler = None
+        return dataclasses.replace(self, sampler=sampler, scheduler=scheduler, **values)
+
+    def request(
+        self, prompt: str, negative: str, loras: Sequence[PlannedLora], **extra: Any
+    ) -> GenerationRequest:
+        """A :class:`GenerationRequest` for these settings (call :meth:`validated` first)."""
+        return GenerationRequest(
+            prompt=prompt,
+            negative=negative,
+            loras=tuple(loras),
+            seed=self.seed,
+            steps=self.steps,
+            cfg=self.cfg,
+            sampler=self.sampler,
+            scheduler=self.scheduler,
+            width=self.width,
+            height=self.height,
+            batch_size=self.batch_size,
+            **extra,
+        )
+
+
+_LABELS = {
+    "steps": "steps",
+    "cfg": "CFG scale",
+    "width": "width",
+    "height": "height",
+    "batch_size": "batch size",
+    "n_iter": "batch count (n_iter)",
+    "seed": "seed",
+}
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _whole(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise PromptError(f"{_LABELS[name]} must be a whole number, not {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise PromptError(f"{_LABELS[name]} must be a whole number, not {value!r}")
+        return int(value)
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise PromptError(f"{_LABELS[name]} must be a whole number, not {value!r}") from None
+
+
+def _finite(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PromptError(f"{_LABELS[name]} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise PromptError(f"{_LABELS[name]} must be a finite number, not {value!r}")
+    return number
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One generate action: what was asked, what the assistant changed, what came out, where saved."""
+
+    request: GenerationRequest
+    results: tuple[GenerationResult, ...]
+    paths: tuple[str, ...]
+    advice: Advice | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def images(self) -> list[Any]:
+        return [image for result in self.results for image in result.images]
+
+    @property
+    def infotexts(self) -> list[str]:
+        return [text for result in self.results for text in result.infotexts]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [seed for result in self.results for seed in result.seeds]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRendered:
+    """A blind box / A/B / sweep: the plan, each cell's result and the saved grid."""
+
+    kind: str
+    plan: Any  # assistant.blend.Plan
+    results: tuple[GenerationResult, ...]
+    grid_path: str
+    cell_paths: tuple[str, ...]
+    manifest_path: str
+    advice: Advice | None = None
+
+    @property
+    def title(self) -> str:
+        return str(getattr(self.plan, "title", self.kind))
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """The assistant's reply to one chat message, ready for any front end."""
+
+    markdown: str
+    positive: str
+    negative: str
+    intent: str
+    images: tuple[str, ...] = ()
+    advice: Advice | None = None
+    rendered: Rendered | PlanRendered | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One saved image in the outputs folder (newest first in :meth:`Service.history`)."""
+
+    path: str
+    prompt: str
+    seed: int | None
+    mtime: float = field(default=0.0, compare=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# The service
+# ----------------------------------------------------------------------------------------------
+
+
+class Service:
+    """Engine + library + settings behind one lock; the API and the app share one instance.
+
+    ``engine`` and ``library`` can be injected (tests); otherwise :meth:`start` builds them from
+    ``settings``. Rendering methods are thread-safe: one render runs at a time.
+    """
+
+    def __init__(
+        self, settings: Settings, *, engine: Any | None = None, library: Library | None = None
+    ) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._library = library
+        self._engine_info: Any | None = None
+        self._engine_error: BaseException | None = None
+        self._ready = threading.Event()
+        self._render_lock = threading.Lock()
+        self._save_lock = threading.Lock()
+        self._library_lock = threading.Lock()
+        self._recipes: dict[str, Any] | None = None
+        self.started_at = time.monotonic()
+
+    # 1. lifecycle ------------------------------------------------------------------------------
+
+    def start(self, *, background: bool = True) -> None:
+        """Scan the library now and load the engine (in a daemon thread when ``background``)."""
+        self.library  # noqa: B018 - scans on first access
+        if self._ready.is_set():
+            return
+        if background:
+            threading.Thread(target=self._load_engine, name="engine-load", daemon=True).start()
+        else:
+            self._load_engine()
+
+    def _load_engine(self) -> None:
+        try:
+            if self._engine is None:
+                from .engine import Engine  # torch is imported here, not at module import
+
+                self._engine = Engine(self.settings)
+            self._engine_info = self._engine.load()
+            log.info("engine ready: %s", getattr(self._engine_info, "banner", self._engine_info))
+        except Exception as exc:  # reported to every later render as a GenerationError
+            log.exception("engine failed to load")
+            self._engine_error = exc
+        finally:
+            self._ready.set()
+
+    def wait_ready(self, timeout: float | None = 300.0) -> Any:
+        """The loaded engine's ``EngineInfo``; raises GenerationError when loading failed."""
+        if not self._ready.is_set() and self._engine is None and self._engine_info is None:
+            self.start(background=True)
+        if not self._ready.wait(timeout):
+            raise GenerationError(f"the model is still loading after {timeout:.0f} s; try again in a moment")
+        if self._engine_error is not None:
+            message = (
+                str(self._engine_error)
+                if isinstance(self._engine_error, LoraMixerError)
+                else f"{type(self._engine_error).__name__}: {self._engine_error}"
+            )
+            raise GenerationError(f"the model could not be loaded: {message}")
+        return self._engine_info
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self._engine_error is None
+
+    @property
+    def engine_info(self) -> Any | None:
+        """``EngineInfo`` once loaded, else None (never blocks)."""
+        return self._engine_info
+
+    @property
+    def uses_tiny_model(self) -> bool:
+        info = self._engine_info
+        return bool(getattr(info, "is_tiny", self.settings.uses_tiny_model))
+
+    def status_line(self) -> str:
+        """One line for the UI header: model, device, LoRA count, or loading/failed."""
+        if not self._ready.is_set():
+            state = "loading the model…"
+        elif self._engine_error is not None:
+            state = f"model failed to load: {self._engine_error}"
+        else:
+            info = self._engine_info
+            state = f"model **{getattr(info, 'model_name', '?')}** on {getattr(info, 'device', '?')}"
+        library = self._library
+        count = len(library.loadable()) if library is not None else 0
+        return f"{state} · {count} LoRA{'s' if count != 1 else ''} in the library"
+
+    # 2. library ----------------------------------------------------------------------------------
+
+    @property
+    def library(self) -> Library:
+        with self._library_lock:
+            if self._library is None:
+                from .library import Library
+
+                self._library = Library.scan(
+                    self.settings.lora_dirs, catalog=self.settings.catalog, cache_dir=self.settings.cache_dir
+                )
+            return self._library
+
+    def loras(self, query: str = "", *, kind: str | None = None, base: str | None = None) -> list[LoraInfo]:
+        """LoRAs matching ``query`` (name, alias, trigger), ``kind`` and ``base`` ("" or None: any)."""
+        library = self.library
+        query = (query or "").strip()
+        kind = kind or None
+        base = base or None
+        if not query and kind is None and base is None:
+            return list(library.all())
+        return list(library.search(query, kind=kind, base=base))
+
+    def lora_hash(self, info: LoraInfo) -> str:
+        """A1111's short LoRA hash (12 hex), "" when the file cannot be hashed."""
+        if info.status != "ok":
+            return ""
+        try:
+            return self.library.hashes(info).a1111 or ""
+        except (LoraMixerError, OSError):
+            return ""
+
+    def refresh_loras(self) -> int:
+        """Rescan the LoRA folders; returns how many loadable LoRAs there are now."""
+        library = self.library
+        with self._library_lock:
+            refreshed = library.refresh()
+            if refreshed is not None and refreshed is not library:
+                self._library = refreshed
+        return len(self.library.loadable())
+
+    def recipes(self) -> dict[str, Any]:
+        """Named mixes from ``presets/recipes/*.yaml`` (loaded once; errors are PresetError)."""
+        if self._recipes is None:
+            from .presets import load_recipes
+
+            self._recipes = dict(load_recipes(self.settings.recipes_dir))
+        return self._recipes
+
+    def samplers(self) -> list[str]:
+        """A1111 sampler names the engine supports (waits for the engine)."""
+        self.wait_ready()
+        return list(self._engine.samplers())
+
+    # 3. advice -----------------------------------------------------------------------------------
+
+    def advise(self, positive: str, negative: str = "", *, symptoms: Sequence[str] = ()) -> Advice:
+        """The assistant's rewrite of a prompt pair, every change with its reason."""
+        from .advisor import advise
+
+        return advise(positive, negative, library=self.library, symptoms=tuple(symptoms), base=self._base())
+
+    def _base(self) -> str:
+        base = getattr(self._engine_info, "base", None)
+        return base if isinstance(base, str) and base else "sd15"
+
+    def plan_as_written(self, positive: str, negative: str = "") -> tuple[tuple[PlannedLora, ...], list[str]]:
+        """The LoRAs of a prompt applied exactly as written (assistant off), with notes.
+
+        Every tag must resolve (LoraNotFound with did-you-mean otherwise). Tags in the negative
+        prompt are not applied — A1111 does the same — and a note says so.
+        """
+        from .prompt import parse
+
+        prompt = parse(positive, negative)
+        notes: list[str] = []
+        planned: list[PlannedLora] = []
+        for tag in prompt.positive_loras:
+            info = self.library.resolve(tag.name)
+            planned.append(
+                PlannedLora(
+                    name=info.name,
+                    path=info.path,
+                    weight=tag.weight,
+                    unet=tag.unet,
+                    hash=self.lora_hash(info),
+                )
+            )
+        for tag in prompt.negative_loras:
+            notes.append(
+                f"<lora:{tag.name}:…> in the negative prompt is not applied when the assistant is off"
+            )
+        return tuple(planned), notes
+
+    def prepare(
+        self,
+        positive: str,
+        negative: str,
+        settings: RenderSettings,
+        *,
+        use_assistant: bool = True,
+        symptoms: Sequence[str] = (),
+    ) -> tuple[GenerationRequest, Advice | None, list[str]]:
+        """Validate settings, run the assistant (or resolve as written) and build the request."""
+        settings = settings.validated()
+        positive = positive or ""
+        negative = negative or ""
+        if not positive.strip():
+            raise PromptError(
+                "the prompt is empty; describe what to draw, e.g. '1girl, cat ears, <lora:catgirl_v1:0.8>'"
+            )
+        if use_assistant:
+            advice = self.advise(positive, negative, symptoms=symptoms)
+            request = settings.request(advice.positive, advice.negative, advice.plan)
+            return request, advice, []
+        loras, notes = self.plan_as_written(positive, negative)
+        return settings.request(positive, negative, loras), None, notes
+
+    # 4. rendering --------------------------------------------------------------------------------
+
+    def _render(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+        what: str,
+    ) -> list[GenerationResult]:
+        """Render requests one after another under the engine lock, reporting overall steps."""
+        self.wait_ready()
+        total = sum(r.steps for r in requests) or 1
+        done = 0
+        results: list[GenerationResult] = []
+        with self._render_lock:
+            for index, request in enumerate(requests):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled(f"{what} cancelled after {index} of {len(requests)} images")
+                label = f"{what} {index + 1}/{len(requests)}" if len(requests) > 1 else what
+                offset = done
+
+                def step(current: int, steps: int, _offset: int = offset, _label: str = label) -> None:
+                    if progress is not None:
+                        progress(min(_offset + current, total), total, _label)
+
+                if progress is not None:
+                    progress(done, total, label)
+                results.append(self._engine.generate(request, progress=step, cancel=cancel))
+                done += request.steps
+        if progress is not None:
+            progress(total, total, what)
+        return results
+
+    def generate(
+        self,
+        positive: str,
+        negative: str = "",
+        settings: RenderSettings | None = None,
+        *,
+        use_assistant: bool = True,
+        symptoms: Sequence[str] = (),
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Rendered:
+        """Advise (unless ``use_assistant`` is False), render ``n_iter`` batches, save them all."""
+        settings = (settings or RenderSettings()).validated()
+        request, advice, notes = self.prepare(
+            positive, negative, settings, use_assistant=use_assistant, symptoms=symptoms
+        )
+        requests = [request]
+        if settings.n_iter > 1:
+            base_seed = request.seed
+            if base_seed == -1:
+                base_seed = _random_seed()
+            requests = [
+                dataclasses.replace(request, seed=base_seed + i * settings.batch_size)
+                for i in range(settings.n_iter)
+            ]
+        results = self._render(requests, progress=progress, cancel=cancel, what="generating")
+        paths = self.save_results(results)
+        return Rendered(
+            request=request, results=tuple(results), paths=tuple(paths), advice=advice, notes=tuple(notes)
+        )
+
+    def blindbox(
+        self,
+        positive: str,
+        negative: str = "",
+        settings: RenderSettings | None = None,
+        *,
+        n: int = 4,
+        seed: int | None = None,
+        use_assistant: bool = True,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> PlanRendered:
+        """``n`` random LoRA-weight mixes of the prompt, rendered as a labelled grid."""
+        from . import blend
+
+        request, advice = self._plan_base(positive, negative, settings, use_assistant)
+        plan = blend.blind_box(request, n=n, seed=seed)
+        return self._render_plan("blindbox", plan, advice, progress=progress, cancel=cancel)
+
+    def ab(
+        self,
+        positive: str,
+        negative: str = "",
+        settings: RenderSettings | None = None,
+        *,
+        a: str | None = None,
+        b: str | None = None,
+        use_assistant: bool = True,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> PlanRendered:
+        """An A/B strip at one fixed seed (see :func:`assistant.blend.ab` for ``a``/``b``)."""
+        from . import blend
+
+        request, advice = self._plan_base(positive, negative, settings, use_assistant)
+        plan = blend.ab(request, a, b)
+        return self._render_plan("ab", plan, advice, progress=progress, cancel=cancel)
+
+    def sweep(
+        self,
+        positive: str,
+        negative: str = "",
+        settings: RenderSettings | None = None,
+        *,
+        x_axis: str = "",
+        y_axis: str = "",
+        use_assistant: bool = True,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> PlanRendered:
+        """An X/Y sweep; axes use :func:`assistant.blend.parse_axis` syntax ("" for none)."""
+        from . import blend
+
+        request, advice = self._plan_base(positive, negative, settings, use_assistant)
+        x = blend.parse_axis(x_axis) if x_axis and x_axis.strip() else None
+        y = blend.parse_axis(y_axis) if y_axis and y_axis.strip() else None
+        if x is None and y is None:
+            raise PromptError(
+                "a sweep needs at least one axis, e.g. 'catgirl_v1: 0.2, 0.5, 0.8' or 'cfg: 4, 7, 10'"
+            )
+        plan = blend.sweep(request, x, y)
+        return self._render_plan("sweep", plan, advice, progress=progress, cancel=cancel)
+
+    def _plan_base(
+        self, positive: str, negative: str, settings: RenderSettings | None, use_assistant: bool
+    ) -> tuple[GenerationRequest, Advice | None]:
+        request, advice, _notes = self.prepare(
+            positive, negative, (settings or RenderSettings()).validated(), use_assistant=use_assistant
+        )
+        if request.seed == -1:
+            request = dataclasses.replace(request, seed=_random_seed())
+        return request, advice
+
+    def _render_plan(
+        self,
+        kind: str,
+        plan: Any,
+        advice: Advice | None,
+        *,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+    ) -> PlanRendered:
+        from . import grid
+
+        requests = [cell.request for cell in plan.cells]
+        results = self._render(requests, progress=progress, cancel=cancel, what=kind)
+        with self._save_lock:
+            folder = self._next_folder(kind)
+            saved = grid.save(plan, results, folder)
+        return PlanRendered(
+            kind=kind,
+            plan=plan,
+            results=tuple(results),
+            grid_path=str(saved.grid_path),
+            cell_paths=tuple(str(p) for p in saved.cell_paths),
+            manifest_path=str(saved.manifest_path),
+            advice=advice,
+        )
+
+    # 5. outputs ----------------------------------------------------------------------------------
+
+    @property
+    def outputs_dir(self) -> Path:
+        return Path(self.settings.outputs_dir).expanduser().resolve()
+
+    def _day_dir(self) -> Path:
+        folder = self.outputs_dir / datetime.now(UTC).strftime("%Y-%m-%d")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _next_number(self, folder: Path) -> int:
+        numbers = [int(m.group(1)) for p in folder.iterdir() if (m := _NUMBERED.match(p.name))]
+        return max(numbers, default=-1) + 1
+
+    def _next_folder(self, kind: str) -> Path:
+        day = self._day_dir()
+        folder = day / f"{self._next_number(day):05d}-{kind}"
+        folder.mkdir()
+        return folder
+
+    def save_results(self, results: Sequence[GenerationResult]) -> list[str]:
+        """Save every image as ``outputs/<day>/<nnnnn>-<seed>.png`` with its infotext chunk."""
+        from .infotext import png_info
+
+        paths: list[str] = []
+        with self._save_lock:
+            day = self._day_dir()
+            number = self._next_number(day)
+            for result in results:
+                for image, text, seed in zip(result.images, result.infotexts, result.seeds, strict=False):
+                    path = day / f"{number:05d}-{seed}.png"
+                    image.save(path, pnginfo=png_info(text))
+                    paths.append(str(path))
+                    number += 1
+        return paths
+
+    def history(self, limit: int = 40) -> list[HistoryItem]:
+        """The newest saved images (single renders and grids), newest first."""
+        from .infotext import read_png
+
+        root = self.outputs_dir
+        if not root.is_dir():
+            return []
+        files = sorted(
+            (p for p in root.rglob("*.png") if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True
+        )[: max(0, limit)]
+        items: list[HistoryItem] = []
+        for path in files:
+            try:
+                info = read_png(path)
+            except (OSError, ValueError):
+                info = None
+            items.append(
+                HistoryItem(
+                    path=str(path),
+                    prompt=info.prompt if info is not None else "",
+                    seed=info.seed if info is not None else None,
+                    mtime=path.stat().st_mtime,
+                )
+            )
+        return items
+
+
+_NUMBERED = re.compile(r"^(\d{5})-")
+
+
+def _random_seed() -> int:
+    import secrets
+
+    return secrets.randbelow(2**32 - 1)

@@ -1,0 +1,77 @@
+"""Markdown the assistant writes into the conversation for button actions and renders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..types import Advice
+
+TINY_BANNER = (
+    "**Demo model in use: images are noise.** No Stable Diffusion checkpoint is configured, so LoRA "
+    "Mixer runs a tiny random-weight pipeline (real architecture, offline) — everything works, "
+    "the pictures mean nothing. Start with `--model <hub id | diffusers folder | .safetensors>` "
+    "and `--lora-dir <folder>` (or `LORA_MIXER_MODEL` / `LORA_MIXER_LORA_DIRS`) for real images."
+)
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks in the text."""
+    text = text.replace("\n", " ")
+    fence = "``" if "`" in text else "`"
+    return f"{fence}{text or ' '}{fence}"
+
+
+def advice_markdown(advice: Advice | None, *, applied: bool = True) -> str:
+    """The rewritten prompt, each change with its reason, and the warnings."""
+    if advice is None:
+        return "_Assistant off: the prompt was rendered exactly as written._"
+    lines: list[str] = []
+    if advice.changes:
+        verb = "Changes" if applied else "Suggested changes (not applied)"
+        lines.append(f"**{verb}**")
+        for change in advice.changes:
+            lines.append(
+                f"- `{change.rule}`: {_code(change.before)} → {_code(change.after)} — {change.reason}"
+            )
+    else:
+        lines.append("**No changes needed** — the prompt already follows the rules.")
+    if advice.warnings:
+        lines.append("")
+        lines.append("**Warnings**")
+        lines.extend(f"- ⚠ {w.message}" for w in advice.warnings)
+    if advice.changes and applied:
+        lines.append("")
+        lines.append(f"**Prompt:** {_code(advice.positive)}")
+        if advice.negative:
+            lines.append(f"**Negative:** {_code(advice.negative)}")
+    return "\n".join(lines)
+
+
+def render_markdown(seeds: Sequence[int], paths: Sequence[str], notes: Sequence[str] = ()) -> str:
+    """Seeds and saved files of a render."""
+    seed_text = ", ".join(str(s) for s in seeds) if seeds else "?"
+    names = ", ".join(_code(Path(p).name) for p in paths[:4])
+    if len(paths) > 4:
+        names += f" … (+{len(paths) - 4})"
+    lines = [f"Seed{'s' if len(seeds) != 1 else ''} {seed_text} · saved {names}"]
+    lines.extend(f"- {note}" for note in notes)
+    return "\n".join(lines)
+
+
+def plan_markdown(kind: str, plan: Any, grid_path: str) -> str:
+    """Title, seed and cell labels of a blind box / A/B / sweep grid."""
+    title = getattr(plan, "title", "") or kind
+    seed = getattr(plan, "seed", None)
+    cells = getattr(plan, "cells", ())
+    lines = [f"**{title}**" + (f" · seed {seed}" if seed is not None else "")]
+    labels = [getattr(c, "label", "") for c in cells]
+    if any(labels):
+        lines.extend(f"{i + 1}. {label}" for i, label in enumerate(labels) if label)
+    lines.append(f"saved {_code(Path(grid_path).name)} in {_code(Path(grid_path).parent.name)}")
+    return "\n".join(lines)
+
+
+def error_markdown(message: str) -> str:
+    return f"⚠ {message}"
