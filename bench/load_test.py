@@ -112,7 +112,20 @@ def ui_client(server: Server, budget: Budget, tally: Tally, api_name: str) -> No
     while (number := budget.take()) is not None:
         started = time.monotonic()
         try:
-            client.predict(MIXES[number % len(MIXES)], number, api_name=api_name)
+            client.predict(
+                MIXES[number % len(MIXES)],  # positive
+                "",  # negative
+                True,  # apply the assistant's changes
+                TINY["sampler_name"],
+                TINY["steps"],
+                TINY["cfg_scale"],
+                TINY["width"],
+                TINY["height"],
+                number,  # seed
+                1,  # batch
+                [],  # chat history
+                api_name=api_name,
+            )
         except Exception as exc:
             elapsed = time.monotonic() - started
             text = str(exc)

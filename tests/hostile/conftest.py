@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .cases import FILE_CASES, GOOD, GOOD2
 from .files import BUILDERS, write_lora
+from .server import Server
 
 
 def hostile_stem(case_id: str) -> str:
@@ -40,3 +43,54 @@ def build_hostile_folder(root: Path) -> Path:
 def hostile_lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A LoRA root holding every hostile file (built once; tests must not modify it)."""
     return build_hostile_folder(tmp_path_factory.mktemp("hostile"))
+
+
+# ----------------------------------------------------------------------------------------------
+# The real server, shared by the API, UI and concurrency suites (started once, lazily)
+# ----------------------------------------------------------------------------------------------
+
+#: The normal request every hostile case is followed by (its image must never change).
+NORMAL_PROMPT = f"1girl, cat ears, <lora:{GOOD}:0.6>"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from .server import PROJECT_ROOT, start_server
+
+    if not (PROJECT_ROOT / "app.py").is_file():
+        pytest.skip("app.py not built yet")
+    root = tmp_path_factory.mktemp("hostile-server")
+    srv = start_server(build_hostile_folder(root), root)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=300) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def baseline(server: Server, http: httpx.Client) -> str:
+    """Pixel digest of the normal request's image, taken before any hostile request."""
+    from .server import image_digest, txt2img
+
+    response = txt2img(http, server.url, prompt=NORMAL_PROMPT)
+    assert response.status_code == 200, response.text
+    first = image_digest(response)
+    again = txt2img(http, server.url, prompt=NORMAL_PROMPT)
+    assert image_digest(again) == first, (
+        "the tiny pipeline must be deterministic for these tests to mean anything"
+    )
+    return first
+
+
+def assert_unharmed(server: Server, http: httpx.Client, baseline: str) -> None:
+    """The server is up and the next normal request gives the baseline image bit for bit."""
+    from .server import image_digest, txt2img
+
+    assert server.process.poll() is None, f"server died:\n{server.log()[-3000:]}"
+    response = txt2img(http, server.url, prompt=NORMAL_PROMPT)
+    assert response.status_code == 200, response.text[:500]
+    assert image_digest(response) == baseline, "a hostile request changed the next normal image"

@@ -9,58 +9,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from .cases import FILE_CASES, GENERATION_CASES, GOOD, PROMPT_CASES, FileCase, GenerationCase, PromptCase
-from .conftest import build_hostile_folder, hostile_stem
-from .server import PROJECT_ROOT, TINY, Server, image_digest, start_server, txt2img
+from .conftest import NORMAL_PROMPT, assert_unharmed, hostile_stem
+from .server import PROJECT_ROOT, TINY, Server, image_digest, txt2img
 
 pytestmark = [pytest.mark.server, pytest.mark.engine, pytest.mark.slow]
-
-if not (PROJECT_ROOT / "app.py").is_file():  # pragma: no cover - until the app lands
-    pytest.skip("app.py not built yet", allow_module_level=True)
-
-NORMAL_PROMPT = f"1girl, cat ears, <lora:{GOOD}:0.6>"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("hostile-server")
-    lora_dir = build_hostile_folder(root)
-    srv = start_server(lora_dir, root)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=300) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def baseline(server: Server, client: httpx.Client) -> str:
-    """Digest of the normal request's image, taken before any hostile request."""
-    response = txt2img(client, server.url, prompt=NORMAL_PROMPT)
-    assert response.status_code == 200, response.text
-    first = image_digest(response)
-    again = txt2img(client, server.url, prompt=NORMAL_PROMPT)
-    assert image_digest(again) == first, (
-        "the tiny pipeline must be deterministic for these tests to mean anything"
-    )
-    return first
-
-
-def _after(server: Server, client: httpx.Client, baseline: str) -> None:
-    """The server is up and the next normal request equals the baseline bit for bit."""
-    assert server.process.poll() is None, f"server died:\n{server.log()[-3000:]}"
-    response = txt2img(client, server.url, prompt=NORMAL_PROMPT)
-    assert response.status_code == 200, response.text
-    assert image_digest(response) == baseline, "a hostile request changed the next normal image"
 
 
 def _detail(response: httpx.Response) -> str:
@@ -81,50 +39,45 @@ def _warnings(response: httpx.Response) -> str:
     return " | ".join(items)
 
 
-def _strip_tags(text: str, name_fragment: str) -> str:
-    """The prompt without the tag that should have been skipped (what the baseline renders)."""
-    return re.sub(r"<lora:[^>]*" + re.escape(name_fragment) + r"[^>]*>", "", text)
-
-
 # ----------------------------------------------------------------------------------------------
 # Prompts (assistant on: the path A1111 scripts take through LoRA Mixer)
 # ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("case", [c for c in PROMPT_CASES if c.user == "error"], ids=lambda c: c.id)
-def test_prompt_error(server: Server, client: httpx.Client, baseline: str, case: PromptCase) -> None:
-    response = txt2img(client, server.url, prompt=case.positive, negative_prompt=case.negative)
+def test_prompt_error(server: Server, http: httpx.Client, baseline: str, case: PromptCase) -> None:
+    response = txt2img(http, server.url, prompt=case.positive, negative_prompt=case.negative)
     assert response.status_code == 422, response.text[:500]
     detail = _detail(response)
     _matches_all(detail, case.mentions, case.id)
     assert len(detail) < 2000
-    _after(server, client, baseline)
+    assert_unharmed(server, http, baseline)
 
 
 @pytest.mark.parametrize("case", [c for c in PROMPT_CASES if c.user == "skip"], ids=lambda c: c.id)
 def test_prompt_unknown_lora_is_skipped(
-    server: Server, client: httpx.Client, baseline: str, case: PromptCase
+    server: Server, http: httpx.Client, baseline: str, case: PromptCase
 ) -> None:
     """An unknown/escaping name is reported and not applied: the image equals the prompt without it."""
-    response = txt2img(client, server.url, prompt=case.positive)
+    response = txt2img(http, server.url, prompt=case.positive)
     assert response.status_code == 200, response.text[:500]
     _matches_all(_warnings(response), case.mentions, case.id)
     info = json.loads(response.json()["info"])
     assert info["assistant"]["loras"] == [], info["assistant"]["loras"]
-    without = txt2img(client, server.url, prompt=re.sub(r"<lora:[^>]*>", "", case.positive))
+    without = txt2img(http, server.url, prompt=re.sub(r"<lora:[^>]*>", "", case.positive))
     assert image_digest(response) == image_digest(without)
-    _after(server, client, baseline)
+    assert_unharmed(server, http, baseline)
 
 
 @pytest.mark.parametrize("case", [c for c in PROMPT_CASES if c.user == "skip"], ids=lambda c: c.id)
 def test_prompt_unknown_lora_without_assistant_is_404(
-    server: Server, client: httpx.Client, baseline: str, case: PromptCase
+    server: Server, http: httpx.Client, baseline: str, case: PromptCase
 ) -> None:
     """With ``assistant: false`` the prompt is applied as written, so an unknown name is a 404."""
-    response = txt2img(client, server.url, prompt=case.positive, assistant=False)
+    response = txt2img(http, server.url, prompt=case.positive, assistant=False)
     assert response.status_code == 404, response.text[:500]
     _matches_all(_detail(response), (r"not found",), case.id)
-    _after(server, client, baseline)
+    assert_unharmed(server, http, baseline)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -133,23 +86,23 @@ def test_prompt_unknown_lora_without_assistant_is_404(
 
 
 @pytest.mark.parametrize("case", [c for c in FILE_CASES if c.status != "absent"], ids=lambda c: c.id)
-def test_hostile_file_in_prompt(server: Server, client: httpx.Client, baseline: str, case: FileCase) -> None:
+def test_hostile_file_in_prompt(server: Server, http: httpx.Client, baseline: str, case: FileCase) -> None:
     stem = hostile_stem(case.id)
     prompt = f"1girl, cat ears, <lora:{stem}:0.5>"
-    response = txt2img(client, server.url, prompt=prompt)
+    response = txt2img(http, server.url, prompt=prompt)
     if case.user == "error":
         assert 400 <= response.status_code < 500, response.text[:500]
         _matches_all(_detail(response), (re.escape(stem), *case.user_mentions), case.id)
     else:
         assert response.status_code == 200, response.text[:500]
         _matches_all(_warnings(response), (re.escape(stem), *case.user_mentions), case.id)
-        without = txt2img(client, server.url, prompt="1girl, cat ears")
+        without = txt2img(http, server.url, prompt="1girl, cat ears")
         assert image_digest(response) == image_digest(without), "a skipped LoRA still changed the image"
-    _after(server, client, baseline)
+    assert_unharmed(server, http, baseline)
 
 
-def test_hostile_files_are_not_listed_as_loras(server: Server, client: httpx.Client) -> None:
-    names = {entry["name"] for entry in client.get(f"{server.url}/sdapi/v1/loras").json()}
+def test_hostile_files_are_not_listed_as_loras(server: Server, http: httpx.Client) -> None:
+    names = {entry["name"] for entry in http.get(f"{server.url}/sdapi/v1/loras").json()}
     assert GOOD in names
     bad = {hostile_stem(c.id) for c in FILE_CASES if c.status in ("refused", "broken", "absent")}
     assert not names & bad
@@ -162,18 +115,18 @@ def test_hostile_files_are_not_listed_as_loras(server: Server, client: httpx.Cli
 
 @pytest.mark.parametrize("case", GENERATION_CASES, ids=lambda c: c.id)
 def test_generation_settings_rejected(
-    server: Server, client: httpx.Client, baseline: str, case: GenerationCase
+    server: Server, http: httpx.Client, baseline: str, case: GenerationCase
 ) -> None:
     payload = {**TINY, "prompt": "1girl, cat ears", **case.payload}
     content = json.dumps(payload, allow_nan=True).encode()
     # JSON has no NaN/Infinity; send them as bare tokens like a sloppy client would.
     content = content.replace(b'"NaN"', b"NaN").replace(b'"Infinity"', b"Infinity")
-    response = client.post(
+    response = http.post(
         f"{server.url}/sdapi/v1/txt2img", content=content, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 422, response.text[:500]
     _matches_all(_detail(response), case.mentions, case.id)
-    _after(server, client, baseline)
+    assert_unharmed(server, http, baseline)
 
 
 MALFORMED_BODIES = {
@@ -190,8 +143,8 @@ MALFORMED_BODIES = {
 
 
 @pytest.mark.parametrize("name", list(MALFORMED_BODIES))
-def test_malformed_body(server: Server, client: httpx.Client, baseline: str, name: str) -> None:
-    response = client.post(
+def test_malformed_body(server: Server, http: httpx.Client, baseline: str, name: str) -> None:
+    response = http.post(
         f"{server.url}/sdapi/v1/txt2img",
         content=MALFORMED_BODIES[name],
         headers={"Content-Type": "application/json"},
@@ -199,13 +152,11 @@ def test_malformed_body(server: Server, client: httpx.Client, baseline: str, nam
     assert response.status_code == 422, response.text[:500]
     assert _detail(response)
     assert len(response.content) < 100_000, "the error must not echo a huge body back"
-    _after(server, client, baseline)
+    assert_unharmed(server, http, baseline)
 
 
-def test_unknown_fields_are_ignored_and_noted(server: Server, client: httpx.Client, baseline: str) -> None:
-    response = txt2img(
-        client, server.url, prompt=NORMAL_PROMPT, enable_hr=True, hr_scale=4, restore_faces=True
-    )
+def test_unknown_fields_are_ignored_and_noted(server: Server, http: httpx.Client, baseline: str) -> None:
+    response = txt2img(http, server.url, prompt=NORMAL_PROMPT, enable_hr=True, hr_scale=4, restore_faces=True)
     assert response.status_code == 200
     assert set(json.loads(response.json()["info"])["ignored_fields"]) >= {
         "enable_hr",
@@ -262,18 +213,18 @@ def test_file_route_traversal(server: Server, form: str) -> None:
     assert server.alive()
 
 
-def test_upload_over_the_size_limit(server: Server, client: httpx.Client) -> None:
-    config = client.get(f"{server.url}/config").json()
+def test_upload_over_the_size_limit(server: Server, http: httpx.Client) -> None:
+    config = http.get(f"{server.url}/config").json()
     limit = config.get("max_file_size")
     assert limit, "the app must set max_file_size for a public Space"
     big = b"\0" * (int(limit) + 1024)
-    response = client.post(f"{server.url}/gradio_api/upload", files={"files": ("big.png", big, "image/png")})
+    response = http.post(f"{server.url}/gradio_api/upload", files={"files": ("big.png", big, "image/png")})
     assert response.status_code == 413, response.text[:300]
     assert server.alive()
 
 
-def test_openapi_schema_served(server: Server, client: httpx.Client) -> None:
-    schema = client.get(f"{server.url}/openapi.json").json()
+def test_openapi_schema_served(server: Server, http: httpx.Client) -> None:
+    schema = http.get(f"{server.url}/openapi.json").json()
     assert "/sdapi/v1/txt2img" in schema["paths"]
 
 
@@ -282,9 +233,8 @@ def test_monitoring_is_off(server: Server) -> None:
     assert status in (403, 404)
 
 
-def test_lora_dir_is_blocked(server: Server, client: httpx.Client) -> None:
-    """Gradio's own config lists the LoRA folder among blocked paths (defence in depth)."""
-    del client
+def test_lora_dir_is_blocked(server: Server) -> None:
+    """The LoRA folder is in Gradio's blocked paths: 403 even for the exact absolute path."""
     lora = Path(server.lora_dir) / f"{GOOD}.safetensors"
     status, _ = server.raw_get(f"/gradio_api/file={lora}")
     assert status == 403
