@@ -1,0 +1,99 @@
+"""``python -m assistant loras``: list the LoRA library.
+
+Prints a table (name, kind, base, triggers, preferred weight, status/problem), or with
+``--json`` a JSON list with one object per LoRA (every :class:`~assistant.types.LoraInfo` field).
+Folder notes (a missing folder, catalog entries without a file) go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import unicodedata
+from pathlib import Path
+
+from ..config import load_settings
+from ..errors import LibraryError
+from ..library import Library, info_to_dict
+from ..types import BASES, KINDS, LoraInfo, format_weight
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lora-dir",
+        action="append",
+        metavar="DIR",
+        help="a LoRA folder (repeat for several; default: the configured folders, models/Lora)",
+    )
+    parser.add_argument(
+        "--filter", metavar="TEXT", default="", help="only LoRAs whose name/triggers/notes contain TEXT"
+    )
+    parser.add_argument("--kind", choices=KINDS, help="only LoRAs of this kind")
+    parser.add_argument("--base", choices=BASES, help="only LoRAs for this base model")
+    parser.add_argument("--catalog", metavar="FILE", help="catalog YAML (default: presets/loras.yaml)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the scan cache")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    roots = args.lora_dir or list(settings.lora_dirs)
+    if args.lora_dir:
+        for folder in args.lora_dir:
+            if not os.path.isdir(folder):
+                raise LibraryError(f"--lora-dir {folder}: no such folder")
+    library = Library.scan(
+        roots,
+        catalog=args.catalog or settings.catalog,
+        cache_dir=None if args.no_cache else str(Path(settings.cache_dir)),
+    )
+    infos = library.search(args.filter, kind=args.kind, base=args.base)
+    if args.json:
+        from ..cli import print_json
+
+        print_json([info_to_dict(info) for info in infos])
+    else:
+        print(format_table(infos))
+        ok = sum(1 for info in infos if info.loadable)
+        print(f"\n{len(infos)} shown ({ok} loadable) of {len(library)} in {', '.join(library.roots)}")
+    for note in library.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _width(text: str) -> int:
+    """Display width in a terminal: CJK and emoji count double."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _cut(text: str, limit: int) -> str:
+    if _width(text) <= limit:
+        return text
+    out = ""
+    for ch in text:
+        if _width(out + ch) > limit - 1:
+            break
+        out += ch
+    return out + "…"
+
+
+def _row(info: LoraInfo) -> list[str]:
+    weight = format_weight(info.preferred_weight) if info.preferred_weight is not None else "-"
+    status = info.status if not info.problem else f"{info.status}: {info.problem}"
+    kind = info.kind + ("?" if info.kind_source.startswith("guessed") else "")
+    return [info.name, kind, info.base, ", ".join(info.triggers) or "-", weight, status]
+
+
+def format_table(infos: list[LoraInfo]) -> str:
+    """A plain-text table; a '?' after the kind marks a guessed kind."""
+    header = ["NAME", "KIND", "BASE", "TRIGGERS", "WEIGHT", "STATUS"]
+    limits = [40, 11, 7, 30, 6, 70]
+    rows = [[_cut(cell, limit) for cell, limit in zip(_row(info), limits, strict=True)] for info in infos]
+    if not rows:
+        return "(no LoRAs found)"
+    widths = [max(_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [cell + " " * (widths[i] - _width(cell)) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,1360 @@
+"""The LoRA library: which LoRA files the user has and what each one is.
+
+Pure Python (safetensors *header* + json + yaml): no torch, and no tensor is ever loaded. The one
+I/O boundary is :meth:`Library.scan` (walks the folders, reads headers and sidecars, keeps a
+cache index on disk) and :meth:`Library.hashes` (reads a whole file, lazily, on request). Name
+resolution and search work on in-memory maps only, so a hostile name (``../../etc/passwd``, NUL
+bytes, 10k characters) can never reach the filesystem.
+
+Where each field comes from (later wins for the fields it sets):
+
+1. the safetensors header: kohya ``ss_*`` metadata, ModelSpec ``modelspec.*``, tensor names and
+   shapes (base model, network format, rank, alpha, guessed kind and triggers);
+2. A1111's sidecar ``<stem>.json`` (``activation text``, ``preferred weight``, ``sd version``,
+   ``negative text``, ``notes``, ``description``; a ``kind`` key is read too);
+3. Civitai's ``<stem>.civitai.info`` (``trainedWords``, ``baseModel``, ``description``);
+4. the project catalog ``presets/loras.yaml`` (see :mod:`assistant.presets`).
+
+Documented heuristics (used only when nothing above declares the value):
+
+* **Base model**: metadata (``ss_base_model_version``, ``modelspec.architecture``, ``ss_v2``),
+  else tensor widths: the cross-attention ``to_k``/``to_v`` input width is the text-embedding
+  width (768 → sd15, 1024 → sd2, 2048 → sdxl); else the text-encoder width (768 → sd15,
+  1024 → sd2); ``lora_te2_``/``text_encoder_2`` keys → sdxl. When metadata and tensor widths
+  disagree the tensors win (they decide whether the file loads at all) and ``base_source`` says so.
+* **Kind**: words in the file name, in this priority: adjuster words (``add``, ``detail``,
+  ``saturation``, ``brightness``, ``contrast``, ``slider`` …) → concept; clothing words
+  (``uniform``, ``dress``, ``outfit``, ``jk`` …) → clothing; style words (``style``,
+  ``outline``, ``lineart``, ``light``, ``watercolor`` …) → style; character words (``girl``,
+  ``boy``, ``character`` …) → character. Else the tag frequency: person-count tags (``1girl``,
+  ``solo`` …) in at least half the captions → character. Else "other". ``kind_source`` starts
+  with "guessed" whenever a heuristic decided.
+* **Triggers** from ``ss_tag_frequency``: counts are summed over the dataset folders, generic
+  tags (:data:`GENERIC_TAGS`: person counts, quality, framing, backgrounds) are dropped, and the
+  most frequent remaining tags are kept — at most 3, each seen in at least half as many captions
+  as the most frequent one.
+
+Statuses: ``ok`` (a loadable ``.safetensors``), ``refused`` (pickle formats ``.ckpt/.pt/.bin/.pth``
+— unpickling can run code —, symlinks leaving the roots, full checkpoints or embeddings in the
+LoRA folder) and ``broken`` (empty, truncated, HTML page, Git-LFS pointer, bad JSON header,
+offsets not covering the file, non-string metadata …) with the reason in ``problem``. For ``ok``
+entries ``problem`` may hold a non-fatal warning (an unreadable sidecar, a name A1111 tags
+cannot express).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import PRESETS_DIR
+from .errors import AmbiguousLoraName, LibraryError, LoraNotFound
+from .presets import Catalog, load_catalog
+from .types import BASES, KINDS, LoraInfo
+
+__all__ = [
+    "DEFAULT_CATALOG",
+    "GENERIC_TAGS",
+    "HEADER_CAP",
+    "Hashes",
+    "Library",
+    "info_to_dict",
+    "read_safetensors_header",
+]
+
+#: Largest safetensors JSON header we read (real LoRA headers are 10 KB – 2 MB).
+HEADER_CAP = 16 * 1024 * 1024
+LOADABLE_SUFFIXES = (".safetensors",)
+#: Pickle-based formats: listed, never loaded (``torch.load`` can execute arbitrary code).
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin", ".pth")
+PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
+DEFAULT_CATALOG = PRESETS_DIR / "loras.yaml"
+#: Characters that cannot appear in a name written as ``<lora:name:weight>``.
+_TAG_UNSAFE = re.compile(r"[:<>\x00-\x1f]")
+_FIRST_READ = 64 * 1024
+_INDEX_VERSION = 3
+_MAX_NAME = 512
+
+_DTYPE_SIZES: dict[str, float] = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4,
+    "I64": 8, "U64": 8, "F64": 8, "C64": 8,
+    "F4": 0.5, "F6_E2M3": 0.75, "F6_E3M2": 0.75,
+}  # fmt: skip
+
+#: Metadata keys kept in :attr:`LoraInfo.metadata` (values longer than 1000 characters are dropped).
+KEPT_METADATA = (
+    "ss_output_name", "ss_base_model_version", "ss_v2", "ss_sd_model_name", "ss_network_module",
+    "ss_network_dim", "ss_network_alpha", "ss_network_args", "ss_training_comment", "ss_num_train_images",
+    "ss_num_epochs", "ss_resolution", "ss_clip_skip", "ss_learning_rate", "ss_training_started_at",
+    "sshs_model_hash", "sshs_legacy_hash", "modelspec.architecture", "modelspec.title",
+    "modelspec.trigger_phrase", "modelspec.usage_hint", "modelspec.author", "modelspec.description",
+    "modelspec.resolution", "modelspec.implementation",
+)  # fmt: skip
+
+#: Tags that say nothing about what a LoRA adds; never chosen as trigger words.
+GENERIC_TAGS = frozenset(
+    {
+        "1girl",
+        "1boy",
+        "2girls",
+        "2boys",
+        "3girls",
+        "3boys",
+        "multiple girls",
+        "multiple boys",
+        "solo",
+        "solo focus",
+        "no humans",
+        "masterpiece",
+        "best quality",
+        "high quality",
+        "highres",
+        "absurdres",
+        "lowres",
+        "normal quality",
+        "worst quality",
+        "ultra detailed",
+        "detailed",
+        "8k",
+        "4k",
+        "realistic",
+        "photorealistic",
+        "looking at viewer",
+        "looking away",
+        "simple background",
+        "white background",
+        "black background",
+        "grey background",
+        "gray background",
+        "transparent background",
+        "blurry background",
+        "blurry",
+        "depth of field",
+        "upper body",
+        "full body",
+        "cowboy shot",
+        "portrait",
+        "close-up",
+        "closeup",
+        "standing",
+        "sitting",
+        "smile",
+        "open mouth",
+        "closed mouth",
+        "blush",
+    }
+)
+_PERSON_TAGS = frozenset({"1girl", "1boy", "2girls", "2boys", "solo", "multiple girls", "multiple boys"})
+
+# kind heuristic: (kind, words). A word matches a name token, or (5+ letters) any part of the name.
+_KIND_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("concept", ("add", "more", "less", "detail", "detailer", "saturation", "brightness", "contrast",
+                 "slider", "tweaker", "enhancer", "exposure", "adjuster")),
+    ("clothing", ("uniform", "dress", "outfit", "clothes", "clothing", "costume", "armor", "bikini",
+                  "kimono", "hanfu", "skirt", "shirt", "hoodie", "swimsuit", "jacket", "lingerie", "jk",
+                  "cheongsam", "qipao", "maid")),
+    ("style", ("style", "outline", "lineart", "light", "lighting", "watercolor", "painting", "sketch",
+               "ink", "manga", "pixel", "aesthetic", "cyberpunk", "cinematic", "film", "render", "art")),
+    ("character", ("girl", "boy", "character", "chara", "waifu", "woman", "man", "oc")),
+)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# Public value types
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hashes:
+    """A LoRA's hashes as A1111 and Civitai write them.
+
+    ``a1111``: sha256 of the bytes after the safetensors header, first 12 hex (A1111's
+    ``Lora hashes`` infotext; kohya's/additional-networks' "addnet" hash); ``autov2``: sha256 of
+    the whole file, first 10 hex (Civitai's AutoV2); ``sha256``: the whole file's sha256;
+    ``addnet``: the full 64-hex sha256 after the header.
+    """
+
+    a1111: str
+    autov2: str
+    sha256: str
+    addnet: str = ""
+
+
+def info_to_dict(info: LoraInfo) -> dict[str, Any]:
+    """A JSON-ready dict of a :class:`LoraInfo` (tuples become lists, metadata a plain dict)."""
+    data = dataclasses.asdict(info)
+    data["metadata"] = dict(info.metadata)
+    data["loadable"] = info.loadable
+    return data
+
+
+# ----------------------------------------------------------------------------------------------
+# safetensors header
+# ----------------------------------------------------------------------------------------------
+
+
+class _Broken(Exception):
+    """A file problem found while reading a header: ``status`` and a user-facing reason."""
+
+    def __init__(self, reason: str, status: str = "broken") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def _sniff(head: bytes, size: int) -> None:
+    """Recognise files that are not safetensors at all, by their first bytes."""
+    if size == 0:
+        raise _Broken("empty file (0 bytes): the download or copy did not finish")
+    if head.startswith(b"version https://git-lfs"):
+        raise _Broken(
+            f"a Git LFS pointer ({size} bytes), not the weights: run 'git lfs pull' in the repository "
+            "or download the file itself"
+        )
+    start = head[:256].lstrip().lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--")):
+        raise _Broken("an HTML page, not a safetensors file (a failed download? the site may need a login)")
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        raise _Broken(
+            "a PyTorch pickle/zip file renamed to .safetensors: refused (unpickling can run code)", "refused"
+        )
+    if start.startswith((b"{", b"[")) and size >= 8 and int.from_bytes(head[:8], "little") > size:
+        raise _Broken("a JSON text file, not a safetensors file (no 8-byte header length)")
+    if size < 8:
+        raise _Broken(f"truncated: {size} bytes, shorter than the 8-byte header length of a safetensors file")
+
+
+def read_safetensors_header(
+    path: str | os.PathLike[str], size: int | None = None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Read and validate a safetensors header without touching tensor data.
+
+    Returns ``(header_length, tensors, metadata)`` where ``tensors`` maps a name to its
+    ``{"dtype", "shape", "data_offsets"}``. Checks the 16 MB cap, JSON validity, string-only
+    metadata, dtype/shape/byte-range agreement and that the offsets tile the data section exactly.
+    Raises :class:`LibraryError` with the reason otherwise.
+    """
+    try:
+        return _read_header(os.fspath(path), os.path.getsize(path) if size is None else size)[:3]
+    except _Broken as exc:
+        raise LibraryError(f"{os.fspath(path)}: {exc.reason}") from None
+
+
+def _read_header(path: str, size: int) -> tuple[int, dict[str, Any], dict[str, str], bytes]:
+    """(header length, tensors, metadata, first bytes read) or raise :class:`_Broken`."""
+    with open(path, "rb") as handle:
+        head = handle.read(min(size, _FIRST_READ)) if size else b""
+        _sniff(head, size)
+        length = int.from_bytes(head[:8], "little")
+        if length < 2:
+            raise _Broken(f"header length is {length}: not a safetensors file")
+        if length > HEADER_CAP:
+            raise _Broken(
+                f"header length {length:,} bytes is over the {HEADER_CAP // (1024 * 1024)} MB cap "
+                "(a corrupt file, or not a safetensors file)"
+            )
+        if 8 + length > size:
+            raise _Broken(
+                f"truncated: the header needs {length:,} bytes but only {size - 8:,} follow the length field"
+            )
+        raw = head[8 : 8 + length]
+        if len(raw) < length:
+            raw += handle.read(length - len(raw))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Broken(f"header is not UTF-8 text (bad byte at {exc.start}): not a safetensors file") from None
+    try:
+        header = json.loads(text)
+    except ValueError as exc:
+        raise _Broken(
+            f"header is not valid JSON ({getattr(exc, 'msg', exc)} at byte {getattr(exc, 'pos', '?')})"
+        ) from None
+    if not isinstance(header, dict):
+        raise _Broken(f"header JSON is a {type(header).__name__}, not an object of tensors")
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
+    elif not isinstance(metadata, dict):
+        raise _Broken(f"__metadata__ is a {type(metadata).__name__}, not an object of strings")
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise _Broken(
+                f"metadata value for '{key}' is {type(value).__name__ if value is not None else 'null'}, "
+                "not a string (safetensors metadata holds strings only)"
+            )
+    _check_offsets(header, size - 8 - length)
+    return length, header, metadata, head
+
+
+def _check_offsets(tensors: Mapping[str, Any], data_size: int) -> None:
+    """Every tensor's bytes match its dtype×shape, and the byte ranges tile the data exactly."""
+    spans: list[tuple[int, int, str]] = []
+    for name, entry in tensors.items():
+        if not isinstance(entry, dict):
+            raise _Broken(f"tensor '{name}' is described by a {type(entry).__name__}, not an object")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        itemsize = _DTYPE_SIZES.get(dtype) if isinstance(dtype, str) else None
+        if itemsize is None:
+            raise _Broken(f"tensor '{name}' has unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise _Broken(f"tensor '{name}' has an invalid shape {shape!r}")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(type(o) is int for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
+            raise _Broken(f"tensor '{name}' has invalid data_offsets {offsets!r}")
+        needed = math.ceil(math.prod(shape) * itemsize)
+        if offsets[1] - offsets[0] != needed:
+            raise _Broken(
+                f"tensor '{name}' spans {offsets[1] - offsets[0]} bytes but its shape {shape} {dtype} "
+                f"needs {needed}: offsets and shapes disagree"
+            )
+        spans.append((offsets[0], offsets[1], name))
+    spans.sort()
+    position = 0
+    for start, end, name in spans:
+        if start < position:
+            raise _Broken(f"tensor '{name}' overlaps another tensor's data offsets at byte {start}")
+        if start > position:
+            raise _Broken(f"data offsets leave a gap of {start - position} bytes before tensor '{name}'")
+        position = end
+    if position > data_size:
+        raise _Broken(
+            f"truncated: the tensors need {position:,} data bytes but the file has {data_size:,} "
+            "(offsets point beyond the end of the file)"
+        )
+    if position < data_size:
+        raise _Broken(
+            f"{data_size - position:,} bytes after the last tensor: the offsets do not cover the file"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# What the header says (the cached "facts" of one file)
+# ----------------------------------------------------------------------------------------------
+
+
+def _header_facts(path: str, size: int) -> dict[str, Any]:
+    """Everything the scan derives from one safetensors file's header, JSON-ready for the index."""
+    try:
+        length, tensors, metadata, head = _read_header(path, size)
+    except _Broken as exc:
+        return {"status": exc.status, "problem": exc.reason}
+    except OSError as exc:
+        return {"status": "broken", "problem": f"cannot read the file ({exc.strerror or exc})"}
+    facts: dict[str, Any] = {"status": "ok", "problem": ""}
+    keys = list(tensors)
+    refused = _not_a_lora(keys)
+    if refused:
+        return {"status": "refused", "problem": refused}
+    fmt = _network_format(keys, metadata)
+    base, base_source = _detect_base(tensors, metadata)
+    if fmt == "kohya" and base == "sdxl":
+        fmt = "kohya-sdxl"
+    facts.update(network_format=fmt, base=base, base_source=base_source)
+    facts["rank"], facts["alpha"] = _rank_alpha(path, tensors, metadata, length, head)
+    triggers, triggers_source, tag_counts = _metadata_triggers(metadata)
+    facts.update(triggers=triggers, triggers_source=triggers_source, person_share=_person_share(tag_counts))
+    if tag_counts:
+        facts["top_tag"] = max(tag_counts.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    output_name = metadata.get("ss_output_name", "").strip()
+    facts["output_name"] = output_name if 0 < len(output_name) <= 200 else ""
+    facts["usage_hint"] = metadata.get("modelspec.usage_hint", "")[:2000]
+    facts["metadata"] = {k: metadata[k] for k in KEPT_METADATA if k in metadata and len(metadata[k]) <= 1000}
+    if not any(k.endswith((".lora_down.weight", ".lora_A.weight", ".down.weight")) for k in keys) and fmt in (
+        "unknown",
+    ):
+        facts["problem"] = "no LoRA tensors recognised (kohya, PEFT/diffusers or LyCORIS key names)"
+    return facts
+
+
+def _not_a_lora(keys: Sequence[str]) -> str:
+    """A reason to refuse a valid safetensors file that is not a LoRA, or ""."""
+    if not keys:
+        return ""
+    lora_like = any(".lora" in k or "lora_" in k or "hada_" in k or "lokr_" in k for k in keys)
+    if lora_like:
+        return ""
+    if any(k.startswith(("model.diffusion_model.", "first_stage_model.", "cond_stage_model.")) for k in keys):
+        return "a full Stable Diffusion checkpoint, not a LoRA: put it in models/Stable-diffusion"
+    if set(keys) & {"emb_params", "string_to_param", "clip_l", "clip_g"} or any(
+        k.startswith("string_to_param") for k in keys
+    ):
+        return "a textual-inversion embedding, not a LoRA: put it in the embeddings folder"
+    return ""
+
+
+def _network_format(keys: Sequence[str], metadata: Mapping[str, str]) -> str:
+    module = metadata.get("ss_network_module", "")
+    lyco_markers = (".hada_w1_a", ".lokr_w1", ".lora_mid.", ".oft_blocks", ".hada_t1", ".lokr_w2_a")
+    if module.startswith("lycoris") or any(marker in k for k in keys for marker in lyco_markers):
+        return "lycoris"
+    if any(".lora_A." in k or ".lora_B." in k for k in keys):
+        return "peft"
+    if any(k.endswith(("_lora.down.weight", ".lora.down.weight")) or "lora_linear_layer" in k for k in keys):
+        return "diffusers"
+    if any(k.startswith(("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")) for k in keys):
+        return "kohya"
+    return "unknown"
+
+
+_METADATA_BASES: tuple[tuple[str, str], ...] = (
+    ("sd_v1", "sd15"),
+    ("sd_v2", "sd2"),
+    ("sdxl", "sdxl"),
+    ("stable-diffusion-v1", "sd15"),
+    ("stable-diffusion-v2", "sd2"),
+    ("stable-diffusion-xl", "sdxl"),
+)
+
+
+def _metadata_base(metadata: Mapping[str, str]) -> tuple[str, str] | None:
+    for key in ("ss_base_model_version", "modelspec.architecture"):
+        value = metadata.get(key, "").strip()
+        if not value:
+            continue
+        low = value.lower()
+        for prefix, base in _METADATA_BASES:
+            if low.startswith(prefix):
+                return base, f"metadata {key} '{value}'"
+        return "unknown", f"metadata {key} '{value}' (not SD1.5, SD2 or SDXL)"
+    if metadata.get("ss_v2", "").strip().lower() == "true":
+        return "sd2", "metadata ss_v2 'True'"
+    return None
+
+
+def _tensor_base(tensors: Mapping[str, Any]) -> tuple[str, str] | None:
+    cross: dict[int, int] = {}
+    te: dict[int, int] = {}
+    for key, entry in tensors.items():
+        if key.startswith(("lora_te2_", "te2.")) or "text_encoder_2." in key:
+            return "sdxl", f"tensor names ('{key.split('.')[0][:40]}…' = a second text encoder)"
+        shape = entry.get("shape") or ()
+        if len(shape) != 2 or not key.endswith(
+            (".lora_down.weight", ".lora_A.weight", "_lora.down.weight", ".lora.down.weight", ".hada_w1_b")
+        ):
+            continue
+        if "attn2" in key and ("to_k" in key or "to_v" in key):
+            cross[shape[1]] = cross.get(shape[1], 0) + 1
+        elif ("lora_te_" in key or "text_encoder." in key or key.startswith("lora_te1_")) and (
+            "q_proj" in key or "k_proj" in key or "v_proj" in key
+        ):
+            te[shape[1]] = te.get(shape[1], 0) + 1
+    if cross:
+        width = max(cross, key=cross.__getitem__)
+        base = {768: "sd15", 1024: "sd2", 2048: "sdxl"}.get(width)
+        if base:
+            return base, f"tensor widths (cross-attention input {width})"
+        return "unknown", f"tensor widths (cross-attention input {width}: not 768, 1024 or 2048)"
+    if te:
+        width = max(te, key=te.__getitem__)
+        base = {768: "sd15", 1024: "sd2"}.get(width)
+        if base:
+            return base, f"tensor widths (text encoder {width})"
+    return None
+
+
+def _detect_base(tensors: Mapping[str, Any], metadata: Mapping[str, str]) -> tuple[str, str]:
+    """(base, how it was decided): metadata first, else tensor widths; tensors win a conflict."""
+    from_meta = _metadata_base(metadata)
+    from_tensors = _tensor_base(tensors)
+    if from_meta and from_tensors and from_meta[0] != from_tensors[0] and from_meta[0] != "unknown":
+        return from_tensors[0], f"{from_tensors[1]}, overriding {from_meta[1]}"
+    if from_meta:
+        return from_meta
+    if from_tensors:
+        return from_tensors
+    return "unknown", "unknown (no base-model metadata, no cross-attention or text-encoder tensors)"
+
+
+def _rank_alpha(
+    path: str, tensors: Mapping[str, Any], metadata: Mapping[str, str], length: int, head: bytes
+) -> tuple[int | None, float | None]:
+    rank = _to_int(metadata.get("ss_network_dim"))
+    alpha = _to_float(metadata.get("ss_network_alpha"))
+    if rank is None:
+        downs = sorted(
+            k for k in tensors if k.endswith((".lora_down.weight", ".lora_A.weight", ".hada_w1_b"))
+        )
+        if downs and tensors[downs[0]].get("shape"):
+            rank = int(tensors[downs[0]]["shape"][0])
+    if alpha is None:
+        alpha = _read_alpha(path, tensors, length, head)
+    return rank, alpha
+
+
+def _read_alpha(path: str, tensors: Mapping[str, Any], length: int, head: bytes) -> float | None:
+    """The first ``.alpha`` scalar (4 bytes at most: from the first read, else one small pread)."""
+    import struct
+
+    alphas = sorted(k for k in tensors if k.endswith(".alpha"))
+    if not alphas:
+        return None
+    entry = tensors[alphas[0]]
+    formats = {"F32": "<f", "F16": "<e", "F64": "<d", "BF16": None}
+    fmt = formats.get(entry["dtype"])
+    start, end = entry["data_offsets"]
+    if entry["shape"] not in ([], [1]) or (fmt is None and entry["dtype"] != "BF16"):
+        return None
+    offset = 8 + length + start
+    if offset + (end - start) <= len(head):
+        raw = head[offset : offset + end - start]
+    else:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                raw = handle.read(end - start)
+        except OSError:
+            return None
+    if entry["dtype"] == "BF16":
+        raw, fmt = b"\0\0" + raw, "<f"
+    try:
+        value = struct.unpack(fmt, raw)[0]  # type: ignore[arg-type]
+    except struct.error:
+        return None
+    return round(float(value), 6) if math.isfinite(value) else None
+
+
+def _to_int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value not in (None, "", "None") else None  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _to_float(value: str | None) -> float | None:
+    try:
+        number = float(value) if value not in (None, "", "None") else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _normal_tag(tag: str) -> str:
+    return " ".join(tag.replace("_", " ").split()).strip()
+
+
+def _metadata_triggers(metadata: Mapping[str, str]) -> tuple[list[str], str, dict[str, int]]:
+    """Triggers declared by ModelSpec, else derived from ss_tag_frequency (see module docstring)."""
+    counts: dict[str, int] = {}
+    spelled: dict[str, str] = {}
+    raw = metadata.get("ss_tag_frequency", "")
+    if raw:
+        try:
+            folders = json.loads(raw)
+        except ValueError:
+            folders = None
+        if isinstance(folders, dict):
+            for tags in folders.values():
+                if not isinstance(tags, dict):
+                    continue
+                for tag, count in tags.items():
+                    if not isinstance(tag, str) or type(count) is not int or count <= 0:
+                        continue
+                    shown = _normal_tag(tag)
+                    if not shown or len(shown) > 100:
+                        continue
+                    key = shown.casefold()
+                    counts[key] = counts.get(key, 0) + count
+                    spelled.setdefault(key, shown)
+    declared = metadata.get("modelspec.trigger_phrase", "").strip()
+    if declared:
+        words = [w.strip() for w in declared.split(",") if w.strip()]
+        return words[:20], "metadata modelspec.trigger_phrase", counts
+    specific = sorted(
+        ((n, key) for key, n in counts.items() if key not in GENERIC_TAGS),
+        key=lambda item: (-item[0], item[1]),
+    )
+    if not specific:
+        return [], "", counts
+    top = specific[0][0]
+    chosen = [spelled[key] for n, key in specific[:3] if n * 2 >= top]
+    return chosen, f"ss_tag_frequency (top {len(chosen)} of {len(counts)} tags, generic tags skipped)", counts
+
+
+def _person_share(counts: Mapping[str, int]) -> float:
+    """Share of captions with a person-count tag, using the most frequent tag as the caption count."""
+    if not counts:
+        return 0.0
+    captions = max(counts.values())
+    people = max((counts.get(tag, 0) for tag in _PERSON_TAGS), default=0)
+    return round(people / captions, 3)
+
+
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def _guess_kind(name: str, facts: Mapping[str, Any]) -> tuple[str, str]:
+    """(kind, kind_source) from the documented heuristic; the source always starts with 'guessed'."""
+    tokens = {t for t in re.split(r"[^a-z0-9]+", _CAMEL.sub(" ", name).lower()) if t}
+    tokens |= {t.rstrip("0123456789") for t in tokens}
+    low = name.lower()
+    for kind, words in _KIND_WORDS:
+        for word in words:
+            if word in tokens or (len(word) >= 4 and word in low):
+                return kind, f"guessed from name word '{word}'"
+    share = float(facts.get("person_share") or 0.0)
+    if share >= 0.5:
+        return "character", f"guessed from tag frequency (person tags in {share:.0%} of captions)"
+    top = str(facts.get("top_tag") or "")
+    for kind, words in _KIND_WORDS[1:3]:
+        if any(word in top.split() for word in words):
+            return kind, f"guessed from tag frequency (most frequent tag '{top}')"
+    return "other", "guessed: no name word or tag evidence"
+
+
+# ----------------------------------------------------------------------------------------------
+# Sidecars
+# ----------------------------------------------------------------------------------------------
+
+
+def _read_json_object(path: str) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        raw = handle.read(4 * 1024 * 1024 + 1)
+    if len(raw) > 4 * 1024 * 1024:
+        raise ValueError("larger than 4 MB")
+    data = json.loads(raw.decode("utf-8-sig"))
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _split_words(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    words: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            words.extend(w.strip() for w in item.split(",") if w.strip())
+    seen: set[str] = set()
+    return [w for w in words if not (w.casefold() in seen or seen.add(w.casefold()))][:20]  # type: ignore[func-returns-value]
+
+
+_A1111_SD_VERSION = {"sd1": "sd15", "sd15": "sd15", "sd2": "sd2", "sdxl": "sdxl"}
+
+
+def _a1111_sidecar_facts(path: str) -> dict[str, Any]:
+    """Fields of A1111's ``<stem>.json`` user-metadata sidecar (unknown/odd values are skipped)."""
+    try:
+        data = _read_json_object(path)
+    except (OSError, ValueError) as exc:
+        return {"warning": f"sidecar {os.path.basename(path)} ignored: {_short_error(exc)}"}
+    facts: dict[str, Any] = {}
+    triggers = _split_words(data.get("activation text"))
+    if triggers:
+        facts["triggers"] = triggers
+    weight = data.get("preferred weight")
+    if isinstance(weight, int | float) and not isinstance(weight, bool) and weight != 0 and -2 <= weight <= 2:
+        facts["preferred_weight"] = float(weight)  # A1111 stores 0 for "not set"
+    version = data.get("sd version")
+    if isinstance(version, str) and version.strip().lower() in _A1111_SD_VERSION:
+        facts["base"] = _A1111_SD_VERSION[version.strip().lower()]
+        facts["base_source"] = f"sidecar 'sd version' {version.strip()!r}"
+    for src, dst in (("negative text", "negative_text"), ("notes", "notes"), ("description", "description")):
+        if isinstance(data.get(src), str) and data[src].strip():
+            facts[dst] = data[src].strip()[:5000]
+    kind = data.get("kind")
+    if isinstance(kind, str) and kind.strip().lower() in KINDS:
+        facts["kind"] = kind.strip().lower()
+    return facts
+
+
+def _civitai_base(value: str) -> str | None:
+    low = value.lower()
+    if low.startswith(("sdxl", "pony", "illustrious", "noobai")):
+        return "sdxl"
+    if low.startswith("sd 1"):
+        return "sd15"
+    if low.startswith("sd 2"):
+        return "sd2"
+    if low in ("", "other"):
+        return None
+    return "unknown"
+
+
+def _civitai_facts(path: str) -> dict[str, Any]:
+    """Fields of Civitai's ``<stem>.civitai.info`` (a model-version JSON)."""
+    try:
+        data = _read_json_object(path)
+    except (OSError, ValueError) as exc:
+        return {"warning": f"{os.path.basename(path)} ignored: {_short_error(exc)}"}
+    facts: dict[str, Any] = {}
+    triggers = _split_words(data.get("trainedWords"))
+    if triggers:
+        facts["triggers"] = triggers
+    base_model = data.get("baseModel")
+    if isinstance(base_model, str):
+        base = _civitai_base(base_model.strip())
+        if base:
+            facts["base"] = base
+            facts["base_source"] = f"civitai baseModel {base_model.strip()!r}"
+    description = data.get("description")
+    if isinstance(description, str) and description.strip():
+        facts["description"] = re.sub(r"<[^>]{0,500}>", " ", description).strip()[:5000]
+    model = data.get("model")
+    if isinstance(model, dict) and isinstance(model.get("name"), str):
+        facts["model_name"] = model["name"][:200]
+    return facts
+
+
+def _short_error(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg} at line {exc.lineno})"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return str(exc)
+
+
+# ----------------------------------------------------------------------------------------------
+# Scan index (cache on disk)
+# ----------------------------------------------------------------------------------------------
+
+
+class _Index:
+    """path -> [size, mtime_ns, facts] for headers and sidecars, stored as one JSON file."""
+
+    def __init__(self, file: Path | None) -> None:
+        self.file = file
+        self.old: dict[str, list[Any]] = {}
+        self.new: dict[str, list[Any]] = {}
+        self.changed = False
+        if file is not None:
+            try:
+                with open(file, "rb") as handle:
+                    data = json.loads(handle.read())
+                if isinstance(data, dict) and data.get("version") == _INDEX_VERSION:
+                    entries = data.get("entries")
+                    self.old = entries if isinstance(entries, dict) else {}
+            except (OSError, ValueError):
+                self.old = {}
+
+    def facts(self, path: str, size: int, mtime_ns: int, compute: Any) -> dict[str, Any]:
+        cached = self.old.get(path)
+        if cached is not None and cached[0] == size and cached[1] == mtime_ns:
+            self.new[path] = cached
+            return cached[2]
+        facts = compute(path) if compute is not _header_facts else compute(path, size)
+        self.new[path] = [size, mtime_ns, facts]
+        self.changed = True
+        return facts
+
+    def save(self) -> None:
+        if self.file is None or (not self.changed and len(self.new) == len(self.old)):
+            return
+        _atomic_write_json(self.file, {"version": _INDEX_VERSION, "entries": self.new})
+
+
+def _atomic_write_json(file: Path, data: Any) -> None:
+    """Write JSON next to ``file`` and rename it into place; a cache write failure is not an error."""
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=file.name, suffix=".tmp", dir=file.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
+        os.replace(tmp, file)
+    except OSError:
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)
+
+
+# ----------------------------------------------------------------------------------------------
+# Folder walk
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Found:
+    path: str  # as found under the root (absolute, not resolved)
+    root: str
+    name: str  # file name
+    directory: str
+    listing: frozenset[str]  # names in the same folder (sidecars, previews)
+    links: frozenset[str]  # names in the folder that are symlinks
+    size: int = 0
+    mtime_ns: int = 0
+    problem: str = ""
+    status: str = "ok"
+
+
+def _inside(real: str, real_roots: Sequence[str]) -> bool:
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in real_roots)
+
+
+def _walk(roots: Sequence[str], notes: list[str]) -> Iterator[_Found]:
+    """Every LoRA-like file under the roots (subfolders included, hidden folders skipped)."""
+    real_roots = [os.path.realpath(r) for r in roots]
+    visited: set[str] = set()
+    suffixes = LOADABLE_SUFFIXES + PICKLE_SUFFIXES
+    for root in roots:
+        if not os.path.isdir(root):
+            notes.append(
+                f"LoRA folder {root} does not exist"
+                if not os.path.exists(root)
+                else f"{root} is not a folder"
+            )
+            continue
+        stack = [root]
+        while stack:
+            directory = stack.pop()
+            real_dir = os.path.realpath(directory)
+            if real_dir in visited:
+                continue
+            visited.add(real_dir)
+            try:
+                with os.scandir(directory) as entries:
+                    items = list(entries)
+            except OSError as exc:
+                notes.append(f"cannot list {directory}: {exc.strerror or exc}")
+                continue
+            listing = frozenset(e.name for e in items)
+            links = frozenset(e.name for e in items if e.is_symlink())
+            subdirs: list[str] = []
+            for entry in items:
+                name = entry.name
+                lower = name.lower()
+                is_link = name in links
+                if not lower.endswith(suffixes):
+                    if not name.startswith(".") and _is_dir(entry):
+                        if is_link and not _inside(os.path.realpath(entry.path), real_roots):
+                            notes.append(f"folder link {entry.path} points outside the LoRA folders; skipped")
+                        else:
+                            subdirs.append(entry.path)
+                    continue
+                found = _Found(entry.path, root, name, directory, listing, links)
+                if is_link:
+                    target = os.path.realpath(entry.path)
+                    if not os.path.exists(target):
+                        found.status, found.problem = (
+                            "broken",
+                            f"symlink target is missing ({os.readlink(entry.path)})",
+                        )
+                        yield found
+                        continue
+                    if not _inside(target, real_roots):
+                        found.status = "refused"
+                        found.problem = f"symlink points outside the LoRA folders (to {target}); refused"
+                        yield found
+                        continue
+                try:
+                    st = entry.stat()
+                except OSError as exc:
+                    found.status, found.problem = "broken", f"cannot stat the file ({exc.strerror or exc})"
+                    yield found
+                    continue
+                if not _stat_is_file(st.st_mode):
+                    if _stat_is_dir(st.st_mode) and not name.startswith("."):
+                        subdirs.append(entry.path)
+                    continue
+                found.size, found.mtime_ns = st.st_size, st.st_mtime_ns
+                yield found
+            stack.extend(sorted(subdirs, reverse=True))
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _stat_is_file(mode: int) -> bool:
+    return (mode & 0o170000) == 0o100000
+
+
+def _stat_is_dir(mode: int) -> bool:
+    return (mode & 0o170000) == 0o040000
+
+
+def _sidecar_path(found: _Found, name: str, real_roots: Sequence[str]) -> str | None:
+    """``directory/name`` when it exists and (if a symlink) stays inside the roots."""
+    if name not in found.listing:
+        return None
+    path = os.path.join(found.directory, name)
+    if name in found.links and not _inside(os.path.realpath(path), real_roots):
+        return None
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Building one LoraInfo
+# ----------------------------------------------------------------------------------------------
+
+
+def _stem(file_name: str) -> str:
+    return file_name.rsplit(".", 1)[0] if "." in file_name else file_name
+
+
+def _build_info(
+    found: _Found,
+    index: _Index,
+    catalog: Catalog | None,
+    real_roots: Sequence[str],
+) -> LoraInfo:
+    name = _stem(found.name)
+    suffix = found.name[len(name) :].lower()
+    base_fields: dict[str, Any] = {
+        "name": name,
+        "path": found.path,
+        "size": found.size,
+        "mtime": found.mtime_ns / 1e9,
+    }
+    if found.status != "ok":
+        return LoraInfo(status=found.status, problem=found.problem, **base_fields)  # type: ignore[arg-type]
+    if suffix in PICKLE_SUFFIXES:
+        return LoraInfo(
+            status="refused",
+            problem=f"{suffix} is a pickle format: loading it can run arbitrary code; use .safetensors",
+            **base_fields,
+        )
+    facts = index.facts(found.path, found.size, found.mtime_ns, _header_facts)
+    if facts["status"] != "ok":
+        return LoraInfo(status=facts["status"], problem=facts["problem"], **base_fields)
+
+    fields: dict[str, Any] = {
+        "network_format": facts["network_format"],
+        "base": facts["base"],
+        "base_source": facts["base_source"],
+        "rank": facts["rank"],
+        "alpha": facts["alpha"],
+        "triggers": tuple(facts["triggers"]),
+        "triggers_source": facts["triggers_source"] if facts["triggers"] else "",
+        "metadata": facts["metadata"],
+        "description": facts.get("usage_hint", ""),
+    }
+    warnings = [facts["problem"]] if facts.get("problem") else []
+    aliases: list[str] = []
+    if facts["output_name"] and facts["output_name"] != name:
+        aliases.append(facts["output_name"])
+    if name.lower() in ("adapter_model", "pytorch_lora_weights") and found.directory != found.root:
+        aliases.append(os.path.basename(found.directory))
+    declared_kind: tuple[str, str] | None = None
+
+    # 2.-3. sidecars: A1111 <stem>.json, then Civitai <stem>.civitai.info
+    for sidecar, reader, label in (
+        (f"{name}.json", _a1111_sidecar_facts, "sidecar"),
+        (f"{name}.civitai.info", _civitai_facts, "civitai"),
+    ):
+        path = _sidecar_path(found, sidecar, real_roots)
+        if path is None:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        extra = index.facts(path, st.st_size, st.st_mtime_ns, reader)
+        if "warning" in extra:
+            warnings.append(extra["warning"])
+            continue
+        if "triggers" in extra:
+            fields["triggers"], fields["triggers_source"] = tuple(extra["triggers"]), label
+        if "base" in extra:
+            fields["base"], fields["base_source"] = extra["base"], extra["base_source"]
+        for key in ("preferred_weight", "negative_text", "notes", "description"):
+            if key in extra:
+                fields[key] = extra[key]
+        if "kind" in extra:
+            declared_kind = (extra["kind"], label)
+
+    # 4. the project catalog
+    entry = catalog.entry(name) if catalog is not None else None
+    if entry is not None:
+        if entry.kind:
+            declared_kind = (entry.kind, "catalog")
+        if entry.triggers is not None:
+            fields["triggers"], fields["triggers_source"] = entry.triggers, "catalog"
+        if entry.base:
+            fields["base"], fields["base_source"] = entry.base, "catalog"
+        if entry.preferred_weight is not None:
+            fields["preferred_weight"] = entry.preferred_weight
+        for key in ("negative_text", "source", "notes", "description"):
+            if getattr(entry, key):
+                fields[key] = getattr(entry, key)
+        aliases.extend(entry.aliases)
+
+    fields["kind"], fields["kind_source"] = declared_kind or _guess_kind(name, facts)
+    fields["aliases"] = tuple(dict.fromkeys(a for a in aliases if a != name))
+    if _TAG_UNSAFE.search(name):
+        warnings.append(
+            "the name contains ':', '<', '>' or a control character: a <lora:…> tag cannot name it"
+        )
+    preview = _find_preview(found, name, real_roots)
+    return LoraInfo(problem="; ".join(warnings), preview=preview, **base_fields, **fields)
+
+
+def _find_preview(found: _Found, name: str, real_roots: Sequence[str]) -> str | None:
+    for ext in PREVIEW_EXTENSIONS:
+        for candidate in (f"{name}.{ext}", f"{name}.preview.{ext}"):
+            path = _sidecar_path(found, candidate, real_roots)
+            if path is not None:
+                return path
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# The library
+# ----------------------------------------------------------------------------------------------
+
+
+_Hit = LoraInfo | tuple[LoraInfo, ...]
+
+
+class Library:
+    """An immutable snapshot of the user's LoRA folders, with fast name resolution.
+
+    Build one with :meth:`scan` (folders on disk) or :meth:`from_infos` (in memory, for tests).
+    :meth:`refresh` returns a *new* library; the old one stays valid. Resolution order:
+    exact stem → case-insensitive stem → alias (``ss_output_name``, catalog aliases; exact then
+    case-insensitive) → relative path (``sub/folder/name``) → :class:`LoraNotFound` with
+    did-you-mean suggestions. When a step matches several files and exactly one is loadable,
+    that one wins; otherwise :class:`AmbiguousLoraName` lists the candidates.
+    """
+
+    def __init__(
+        self,
+        infos: Iterable[LoraInfo],
+        *,
+        roots: Sequence[str] = (),
+        catalog: str | None = None,
+        cache_dir: str | None = None,
+        notes: Sequence[str] = (),
+        scan_seconds: float = 0.0,
+    ) -> None:
+        self._infos: tuple[LoraInfo, ...] = tuple(
+            sorted(infos, key=lambda i: (i.name.casefold(), i.name, i.path))
+        )
+        self.roots: tuple[str, ...] = tuple(roots)
+        self.catalog_path = catalog
+        self.cache_dir = cache_dir
+        self.notes: tuple[str, ...] = tuple(notes)
+        self.scan_seconds = scan_seconds
+        self._real_roots = tuple(os.path.realpath(r) for r in self.roots)
+        self._hash_lock = threading.Lock()
+        self._hash_cache: dict[str, list[Any]] | None = None
+        self._build_maps()
+
+    # -- construction -----------------------------------------------------------------------------
+
+    @classmethod
+    def scan(
+        cls,
+        roots: Sequence[str | os.PathLike[str]],
+        *,
+        catalog: str | os.PathLike[str] | None = DEFAULT_CATALOG,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> Library:
+        """Scan the folders (subfolders included) into a library.
+
+        ``catalog``: a ``loras.yaml`` file (the default one may be absent; an explicitly given
+        file must exist), or ``None`` for no catalog. Catalog errors raise :class:`PresetError`.
+        ``cache_dir``: where the scan index (``lora-index-*.json``, keyed by path, size and
+        mtime) and the hash cache (``lora-hashes.json``) live; ``None`` writes nothing to disk.
+        A missing root is recorded in :attr:`notes`, never an error. Bad files never break the
+        scan: they are listed with status ``broken``/``refused`` and the reason.
+        """
+        started = time.perf_counter()
+        if isinstance(roots, str | os.PathLike):
+            roots = [roots]
+        root_list = [os.path.abspath(os.fspath(r)) for r in roots]
+        catalog_file = os.fspath(catalog) if catalog is not None else None
+        loaded: Catalog | None = None
+        if catalog_file is not None and (os.path.exists(catalog_file) or catalog != DEFAULT_CATALOG):
+            loaded = load_catalog(catalog_file)
+        cache = os.fspath(cache_dir) if cache_dir is not None else None
+        index_file = None
+        if cache is not None:
+            digest = hashlib.sha1("\0".join(os.path.realpath(r) for r in root_list).encode()).hexdigest()[:16]
+            index_file = Path(cache) / f"lora-index-{digest}.json"
+        index = _Index(index_file)
+        notes: list[str] = []
+        real_roots = [os.path.realpath(r) for r in root_list]
+        infos = [_build_info(found, index, loaded, real_roots) for found in _walk(root_list, notes)]
+        index.save()
+        if loaded is not None:
+            present = {i.name.casefold() for i in infos}
+            missing = sorted(n for n in loaded.loras if n.casefold() not in present)
+            if missing:
+                notes.append("catalog entries without a file: " + ", ".join(missing[:20]))
+        return cls(
+            infos,
+            roots=root_list,
+            catalog=catalog_file,
+            cache_dir=cache,
+            notes=notes,
+            scan_seconds=time.perf_counter() - started,
+        )
+
+    @classmethod
+    def from_infos(cls, infos: Iterable[LoraInfo]) -> Library:
+        """An in-memory library of ready-made entries (no folders; :meth:`refresh` returns it as is)."""
+        return cls(infos)
+
+    def refresh(self) -> Library:
+        """Rescan the same roots, catalog and cache: a NEW library (this one is left unchanged).
+
+        A library made by :meth:`from_infos` has nothing to rescan and returns itself.
+        """
+        if not self.roots:
+            return self
+        return Library.scan(self.roots, catalog=self.catalog_path, cache_dir=self.cache_dir)
+
+    def _build_maps(self) -> None:
+        exact: dict[str, list[LoraInfo]] = {}
+        lower: dict[str, list[LoraInfo]] = {}
+        alias: dict[str, list[LoraInfo]] = {}
+        alias_lower: dict[str, list[LoraInfo]] = {}
+        relative: dict[str, list[LoraInfo]] = {}
+        for info in self._infos:
+            exact.setdefault(info.name, []).append(info)
+            lower.setdefault(info.name.casefold(), []).append(info)
+            for name in info.aliases:
+                alias.setdefault(name, []).append(info)
+                alias_lower.setdefault(name.casefold(), []).append(info)
+            rel = self._relative(info)
+            if rel and rel != info.name:
+                relative.setdefault(rel.casefold(), []).append(info)
+        self._exact = {k: _reduce(v) for k, v in exact.items()}
+        self._lower = {k: _reduce(v) for k, v in lower.items()}
+        self._alias = {k: _reduce(v) for k, v in alias.items()}
+        self._alias_lower = {k: _reduce(v) for k, v in alias_lower.items()}
+        self._relative_map = {k: _reduce(v) for k, v in relative.items()}
+        self._by_path = {info.path: info for info in self._infos}
+        spellings: dict[str, str] = {}
+        for info in self._infos:
+            spellings.setdefault(info.name.casefold(), info.name)
+            for name in info.aliases:
+                spellings.setdefault(name.casefold(), name)
+        self._spellings = spellings
+        self._haystacks = [
+            (
+                info,
+                "\n".join(
+                    (info.name, *info.aliases, *info.triggers, info.notes, info.description, info.kind)
+                ).casefold(),
+            )
+            for info in self._infos
+        ]
+
+    def _relative(self, info: LoraInfo) -> str:
+        """``sub/name`` of an entry relative to its root (posix separators), "" when not under one."""
+        for root in self.roots:
+            prefix = root.rstrip(os.sep) + os.sep
+            if info.path.startswith(prefix):
+                rel = info.path[len(prefix) :]
+                return _stem(rel).replace(os.sep, "/")
+        return ""
+
+    # -- listing ----------------------------------------------------------------------------------
+
+    def all(self) -> list[LoraInfo]:
+        """Every entry, refused and broken included, sorted by name (case-insensitive)."""
+        return list(self._infos)
+
+    def loadable(self) -> list[LoraInfo]:
+        """The entries with status ``ok``, sorted by name."""
+        return [info for info in self._infos if info.status == "ok"]
+
+    def __len__(self) -> int:
+        return len(self._infos)
+
+    def __bool__(self) -> bool:
+        """Always true: an empty library is still a library (``lib.refresh() or lib`` must not
+        fall back to the stale one). Use ``len(lib)`` to test for entries."""
+        return True
+
+    def __iter__(self) -> Iterator[LoraInfo]:
+        return iter(self._infos)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __repr__(self) -> str:
+        loadable = len(self.loadable())
+        return f"Library({len(self._infos)} entries, {loadable} loadable, roots={list(self.roots)!r})"
+
+    def search(self, text: str = "", *, kind: str | None = None, base: str | None = None) -> list[LoraInfo]:
+        """Entries whose name, aliases, triggers, notes or description contain ``text`` (any case),
+        optionally only of one ``kind`` and/or ``base``. Unknown kinds or bases raise LibraryError."""
+        if kind is not None and kind not in KINDS:
+            raise LibraryError(f"unknown kind '{kind}'; use one of: {', '.join(KINDS)}")
+        if base is not None and base not in BASES:
+            raise LibraryError(f"unknown base '{base}'; use one of: {', '.join(BASES)}")
+        needle = (text or "").strip().casefold()
+        return [
+            info
+            for info, hay in self._haystacks
+            if (not needle or needle in hay)
+            and (kind is None or info.kind == kind)
+            and (base is None or info.base == base)
+        ]
+
+    # -- resolution -------------------------------------------------------------------------------
+
+    def _lookup(self, name: str) -> _Hit | None:
+        hit = self._exact.get(name)
+        if hit is not None:
+            return hit
+        if type(name) is not str or not name or len(name) > _MAX_NAME:
+            return None
+        key = name.casefold()
+        hit = self._lower.get(key) or self._alias.get(name) or self._alias_lower.get(key)
+        if hit is None:
+            hit = self._relative_map.get(key.replace("\\", "/"))
+        if hit is None and name != name.strip():
+            return self._lookup(name.strip())
+        return hit
+
+    def resolve(self, name: str) -> LoraInfo:
+        """The entry for a name written in a prompt (any status: check ``info.loadable``).
+
+        Raises :class:`LoraNotFound` (with did-you-mean suggestions) or
+        :class:`AmbiguousLoraName`. Never touches the filesystem.
+        """
+        hit = self._lookup(name) if isinstance(name, str) else None
+        if type(hit) is LoraInfo:
+            return hit
+        if hit:
+            raise AmbiguousLoraName(str(name), self._candidates(hit))  # type: ignore[arg-type]
+        raise _not_found(name, self.suggest(name) if isinstance(name, str) else [])
+
+    def get(self, name: str) -> LoraInfo | None:
+        """Like :meth:`resolve` but ``None`` instead of raising (also for ambiguous names)."""
+        hit = self._lookup(name) if isinstance(name, str) else None
+        return hit if type(hit) is LoraInfo else None
+
+    def _candidates(self, hits: tuple[LoraInfo, ...]) -> list[str]:
+        names = [info.name for info in hits]
+        if len(set(names)) == len(names):
+            return names
+        return [self._relative(info) or info.path for info in hits]
+
+    def suggest(self, name: str, n: int = 3) -> list[str]:
+        """Up to ``n`` known names or aliases close to ``name``, best first (prefix/substring
+        matches, then similar spellings). Empty for empty, over-long or non-text input."""
+        if not isinstance(name, str) or not name.strip() or len(name) > 200 or n <= 0:
+            return []
+        key = name.strip().casefold()
+        keys = self._spellings
+        contained = sorted(
+            (k for k in keys if len(key) >= 3 and (k.startswith(key) or key in k or k in key) and k != key),
+            key=lambda k: (not k.startswith(key), abs(len(k) - len(key)), k),
+        )
+        close = difflib.get_close_matches(key, list(keys), n=n, cutoff=0.6)
+        picked = list(dict.fromkeys([*close[:1], *contained, *close]))
+        return [keys[k] for k in picked[:n]]
+
+    # -- hashes -----------------------------------------------------------------------------------
+
+    def hashes(self, name_or_info: str | LoraInfo) -> Hashes:
+        """A1111 (12 hex), AutoV2 (10 hex) and full sha256 of a loadable LoRA.
+
+        Read from the disk cache (``cache_dir/lora-hashes.json``, keyed by path, size and
+        mtime) or computed now in one pass over the file. Raises :class:`LoraNotFound` for an
+        unknown name and :class:`LibraryError` for an entry that is not loadable or has changed
+        into a non-safetensors file.
+        """
+        info = self.resolve(name_or_info) if isinstance(name_or_info, str) else name_or_info
+        if not isinstance(info, LoraInfo):
+            raise LibraryError(f"hashes() takes a LoRA name or a LoraInfo, not {type(info).__name__}")
+        known = self._by_path.get(info.path)
+        if known is None and self.roots:
+            raise LibraryError(f"'{info.name}' ({info.path}) is not part of this library")
+        info = known or info
+        if not info.loadable:
+            raise LibraryError(f"cannot hash '{info.name}': it is {info.status} ({info.problem})")
+        try:
+            st = os.stat(info.path)
+        except OSError as exc:
+            raise LibraryError(f"cannot hash '{info.name}': {exc.strerror or exc} ({info.path})") from None
+        with self._hash_lock:
+            cache = self._load_hash_cache()
+            cached = cache.get(info.path)
+            if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
+                sha, addnet = cached[2], cached[3]
+            else:
+                sha, addnet = _file_hashes(info)
+                cache[info.path] = [st.st_size, st.st_mtime_ns, sha, addnet]
+                if self.cache_dir is not None:
+                    _atomic_write_json(
+                        Path(self.cache_dir) / "lora-hashes.json", {"version": 1, "entries": cache}
+                    )
+        return Hashes(a1111=addnet[:12], autov2=sha[:10], sha256=sha, addnet=addnet)
+
+    def _load_hash_cache(self) -> dict[str, list[Any]]:
+        if self._hash_cache is None:
+            self._hash_cache = {}
+            if self.cache_dir is not None:
+                try:
+                    with open(Path(self.cache_dir) / "lora-hashes.json", "rb") as handle:
+                        data = json.loads(handle.read())
+                    entries = data.get("entries") if isinstance(data, dict) else None
+                    if isinstance(entries, dict):
+                        self._hash_cache = {
+                            k: v
+                            for k, v in entries.items()
+                            if isinstance(v, list) and len(v) == 4 and all(isinstance(x, str) for x in v[2:])
+                        }
+                except (OSError, ValueError):
+                    pass
+        return self._hash_cache
+
+
+def _reduce(hits: list[LoraInfo]) -> _Hit:
+    """One entry, or the loadable one among several, or all of them (ambiguous)."""
+    if len(hits) == 1:
+        return hits[0]
+    loadable = [h for h in hits if h.status == "ok"]
+    if len(loadable) == 1:
+        return loadable[0]
+    return tuple(loadable or hits)
+
+
+def _not_found(name: object, suggestions: Sequence[str]) -> LoraNotFound:
+    text = name if isinstance(name, str) else repr(name)
+    shown = text if len(text) <= 80 else text[:60] + f"… ({len(text)} characters)"
+    shown = shown.encode("unicode_escape").decode("ascii") if _TAG_UNSAFE.search(shown) else shown
+    message = f"LoRA not found: '{shown}'."
+    if suggestions:
+        message += " Did you mean: " + ", ".join(f"'{s}'" for s in suggestions) + "?"
+    else:
+        message += " Run 'python -m assistant loras' to list the library."
+    return LoraNotFound(text, suggestions, message=message)
+
+
+def _file_hashes(info: LoraInfo) -> tuple[str, str]:
+    """(sha256 of the whole file, sha256 of the bytes after the safetensors header), one pass."""
+    whole = hashlib.sha256()
+    after = hashlib.sha256()
+    try:
+        with open(info.path, "rb") as handle:
+            head = handle.read(8)
+            whole.update(head)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if length < 0 or length > HEADER_CAP:
+                raise LibraryError(f"cannot hash '{info.name}': the file no longer has a safetensors header")
+            header = handle.read(length)
+            whole.update(header)
+            while chunk := handle.read(1024 * 1024):
+                whole.update(chunk)
+                after.update(chunk)
+    except OSError as exc:
+        raise LibraryError(f"cannot hash '{info.name}': {exc.strerror or exc} ({info.path})") from None
+    return whole.hexdigest(), after.hexdigest()
