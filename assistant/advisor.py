@@ -1,0 +1,122 @@
+"""Run the rule registry over a prompt and return :class:`~assistant.types.Advice`.
+
+Pure: reads the library in memory, never touches files or torch. The one entry point is
+:func:`advise`; the app, the chat, the CLI and the generate command all call it.
+
+The plan (``Advice.plan``) holds only LoRAs that will be applied — known, loadable, made for the
+loaded base model, with a non-zero weight in at least one guidance pass. Every tag left out is
+explained in ``Advice.warnings``; nothing is dropped silently.
+
+Hashes: ``PlannedLora.hash`` is left ``""`` on purpose. The A1111 hash is a sha256 over the whole
+file (hundreds of MB for some LoRAs); the advisor runs on every keystroke-sized request and must
+stay under a millisecond, so the engine — which reads the file anyway — fills it in (the library
+caches it on disk by path, size and mtime).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .errors import PromptError
+from .prompt import parse
+from .rules import RULES, RuleState
+from .rules.config import RulesConfig, default_rules_config
+from .rules.symptom_fixes import resolve_symptoms
+from .types import BASES, Advice, PlannedLora
+
+if TYPE_CHECKING:
+    from .library import Library
+    from .prompt import PromptLimits
+
+__all__ = ["advise"]
+
+
+def advise(
+    positive: str,
+    negative: str = "",
+    *,
+    library: Library,
+    config: RulesConfig | None = None,
+    symptoms: Sequence[str] = (),
+    base: str = "sd15",
+    limits: PromptLimits | None = None,
+) -> Advice:
+    """Rewrite ``positive``/``negative`` the way an experienced LoRA user would, explaining why.
+
+    ``symptoms`` are what the user complains about, as text ("多耳怪", "black image") or option
+    ids ("extra-ears"); ``base`` is the loaded model's base (sd15 | sd2 | sdxl | unknown).
+    Raises :class:`~assistant.errors.PromptError` for a prompt the parser rejects (limits).
+    """
+    # 1. Check inputs.
+    if base not in BASES:
+        raise PromptError(f"base model {base!r} is not known; use one of {', '.join(BASES)}")
+    config = config if config is not None else default_rules_config()
+    # 2. Parse; parser remarks and unsupported extra networks become warnings.
+    state = RuleState(
+        prompt=parse(positive, negative, limits=limits), library=library, config=config, base=base
+    )
+    for note in state.prompt.notes:
+        state = state.warn("prompt", note)
+    for extra in state.prompt.extras:
+        state = state.warn(
+            "prompt",
+            f"<{extra.tag_type}:…> tags are kept in the text but not applied (LoRA Mixer applies "
+            f"LoRA/LyCORIS tags only): {extra.raw or extra.tag_type}",
+        )
+    # 3. Symptoms: the user's words → symptom ids.
+    ids, unknown = resolve_symptoms(config, symptoms)
+    for text in unknown:
+        state = state.warn(
+            "symptom-fixes",
+            f"Symptom {text!r} is not one I know; known symptoms: "
+            + ", ".join(f"{sid} ({s.title.en} / {s.title.zh})" for sid, s in config.symptoms.items()),
+        )
+    state = state.replace(symptoms=tuple(ids))
+    # 4. The rules, in registry order.
+    for rule in RULES:
+        state = rule.apply(state)
+    # 5. The plan.
+    plan, state = _plan(state)
+    return Advice(
+        positive=state.positive,
+        negative=state.negative,
+        changes=state.changes,
+        warnings=state.warnings,
+        plan=plan,
+        original_positive=positive,
+        original_negative=negative,
+    )
+
+
+def _plan(state: RuleState) -> tuple[tuple[PlannedLora, ...], RuleState]:
+    plan: list[PlannedLora] = []
+    planned: set[str] = set()
+    for tag in state.prompt.positive_loras:
+        if not state.applied(tag) or tag.name in planned:
+            continue
+        info = state.infos[tag.name]
+        neg = state.negative_branch.get(tag.name)
+        entry = PlannedLora(
+            name=info.name,
+            path=info.path,
+            weight=tag.weight,
+            unet=tag.unet,
+            negative_weight=None if neg is None else neg.weight,
+            negative_unet=None if neg is None else neg.unet,
+        )
+        if neg is None and entry.te_weight == 0 and entry.unet_weight == 0:
+            state = state.warn("plan", f"LoRA '{info.name}' has weight 0, so it is not applied.", info.name)
+            continue
+        plan.append(entry)
+        planned.add(tag.name)
+    for name, neg in state.negative_branch.items():
+        if name in planned:
+            continue
+        info = state.infos[name]
+        plan.append(
+            PlannedLora(
+                name=info.name, path=info.path, weight=0.0, negative_weight=neg.weight, negative_unet=neg.unet
+            )
+        )
+    return tuple(plan), state

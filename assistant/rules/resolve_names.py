@@ -1,0 +1,89 @@
+"""resolve-names: every ``<lora:…>`` tag names a real file, spelled the way the library spells it.
+
+Names are matched exact → case-insensitive → alias (``ss_output_name``, catalog aliases); a match
+that is not exact is rewritten to the real name so the prompt is portable (A1111 on Linux is
+case-sensitive: "LoRA not found" is the most common reason a LoRA "has no effect"). An unknown
+name stays in the prompt, untouched, and is reported with did-you-mean suggestions; it is never
+silently dropped. A file the library refused (pickle) or found broken is reported and left out.
+
+Bad:  ``1girl, <lora:Catgirl_V1:0.8>``   (and ``<lora:catgrl_v1:0.8>``, a typo)
+Good: ``1girl, <lora:catgirl_v1:0.8>``   (the typo is kept, with "did you mean 'catgirl_v1'?")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..errors import AmbiguousLoraName, LoraNotFound
+from ..prompt import replace_tag
+from ..types import Change, LoraInfo
+from .state import RuleState, show
+
+ID = "resolve-names"
+
+
+def apply(state: RuleState) -> RuleState:
+    infos: dict[str, LoraInfo] = dict(state.infos)
+    excluded = dict(state.excluded)
+    written: dict[str, LoraInfo | None] = {}
+    # 1. Resolve each distinct written name once (the library is the slow part).
+    for tag in state.prompt.loras:
+        if tag.name in infos or tag.name in written:
+            continue
+        written[tag.name] = None
+        try:
+            info = state.library.resolve(tag.name)
+        except LoraNotFound as exc:
+            hint = f" Did you mean {_quote(exc.suggestions)}?" if exc.suggestions else ""
+            state = state.warn(
+                ID,
+                f"LoRA '{tag.name}' is not in the library, so it will not be applied; the tag stays in "
+                f"the prompt.{hint}",
+                tag.name,
+            )
+            continue
+        except AmbiguousLoraName as exc:
+            state = state.warn(
+                ID,
+                f"LoRA name '{tag.name}' matches {_quote(exc.candidates)}; it will not be applied until "
+                "you write the file name of the one you mean.",
+                tag.name,
+            )
+            continue
+        written[tag.name] = infos[info.name] = info
+        if not info.loadable and info.name not in excluded:
+            excluded[info.name] = f"the file cannot be used: {info.problem or info.status}"
+            state = state.warn(
+                ID,
+                f"LoRA '{info.name}' is {info.status} ({info.problem or 'no reason given'}); it will not "
+                "be applied.",
+                info.name,
+            )
+    state = state.replace(infos=infos, excluded=excluded)
+    # 2. Rewrite near-miss spellings to the real name, one tag at a time (spans change).
+    while True:
+        for tag in state.prompt.loras:
+            info = infos.get(tag.name) or written.get(tag.name)
+            if info is not None and tag.name != info.name:
+                new_tag = dataclasses.replace(tag, name=info.name)
+                how = (
+                    "an alias of"
+                    if tag.name.casefold() != info.name.casefold()
+                    else "the same name in other letter case as"
+                )
+                reason = (
+                    f"'{tag.name}' is {how} the LoRA file '{info.name}'; written exactly as the file "
+                    "is named so every tool finds it (A1111 on Linux says 'LoRA not found' otherwise)."
+                )
+                change = Change(ID, tag.raw or show(tag), show(new_tag), reason)
+                if tag.in_negative:
+                    state = state.edit(change, negative=replace_tag(state.negative, tag, new_tag))
+                else:
+                    state = state.edit(change, positive=replace_tag(state.positive, tag, new_tag))
+                break
+        else:
+            return state
+
+
+def _quote(names: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)

@@ -1,0 +1,77 @@
+"""strength-budget: no single LoRA beyond the per-LoRA limit, and the total within the cap.
+
+Stacked LoRAs add up: each one shifts the same weights, and past a total of about 1.2 images
+break ("强度总和别超 1.2,否则模型当场社死"); a single weight above 1 often breaks one on its own.
+Both numbers live in ``presets/rules.yaml`` (``strength.per_lora_max``, ``strength.cap``).
+
+1. Clamp: a weight (text encoder or UNet) beyond ±per_lora_max is set to ±per_lora_max.
+2. Budget: when the total |weight| of the applied positive-prompt LoRAs exceeds the cap, every one
+   is multiplied by cap / total (proportional, so the mix keeps its balance) and rounded TOWARD
+   ZERO to 2 decimals ("floor-round"): 0.5647 → 0.56. Rounding down never raises a weight, so
+   the new total never exceeds the cap — it may land a hundredth or two below it.
+   A LoRA's |weight| is the larger of its text-encoder and UNet weights; negative weights count by
+   their size. Tags of LoRAs that are not applied (unknown, wrong base) and negative-prompt tags
+   (negative-pass weights) do not count.
+
+Bad:  ``<lora:catgirl_v1:0.8>, <lora:cyberpunk_style:0.5>, <lora:soft_light:0.4>`` (total 1.7)
+Good: ``<lora:catgirl_v1:0.56>, <lora:cyberpunk_style:0.35>, <lora:soft_light:0.28>`` (1.19)
+"""
+
+from __future__ import annotations
+
+from ..prompt import replace_tag
+from ..types import Change, LoraTag
+from .state import RuleState, floor2, fmt, show, strength, with_weights
+
+ID = "strength-budget"
+
+
+def apply(state: RuleState) -> RuleState:
+    return _budget(_clamp(state))
+
+
+def _clamp(state: RuleState) -> RuleState:
+    limit = state.config.strength.per_lora_max
+    for tag, _info in reversed(state.applied_positive()):
+        if strength(tag) <= limit + 1e-9:
+            continue
+        new_tag = with_weights(
+            tag, _clip(tag.weight, limit), None if tag.unet is None else _clip(tag.unet, limit)
+        )
+        reason = (
+            f"A single LoRA above {fmt(limit)} usually breaks the image; clamped '{tag.name}' from "
+            f"{fmt(strength(tag))} to {fmt(limit)} (the per-LoRA limit in presets/rules.yaml)."
+        )
+        change = Change(ID, tag.raw or show(tag), show(new_tag), reason)
+        state = state.edit(change, positive=replace_tag(state.positive, tag, new_tag))
+    return state
+
+
+def _budget(state: RuleState) -> RuleState:
+    cap = state.config.strength.cap
+    applied = [tag for tag, _info in state.applied_positive()]
+    total = sum(strength(t) for t in applied)
+    if total <= cap + 1e-9:
+        return state
+    factor = cap / total
+    scaled: list[tuple[LoraTag, LoraTag]] = []
+    for tag in applied:
+        unet = None if tag.unet is None else floor2(tag.unet * factor)
+        scaled.append((tag, with_weights(tag, floor2(tag.weight * factor), unet)))
+    new_total = sum(strength(new) for _old, new in scaled)
+    before = " + ".join(fmt(strength(t)) for t in applied) + f" = {fmt(total)}"
+    after = " + ".join(fmt(strength(new)) for _old, new in scaled) + f" = {fmt(new_total)}"
+    reason = (
+        f"Stacked LoRAs add up; past a total of {fmt(cap)} images break. Scaled every LoRA by "
+        f"{cap:g}/{total:g} ≈ {factor:.3f} (keeps the balance of the mix) and rounded down to 2 decimals "
+        f"so the total stays at or under {fmt(cap)}: {before} → {after}."
+    )
+    positive = state.positive
+    for old, new in reversed(scaled):  # right to left: earlier spans stay valid
+        if (old.weight, old.unet) != (new.weight, new.unet):
+            positive = replace_tag(positive, old, new)
+    return state.edit(Change(ID, before, after, reason), positive=positive)
+
+
+def _clip(value: float, limit: float) -> float:
+    return max(-limit, min(limit, value))

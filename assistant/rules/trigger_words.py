@@ -1,0 +1,68 @@
+"""trigger-words: each LoRA's trigger words are in the prompt, once, near the start.
+
+Many LoRAs only show their effect when the prompt contains the words they were trained with
+(A1111's "activation text", kohya's tag frequency, Civitai's trained words). Missing ones are
+inserted once, after the leading quality/subject terms; the check ignores letter case, extra
+spaces and attention syntax, so ``(Cat Ears:1.2)`` already counts as ``cat ears``. Only LoRAs that
+are applied with a positive weight get triggers (a disabled, negative-weight, unknown or
+wrong-base LoRA does not). When two LoRAs in the prompt declare the same trigger, the word is added
+once and the clash is reported: the word then feeds both LoRAs (e.g. two versions of one character).
+
+Bad:  ``1girl, <lora:jk_uniform:0.6>``
+Good: ``1girl, JK uniform, <lora:jk_uniform:0.6>``
+"""
+
+from __future__ import annotations
+
+from ..prompt import has_term, insert_terms
+from ..types import Change
+from .state import RuleState
+
+ID = "trigger-words"
+
+
+def apply(state: RuleState) -> RuleState:
+    owners: dict[str, list[str]] = {}  # casefolded trigger -> LoRA names declaring it
+    missing: list[str] = []
+    missing_keys: set[str] = set()
+    needed_by: dict[str, str] = {}
+    seen_loras: set[str] = set()
+    for tag, info in state.applied_positive():
+        if tag.weight <= 0 or info.name in seen_loras:
+            continue
+        seen_loras.add(info.name)
+        for word in _split(info.triggers):
+            key = word.casefold()
+            if not key:
+                continue
+            owners.setdefault(key, []).append(info.name)
+            if key not in missing_keys and not has_term(state.positive, word):
+                missing.append(word)
+                missing_keys.add(key)
+                needed_by[word] = info.name
+    for key, names in owners.items():
+        if len(names) > 1:
+            state = state.warn(
+                ID,
+                f"LoRAs {', '.join(repr(n) for n in names)} share the trigger '{key}': the word feeds all "
+                "of them (two versions of one character usually fight; keep one).",
+                names[0],
+            )
+    if not missing:
+        return state
+    by_lora: dict[str, list[str]] = {}
+    for word in missing:
+        by_lora.setdefault(needed_by[word], []).append(word)
+    detail = "; ".join(
+        f"'{name}' needs {', '.join(repr(w) for w in words)}" for name, words in by_lora.items()
+    )
+    reason = (
+        f"Trigger words were missing, so the LoRA would barely show: {detail}. Added once, near the start."
+    )
+    change = Change(ID, "", ", ".join(missing), reason)
+    return state.edit(change, positive=insert_terms(state.positive, missing))
+
+
+def _split(triggers: tuple[str, ...]) -> list[str]:
+    """Trigger words one by one ("catgirl, cat ears" is two), spaces tidied."""
+    return [" ".join(part.split()) for raw in triggers for part in raw.split(",") if part.strip()]
