@@ -1,0 +1,579 @@
+"""The chat brain: a message → an :class:`Intent` → a :class:`ChatReply` (markdown).
+
+Pure: no torch, no gradio, no files. :func:`route` decides what a message is — a prompt to advise,
+a slash command (``/blindbox 8``, ``/ab A B``, ``/sweep NAME 0.2..1.0x5``, ``/loras [filter]``,
+``/recipe NAME``, ``/help``), a troubleshooting question ("why is my image black", "出图全黑"),
+or something else — and :func:`respond` answers it from the rule table in ``presets/rules.yaml``,
+with prompt-specific advice when a prompt is in the context. Replies follow the user's language
+(Chinese when the message contains CJK characters). The chat only plans and explains; the app
+decides to render for prompt, blind-box, A/B and sweep intents using ``Intent.args``.
+
+Change reasons and warnings come from the rules and are in English; headings, answers and
+explanations written here are in the user's language.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .advisor import advise
+from .errors import AmbiguousLoraName, LoraMixerError, LoraNotFound
+from .rules.config import RulesConfig, default_rules_config
+from .types import Advice, LoraInfo, format_weight
+
+if TYPE_CHECKING:
+    from .library import Library
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ChatContext", "ChatReply", "Intent", "IntentKind", "respond", "route"]
+
+IntentKind = Literal[
+    "advise", "blindbox", "ab", "sweep", "library", "recipe", "troubleshoot", "help", "unknown"
+]
+Language = Literal["en", "zh"]
+
+BLINDBOX_DEFAULT, BLINDBOX_MAX = 4, 64
+SWEEP_DEFAULT_COUNT, SWEEP_MAX_COUNT = 5, 16
+LIST_LIMIT = 30
+_EXAMPLE = "1girl, <lora:catgirl_v1:0.5>, <lora:cyberpunk_style:0.5>"
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What a message asks for.
+
+    ``args`` by kind (``# eg``):
+    advise ``{"positive": "1girl, <lora:x:0.8>", "negative": None}`` (negative given only when the
+    message has a ``Negative prompt:`` line); blindbox ``{"n": 8}``; ab ``{"a": "x", "b": "y"}``;
+    sweep ``{"name": "x", "start": 0.2, "stop": 1.0, "count": 5, "weights": [0.2, 0.4, …]}``;
+    library ``{"filter": "cat"}``; recipe ``{"name": "cyber_hotpot"}``;
+    troubleshoot ``{"symptoms": ["black-image"], "faq": []}``; unknown ``{"command": "/foo"}``.
+    Any kind may carry ``{"error": "…"}`` when the arguments could not be read.
+    """
+
+    kind: IntentKind
+    args: Mapping[str, Any] = field(default_factory=dict)
+    language: Language = "en"
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatContext:
+    """What the chat knows besides the message: the library, the prompt boxes, the model.
+
+    ``apply_changes``: when True, prompt replies put the rewritten prompts in the UI boxes; when
+    False they only suggest. ``recipes`` maps a name to a recipe (``assistant.presets.Recipe``).
+    """
+
+    library: Library
+    positive: str = ""
+    negative: str = ""
+    base: str = "sd15"
+    apply_changes: bool = True
+    config: RulesConfig | None = None
+    recipes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """The markdown answer, the intent behind it, the advice (if any) and the prompt boxes.
+
+    ``positive``/``negative`` are what the UI boxes should hold after this turn (unchanged boxes
+    are passed through).
+    """
+
+    text: str
+    intent: Intent
+    advice: Advice | None = None
+    positive: str = ""
+    negative: str = ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Routing
+# ----------------------------------------------------------------------------------------------
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60]")
+_TAG = re.compile(r"<\s*(lora|lyco)\s*:", re.IGNORECASE)
+_ATTENTION = re.compile(r"\([^()]*:\s*-?\d+(\.\d+)?\s*\)")
+_NEGATIVE_LINE = re.compile(r"(?im)^\s*(negative prompt|negative|负面提示词|反向提示词)\s*[::]\s*")
+_QUESTION = re.compile(
+    r"[??]\s*$|^(why|how|what|which|when|where|can|could|should|does|do|is|are|help)\b"
+    r"|为什么|怎么|如何|什么|哪个|多少|吗|呢|咋",
+    re.IGNORECASE,
+)
+_PROMPT_WORDS = re.compile(
+    r"\b(\d+(girl|boy)s?|solo|masterpiece|best quality|high quality|portrait|landscape|looking at viewer)\b",
+    re.IGNORECASE,
+)
+_LIBRARY_WORDS = re.compile(
+    r"\b(list|show|which|what)\b.*\bloras?\b|\bloras?\b.*\b(do i have|available|installed)\b"
+    r"|有哪些\s*lora|lora\s*列表|列出",
+    re.IGNORECASE,
+)
+_SWEEP_RANGE = re.compile(
+    r"^(?P<start>-?\d+(?:\.\d+)?)\s*(?:\.\.|~|-(?=\d)|to)\s*(?P<stop>-?\d+(?:\.\d+)?)(?:\s*[x×*]\s*(?P<count>\d+))?$",
+    re.IGNORECASE,
+)
+
+
+def language_of(text: str) -> Language:
+    """ "zh" when the text contains CJK characters, else "en"."""
+    return "zh" if _CJK.search(text) else "en"
+
+
+def route(message: str, config: RulesConfig | None = None) -> Intent:
+    """Classify one chat message. Never raises: unreadable arguments go into ``args["error"]``."""
+    text = (message or "").strip()
+    language = language_of(text)
+    if not text:
+        return Intent("help", {}, language, text)
+    if text.startswith(("/", "/")):
+        return _route_command(text, language)
+    config = config if config is not None else default_rules_config()
+    if _TAG.search(text):
+        return Intent("advise", _prompt_args(text), language, text)
+    symptoms = config.match_symptoms(text)
+    faq = config.match_faq(text)
+    looks_like_prompt = _looks_like_prompt(text)
+    if (symptoms or faq) and not (looks_like_prompt and not _QUESTION.search(text)):
+        return Intent("troubleshoot", {"symptoms": symptoms, "faq": faq}, language, text)
+    if _LIBRARY_WORDS.search(text):
+        return Intent("library", {"filter": ""}, language, text)
+    if text.casefold() in {"help", "帮助", "?", "h"}:
+        return Intent("help", {}, language, text)
+    if looks_like_prompt:
+        return Intent("advise", _prompt_args(text), language, text)
+    return Intent("unknown", {}, language, text)
+
+
+def _looks_like_prompt(text: str) -> bool:
+    if _QUESTION.search(text) and "," not in text:
+        return False
+    return text.count(",") + text.count(",") >= 2 or bool(
+        _PROMPT_WORDS.search(text) or _ATTENTION.search(text)
+    )
+
+
+def _prompt_args(text: str) -> dict[str, Any]:
+    match = _NEGATIVE_LINE.search(text)
+    if match is None:
+        return {"positive": text, "negative": None}
+    return {"positive": text[: match.start()].strip(), "negative": text[match.end() :].strip()}
+
+
+def _route_command(text: str, language: Language) -> Intent:
+    head, _, rest = text[1:].partition(" ")
+    command = head.casefold()
+    rest = rest.strip()
+    try:
+        words = shlex.split(rest)
+    except ValueError:
+        words = rest.split()
+    if command in ("help", "h", "?", "帮助"):
+        return Intent("help", {}, language, text)
+    if command in ("loras", "lora", "library", "list"):
+        return Intent("library", {"filter": rest}, language, text)
+    if command in ("recipe", "recipes"):
+        return Intent("recipe", {"name": rest}, language, text)
+    if command in ("advise", "prompt", "fix"):
+        return Intent("advise", _prompt_args(rest), language, text)
+    if command in ("blindbox", "blind", "盲盒"):
+        return Intent("blindbox", _blindbox_args(words), language, text)
+    if command == "ab":
+        if len(words) != 2:
+            return Intent("ab", {"error": "usage: /ab NAME_A NAME_B"}, language, text)
+        return Intent("ab", {"a": words[0], "b": words[1]}, language, text)
+    if command == "sweep":
+        return Intent("sweep", _sweep_args(words), language, text)
+    return Intent("unknown", {"command": "/" + head}, language, text)
+
+
+def _blindbox_args(words: list[str]) -> dict[str, Any]:
+    if not words:
+        return {"n": BLINDBOX_DEFAULT}
+    try:
+        n = int(words[0])
+    except ValueError:
+        return {"error": f"'{words[0]}' is not a whole number; usage: /blindbox N (1 to {BLINDBOX_MAX})"}
+    if not 1 <= n <= BLINDBOX_MAX:
+        return {"error": f"/blindbox takes 1 to {BLINDBOX_MAX} images, not {n}"}
+    return {"n": n}
+
+
+def _sweep_args(words: list[str]) -> dict[str, Any]:
+    usage = "usage: /sweep NAME 0.2..1.0x5 (from..to, x number of steps)"
+    if not words:
+        return {"error": usage}
+    if len(words) == 1:
+        start, stop, count = 0.2, 1.0, SWEEP_DEFAULT_COUNT
+    else:
+        match = _SWEEP_RANGE.match("".join(words[1:]))
+        if match is None:
+            return {"name": words[0], "error": f"'{' '.join(words[1:])}' is not a range; {usage}"}
+        start, stop = float(match["start"]), float(match["stop"])
+        count = int(match["count"]) if match["count"] else SWEEP_DEFAULT_COUNT
+    if not 2 <= count <= SWEEP_MAX_COUNT:
+        return {"name": words[0], "error": f"a sweep takes 2 to {SWEEP_MAX_COUNT} steps, not {count}"}
+    if not (-2 <= start <= 2 and -2 <= stop <= 2):
+        return {
+            "name": words[0],
+            "error": f"sweep weights must lie between -2 and 2 (got {start:g}..{stop:g})",
+        }
+    step = (stop - start) / (count - 1)
+    weights = [round(start + i * step, 4) for i in range(count)]
+    return {"name": words[0], "start": start, "stop": stop, "count": count, "weights": weights}
+
+
+# ----------------------------------------------------------------------------------------------
+# Replies
+# ----------------------------------------------------------------------------------------------
+
+_T: dict[str, dict[Language, str]] = {
+    "rewritten": {"en": "Rewritten prompt", "zh": "改写后的提示词"},
+    "suggested": {
+        "en": "Suggested prompt (not applied — assistant edits are off)",
+        "zh": "建议的提示词(未应用)",
+    },
+    "negative": {"en": "Negative prompt", "zh": "负面提示词"},
+    "changes": {"en": "What changed and why", "zh": "改了什么、为什么"},
+    "warnings": {"en": "Warnings", "zh": "警告"},
+    "plan": {"en": "LoRAs to apply", "zh": "将加载的 LoRA"},
+    "no_changes": {
+        "en": "Your prompt already follows the rules — nothing to change.",
+        "zh": "提示词已经没问题,无需修改。",
+    },
+    "no_loras": {"en": "none", "zh": "无"},
+    "neg_pass": {"en": "negative pass", "zh": "负向分支"},
+    "cause": {"en": "Cause", "zh": "原因"},
+    "fix": {"en": "Fix", "zh": "解决"},
+    "for_prompt": {"en": "Applied to your current prompt", "zh": "针对你当前的提示词"},
+    "no_prompt": {
+        "en": "Paste your prompt (or fill the prompt box) and I will apply the fix to it.",
+        "zh": "把提示词发给我(或填进提示词框),我会直接帮你改。",
+    },
+}
+
+
+def _t(key: str, language: Language) -> str:
+    return _T[key][language]
+
+
+def respond(message: str, context: ChatContext) -> ChatReply:
+    """Answer one chat message. Never raises: user errors become a reply that explains them."""
+    config = context.config if context.config is not None else default_rules_config()
+    intent = route(message, config)
+    try:
+        return _HANDLERS[intent.kind](intent, context, config)
+    except LoraMixerError as exc:
+        prefix = "出错了" if intent.language == "zh" else "That did not work"
+        return _reply(f"{prefix}: {exc}", intent, context)
+    except Exception:  # the chat is a UI boundary: log the bug, answer politely
+        log.exception("chat reply failed for %r", message)
+        text = (
+            "抱歉,处理这条消息时出了内部错误(已记录)。试试 `/help`。"
+            if intent.language == "zh"
+            else "Sorry, something went wrong on my side while answering that (it is logged). Try `/help`."
+        )
+        return _reply(text, intent, context)
+
+
+def _reply(text: str, intent: Intent, context: ChatContext, advice: Advice | None = None) -> ChatReply:
+    positive, negative = context.positive, context.negative
+    if advice is not None and context.apply_changes:
+        positive, negative = advice.positive, advice.negative
+    return ChatReply(text=text, intent=intent, advice=advice, positive=positive, negative=negative)
+
+
+def _advise_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
+    positive = intent.args.get("positive", "")
+    negative = intent.args.get("negative")
+    negative = context.negative if negative is None else negative
+    if not positive.strip():
+        return _help_reply(intent, context, config)
+    advice = advise(positive, negative, library=context.library, config=config, base=context.base)
+    text = format_advice(advice, intent.language, applied=context.apply_changes)
+    reply = _reply(text, intent, context, advice)
+    if not context.apply_changes:  # the boxes get what the user typed
+        return ChatReply(text, intent, advice, positive, negative)
+    return reply
+
+
+def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
+    lang = intent.language
+    parts: list[str] = []
+    for sid in intent.args.get("symptoms", []):
+        s = config.symptoms[sid]
+        parts.append(
+            f"### {s.title.get(lang)}\n- **{_t('cause', lang)}**: {s.cause.get(lang)}\n"
+            f"- **{_t('fix', lang)}**: {s.fix.get(lang)}"
+            + (f"\n- {s.note.get(lang)}" if s.note is not None else "")
+        )
+    for fid in intent.args.get("faq", []):
+        f = config.faq[fid]
+        parts.append(f"### {f.title.get(lang)}\n{f.answer.get(lang)}")
+        if fid == "weight" and context.positive.strip():
+            parts.append(_weight_advice(context, lang))
+    advice = None
+    symptoms = intent.args.get("symptoms", [])
+    if context.positive.strip() and symptoms:
+        advice = advise(
+            context.positive,
+            context.negative,
+            library=context.library,
+            config=config,
+            symptoms=symptoms,
+            base=context.base,
+        )
+        parts.append(
+            f"## {_t('for_prompt', lang)}\n" + format_advice(advice, lang, applied=context.apply_changes)
+        )
+    elif symptoms:
+        parts.append(_t("no_prompt", lang))
+    return _reply("\n\n".join(parts), intent, context, advice)
+
+
+def _weight_advice(context: ChatContext, lang: Language) -> str:
+    from .prompt import parse
+
+    lines = []
+    for tag in parse(context.positive, context.negative).positive_loras:
+        info = _try_resolve(context.library, tag.name)
+        if info is None:
+            continue
+        typical = {
+            "character": "0.6–0.8",
+            "clothing": "0.5–0.7",
+            "concept": "0.3–0.8",
+            "style": "0.3–0.5",
+        }.get(info.kind, "0.4–0.7")
+        pref = "" if info.preferred_weight is None else f", preferred {format_weight(info.preferred_weight)}"
+        if lang == "zh":
+            pref = "" if info.preferred_weight is None else f",推荐 {format_weight(info.preferred_weight)}"
+            lines.append(
+                f"- `{info.name}`({info.kind}):现在 {format_weight(tag.weight)},常用 {typical}{pref}"
+            )
+        else:
+            lines.append(
+                f"- `{info.name}` ({info.kind}): now {format_weight(tag.weight)}, usual {typical}{pref}"
+            )
+    if not lines:
+        return ""
+    return f"## {_t('for_prompt', lang)}\n" + "\n".join(lines)
+
+
+def _library_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
+    lang = intent.language
+    query = str(intent.args.get("filter", "")).strip()
+    infos = list(context.library.search(query) if query else context.library.all())
+    if not infos:
+        text = (
+            (f"没有匹配 '{query}' 的 LoRA。" if lang == "zh" else f"No LoRA matches '{query}'.")
+            if query
+            else ("LoRA 库是空的。" if lang == "zh" else "The LoRA library is empty.")
+        )
+        return _reply(text, intent, context)
+    head = (
+        "| 名称 | 类型 | 基础模型 | 触发词 | 推荐权重 | 状态 |"
+        if lang == "zh"
+        else "| name | kind | base | triggers | weight | status |"
+    )
+    rows = [head, "| --- | --- | --- | --- | --- | --- |"]
+    for info in infos[:LIST_LIMIT]:
+        weight = "" if info.preferred_weight is None else format_weight(info.preferred_weight)
+        status = info.status if info.loadable else f"{info.status}: {info.problem}"
+        rows.append(
+            f"| `{_cell(info.name)}` | {info.kind} | {info.base} | {_cell(', '.join(info.triggers))} "
+            f"| {weight} | {_cell(status)} |"
+        )
+    more = len(infos) - LIST_LIMIT
+    if more > 0:
+        rows.append(f"\n… {more} more" if lang == "en" else f"\n…… 还有 {more} 个")
+    return _reply("\n".join(rows), intent, context)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _recipe_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
+    lang = intent.language
+    name = str(intent.args.get("name", "")).strip()
+    recipe = context.recipes.get(name) or next(
+        (r for key, r in context.recipes.items() if key.casefold() == name.casefold()), None
+    )
+    if recipe is None:
+        known = ", ".join(f"`{k}`" for k in sorted(context.recipes)) or ("无" if lang == "zh" else "none")
+        what = f"没有叫 '{name}' 的配方。" if lang == "zh" else f"No recipe named '{name}'."
+        if not name:
+            what = "用法:`/recipe 名字`。" if lang == "zh" else "Usage: `/recipe NAME`."
+        return _reply(f"{what} {'可用配方' if lang == 'zh' else 'Recipes'}: {known}", intent, context)
+    tags = ", ".join(f"<lora:{lo.name}:{format_weight(lo.weight)}>" for lo in recipe.loras)
+    positive = ", ".join(p for p in (recipe.prompt.strip(), tags) if p)
+    advice = advise(positive, recipe.negative, library=context.library, config=config, base=context.base)
+    intro = f"**{recipe.name}**" + (f" — {recipe.description}" if recipe.description else "")
+    args = {**intent.args, "positive": advice.positive, "negative": advice.negative}
+    intent = Intent(intent.kind, args, intent.language, intent.text)
+    return _reply(
+        intro + "\n\n" + format_advice(advice, lang, applied=context.apply_changes), intent, context, advice
+    )
+
+
+def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
+    """/blindbox, /ab, /sweep: check the arguments and say what the app will render."""
+    lang = intent.language
+    args = intent.args
+    if "error" in args:
+        return _reply(
+            f"{'用法错误' if lang == 'zh' else 'Cannot read that'}: {args['error']}", intent, context
+        )
+    if intent.kind == "blindbox":
+        if not _TAG.search(context.positive):
+            text = (
+                f"盲盒需要提示词里至少有一个 `<lora:…>`,例如 `{_EXAMPLE}`。"
+                if lang == "zh"
+                else "A blind box mixes the LoRAs of your prompt: put at least one `<lora:…>` in the prompt "
+                f"first, e.g. `{_EXAMPLE}`."
+            )
+            return _reply(text, intent, context)
+        text = (
+            f"盲盒:{args['n']} 张图,每张随机混合提示词里 LoRA 的权重(带种子,可复现)。"
+            if lang == "zh"
+            else f"Blind box: {args['n']} images, each with a random mix of your prompt's LoRA weights "
+            "(seeded, so every cell can be reproduced)."
+        )
+        return _reply(text, intent, context)
+    names = [args["a"], args["b"]] if intent.kind == "ab" else [args["name"]]
+    resolved = []
+    for name in names:
+        try:
+            resolved.append(context.library.resolve(name).name)
+        except (LoraNotFound, AmbiguousLoraName) as exc:
+            return _reply(str(exc), intent, context)
+    args = {
+        **args,
+        **({"a": resolved[0], "b": resolved[1]} if intent.kind == "ab" else {"name": resolved[0]}),
+    }
+    intent = Intent(intent.kind, args, intent.language, intent.text)
+    if intent.kind == "ab":
+        text = (
+            f"A/B 对比:同一种子下分别用 `{resolved[0]}` 和 `{resolved[1]}` 出图。"
+            if lang == "zh"
+            else f"A/B: the same prompt and seed rendered with `{resolved[0]}` and with `{resolved[1]}`."
+        )
+    else:
+        weights = ", ".join(format_weight(w) for w in args["weights"])
+        text = (
+            f"权重扫描:`{resolved[0]}` 在固定种子下依次用 {weights}。"
+            if lang == "zh"
+            else f"Sweep: `{resolved[0]}` at {weights}, same seed for every cell."
+        )
+    return _reply(text, intent, context)
+
+
+_HELP: dict[Language, str] = {
+    "en": """I rewrite LoRA prompts the way an experienced user would and explain every change.
+
+- Paste a prompt, e.g. `1girl, <lora:catgirl_v1:0.8>, <lora:cyberpunk_style:0.5>`
+- Describe a problem: "why is my image black", "extra ears", "LoRA has no effect", "style suddenly changed"
+- Ask: "how do I use a negative weight", "what weight should I use"
+- `/blindbox N` — N images with random LoRA mixes · `/ab A B` — compare two LoRAs at one seed
+- `/sweep NAME 0.2..1.0x5` — one LoRA at several weights · `/loras [filter]` — your LoRAs
+- `/recipe NAME` — a saved mix · `/help` — this list""",
+    "zh": """我会像老手一样改写 LoRA 提示词,并解释每一处改动。
+
+- 直接发提示词,例如 `1girl, <lora:catgirl_v1:0.8>, <lora:cyberpunk_style:0.5>`
+- 描述问题:“出图全黑”“多耳怪”“LoRA 不生效”“画风突变”“缓存见鬼”
+- 提问:“负权重怎么用”“权重设多少”
+- `/blindbox N` 盲盒混合 N 张 · `/ab A B` 同种子对比两个 LoRA
+- `/sweep 名字 0.2..1.0x5` 权重扫描 · `/loras [关键词]` 查看 LoRA 库
+- `/recipe 名字` 使用配方 · `/help` 帮助""",
+}
+
+
+def _help_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
+    return _reply(_HELP[intent.language], intent, context)
+
+
+def _unknown_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
+    lang = intent.language
+    command = intent.args.get("command")
+    if command:
+        lead = f"我不认识命令 `{command}`。" if lang == "zh" else f"I don't know the command `{command}`."
+    else:
+        lead = "我没看懂这条消息。" if lang == "zh" else "I'm not sure what you mean."
+    return _reply(f"{lead}\n\n{_HELP[lang]}", intent, context)
+
+
+_HANDLERS = {
+    "advise": _advise_reply,
+    "troubleshoot": _troubleshoot_reply,
+    "library": _library_reply,
+    "recipe": _recipe_reply,
+    "blindbox": _plan_reply,
+    "ab": _plan_reply,
+    "sweep": _plan_reply,
+    "help": _help_reply,
+    "unknown": _unknown_reply,
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Markdown
+# ----------------------------------------------------------------------------------------------
+
+
+def _fence(text: str) -> str:
+    """A code block whose fence is longer than any backtick run inside ``text``."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def format_advice(advice: Advice, language: Language = "en", *, applied: bool = True) -> str:
+    """Advice as markdown: the prompt in a code block, a compact diff with reasons, warnings, plan."""
+    lang = language
+    title = _t("rewritten", lang) if applied or not advice.changed else _t("suggested", lang)
+    parts = [f"**{title}**", _fence(advice.positive)]
+    if advice.negative.strip():
+        parts += [f"**{_t('negative', lang)}**", _fence(advice.negative)]
+    if advice.changes:
+        lines = [f"**{_t('changes', lang)}**"]
+        for change in advice.changes:
+            before = f"`{_inline(change.before)}`" if change.before else "∅"
+            after = f"`{_inline(change.after)}`" if change.after else "∅"
+            lines.append(f"- `{change.rule}` {before} → {after} — {change.reason}")
+        parts.append("\n".join(lines))
+    else:
+        parts.append(_t("no_changes", lang))
+    if advice.warnings:
+        lines = [f"**{_t('warnings', lang)}**"]
+        lines += [f"- ⚠️ `{w.rule}` {w.message}" for w in advice.warnings]
+        parts.append("\n".join(lines))
+    plan = []
+    for p in advice.plan:
+        item = f"`{p.name}` {format_weight(p.weight)}"
+        if p.unet is not None:
+            item += f"/{format_weight(p.unet)}"
+        if p.negative_weight is not None:
+            item += f" ({_t('neg_pass', lang)} {format_weight(p.negative_weight)})"
+        plan.append(item)
+    parts.append(f"**{_t('plan', lang)}**: " + (" · ".join(plan) if plan else _t("no_loras", lang)))
+    return "\n\n".join(parts)
+
+
+def _inline(text: str) -> str:
+    return " ".join(text.replace("`", "'").split())
+
+
+def _try_resolve(library: Library, name: str) -> LoraInfo | None:
+    try:
+        return library.resolve(name)
+    except (LoraNotFound, AmbiguousLoraName):
+        return None
