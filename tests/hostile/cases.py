@@ -77,11 +77,8 @@ PROMPT_CASES: tuple[PromptCase, ...] = (
     ),
     PromptCase(
         "name-windows-absolute",
-        r"1girl, <lora:C:\Windows\win.ini:1>",
-        parse="ok",
-        user="skip",
-        mentions=(r"win\.ini|C:\\",),
-        loras=None,
+        r"1girl, <lora:C:\Windows\win.ini:1>",  # A1111 splits on ':' -> name 'C', weight '\Windows…'
+        mentions=(r"win\.ini", r"not a number"),
     ),
     PromptCase(
         "name-backslash",
@@ -167,6 +164,12 @@ PROMPT_CASES: tuple[PromptCase, ...] = (
     PromptCase("parens-100k", "(" * 100_000, mentions=(r"long|characters|limit",)),
     PromptCase("angles-100k", "<" * 100_000, mentions=(r"long|characters|limit",)),
     PromptCase("prompt-1mb", "1girl, " + "masterpiece " * 90_000, mentions=(r"long|characters|limit",)),
+    PromptCase("parens-9990-nested", "(" * 9_990 + "1girl" + ")" * 9_990, parse="ok", user="ok", loras=0),
+    PromptCase("brackets-19k-unclosed", "[" * 19_000 + "1girl", parse="ok", user="ok", loras=0),
+    PromptCase("lora-open-3000", "<lora:" * 3_000, parse="ok", user="ok", loras=0),
+    PromptCase("loras-21", "1girl, " + _many(21), mentions=(r"21", r"at most 20")),
+    PromptCase("dyn-not-number", f"1girl, <lora:{GOOD}:0.5:0.5:abc>", mentions=(r"abc", r"dyn")),
+    PromptCase("comment-hides-tag", f"# <lora:{GOOD}:nan>\n1girl", parse="ok", user="ok", loras=0),
     PromptCase("parens-unbalanced", "((((((1girl, cat ears", parse="ok", user="ok", loras=0),
     PromptCase("control-chars", "1girl\x1b[31m, cat ears\x07\x08", parse="ok", user="ok", loras=0),
     PromptCase("bad-attention-number", "(1girl:1.2.3), cat ears", parse="ok", user="ok", loras=0),

@@ -48,6 +48,7 @@ def test_parser_outcome(case: PromptCase) -> None:
             assert len(prompt.loras) == case.loras, prompt.loras
         assert "<lora:" not in prompt.positive_text.replace("<lora:x:0.5", "")
         assert all(math.isfinite(t.weight) and math.isfinite(t.unet_weight) for t in prompt.loras)
+        assert len(prompt.notes) <= 20, f"{case.id}: {len(prompt.notes)} notes (a reply must stay readable)"
     assert time.perf_counter() - started < PARSE_BUDGET_S, f"{case.id}: parse took too long"
 
 
