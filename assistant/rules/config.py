@@ -51,6 +51,9 @@ class LowerConfig(_Model):
     to: float = Field(gt=0, le=2)
     #: "positive": only weights above ``to``; "both": also weights below ``-to``.
     signs: Literal["positive", "both"] = "positive"
+    #: When a responsible LoRA is already at or below ``to``: suggest a negative-pass weight this
+    #: much above its weight (a ``<lora:x:w>`` tag in the negative prompt tames the LoRA).
+    suggest_negative_pass: float | None = Field(None, gt=0, le=1)
 
 
 class TriggerNegative(_Model):

@@ -176,6 +176,7 @@ def _lower(state: RuleState, symptom: SymptomConfig, lower: LowerConfig) -> Rule
         new_w = _cap(tag.weight, lower)
         new_u = None if tag.unet is None else _cap(tag.unet, lower)
         if (new_w, new_u) == (tag.weight, tag.unet):
+            state = _suggest_negative_pass(state, symptom, lower, tag)
             continue
         new_tag = with_weights(tag, new_w, new_u)
         reason = (
@@ -185,6 +186,22 @@ def _lower(state: RuleState, symptom: SymptomConfig, lower: LowerConfig) -> Rule
         change = Change(ID, tag.raw or show(tag), show(new_tag), reason)
         state = state.edit(change, positive=replace_tag(state.positive, tag, new_tag))
     return state
+
+
+def _suggest_negative_pass(
+    state: RuleState, symptom: SymptomConfig, lower: LowerConfig, tag: LoraTag
+) -> RuleState:
+    step = lower.suggest_negative_pass
+    if step is None or tag.weight <= 0 or any(t.name == tag.name for t in state.prompt.negative_loras):
+        return state
+    suggestion = with_weights(tag, round(tag.weight + step, 2), None)
+    return state.warn(
+        ID,
+        f"{symptom.title.en}: '{tag.name}' is already at {fmt(tag.weight)} (at most {fmt(lower.to)}). If the "
+        f"side effect stays, add {show(suggestion)} to the NEGATIVE prompt: LoRA Mixer then runs the "
+        "negative pass of guidance a little stronger than the positive one, which tames the LoRA's leaks.",
+        tag.name,
+    )
 
 
 def _cap(value: float, lower: LowerConfig) -> float:
