@@ -195,32 +195,42 @@ class FileCase:
 
 
 FILE_CASES: tuple[FileCase, ...] = (
-    FileCase("pickle-ckpt", "ckpt", "refused", (r"pickle",)),
-    FileCase("pickle-pt", "pt", "refused", (r"pickle",)),
-    FileCase("pickle-bin", "bin", "refused", (r"pickle",)),
-    FileCase("zero-byte", "zero_byte", "broken", (r"empty|0 bytes|zero",)),
-    FileCase("html", "html", "broken", (r"html|not a safetensors",)),
-    FileCase("lfs-pointer", "lfs_pointer", "broken", (r"lfs",)),
-    FileCase("truncated-data", "truncated", "broken", (r"truncat|shorter|too short|incomplete|beyond",)),
-    FileCase("truncated-header", "truncated_header", "broken", (r"truncat|shorter|too short|header",)),
-    FileCase("huge-header-length", "huge_header", "broken", (r"header",)),
-    FileCase("header-over-cap", "header_over_cap", "broken", (r"header",)),
-    FileCase("invalid-json-header", "invalid_json_header", "broken", (r"header|json",)),
-    FileCase("non-utf8-header", "non_utf8_header", "broken", (r"header|json|utf",)),
-    FileCase("json-not-object", "json_not_object", "broken", (r"header|object|json",)),
-    FileCase("offsets-beyond-file", "offsets_beyond_file", "broken", (r"offset|truncat|beyond|shorter",)),
-    FileCase("offsets-overlapping", "offsets_overlapping", "broken", (r"offset|overlap|shape",)),
-    FileCase("non-string-metadata", "non_string_metadata", "broken", (r"metadata",)),
-    FileCase("metadata-not-object", "metadata_not_object", "broken", (r"metadata",)),
-    FileCase("escaping-symlink", "escaping_symlink", "refused", (r"outside|escape|root",)),
-    FileCase("dangling-symlink", "dangling_symlink", "broken", (r"exist|missing|link|not found",)),
+    FileCase("pickle-ckpt", "ckpt", "refused", (r"\.ckpt is a pickle", r"arbitrary code")),
+    FileCase("pickle-pt", "pt", "refused", (r"\.pt is a pickle", r"arbitrary code")),
+    FileCase("pickle-bin", "bin", "refused", (r"\.bin is a pickle", r"arbitrary code")),
+    FileCase("zero-byte", "zero_byte", "broken", (r"empty file \(0 bytes\)",)),
+    FileCase("html", "html", "broken", (r"HTML page",)),
+    FileCase("lfs-pointer", "lfs_pointer", "broken", (r"Git LFS pointer", r"git lfs pull")),
+    FileCase("truncated-data", "truncated", "broken", (r"truncated", r"beyond the end")),
+    FileCase("truncated-header", "truncated_header", "broken", (r"truncated", r"header")),
+    FileCase("huge-header-length", "huge_header", "broken", (r"header length", r"16 MB cap")),
+    FileCase("header-over-cap", "header_over_cap", "broken", (r"header length", r"16 MB cap")),
+    FileCase("invalid-json-header", "invalid_json_header", "broken", (r"not valid JSON",)),
+    FileCase("non-utf8-header", "non_utf8_header", "broken", (r"not UTF-8",)),
+    FileCase("json-not-object", "json_not_object", "broken", (r"a list, not an object",)),
+    FileCase("offsets-beyond-file", "offsets_beyond_file", "broken", (r"beyond the end of the file",)),
+    FileCase("offsets-shape-mismatch", "offsets_overlapping", "broken", (r"offsets and shapes disagree",)),
+    FileCase("offsets-aliased", "offsets_aliased", "broken", (r"overlaps",)),
+    FileCase("offsets-hole-at-end", "offsets_hole_at_end", "broken", (r"do not cover the file",)),
+    FileCase("offsets-gap-at-start", "offsets_gap_at_start", "broken", (r"gap",)),
+    FileCase("offsets-reversed", "offsets_reversed", "broken", (r"invalid data_offsets",)),
+    FileCase("unknown-dtype", "unknown_dtype", "broken", (r"unknown dtype 'X99'",)),
+    FileCase("negative-shape", "negative_shape", "broken", (r"invalid shape",)),
+    FileCase("astronomic-shape", "astronomic_shape", "broken", (r"offsets and shapes disagree",)),
+    FileCase("non-string-metadata", "non_string_metadata", "broken", (r"ss_network_dim", r"not a string")),
+    FileCase("metadata-not-object", "metadata_not_object", "broken", (r"__metadata__ is a str",)),
+    FileCase("escaping-symlink", "escaping_symlink", "refused", (r"outside the LoRA folders",)),
+    FileCase("dangling-symlink", "dangling_symlink", "broken", (r"target is missing",)),
     FileCase("directory", "directory", "absent", ()),
-    # Valid files that still cannot work on an SD1.5 model:
+    # Valid files that still cannot work on the (tiny) SD1.5 model:
     FileCase(
         "odd-kohya-metadata", "bad_tag_frequency", "ok", (), user="error", user_mentions=(r"load|size|shape",)
     ),
     FileCase("sdxl-on-sd15", "sdxl", "ok", (), user="skip", user_mentions=(r"sdxl|SDXL",)),
     FileCase("no-matching-keys", "alien_keys", "ok", (), user="error", user_mentions=(r"key|match",)),
+    FileCase(
+        "no-tensors", "no_tensors", "ok", (r"no LoRA tensors",), user="error", user_mentions=(r"tensor|key",)
+    ),
 )
 
 

@@ -178,6 +178,53 @@ def offsets_overlapping(folder: Path, stem: str) -> Path:
     return _raw_safetensors(folder / f"{stem}.safetensors", _header(tensors), data=b"\0" * 64)
 
 
+def _one_tensor(folder: Path, stem: str, spec: dict[str, object], data: int = 64) -> Path:
+    tensors = {
+        "lora_unet_a.lora_down.weight": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64], **spec}
+    }
+    return _raw_safetensors(folder / f"{stem}.safetensors", _header(tensors), data=b"\0" * data)
+
+
+def offsets_aliased(folder: Path, stem: str) -> Path:
+    """Two well-shaped tensors sharing the same bytes (safetensors forbids aliasing)."""
+    tensors = {
+        "lora_unet_a.lora_down.weight": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64]},
+        "lora_unet_a.lora_up.weight": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64]},
+    }
+    return _raw_safetensors(folder / f"{stem}.safetensors", _header(tensors), data=b"\0" * 64)
+
+
+def offsets_hole_at_end(folder: Path, stem: str) -> Path:
+    """Offsets that do not cover the file: 64 bytes nobody owns after the last tensor."""
+    return _one_tensor(folder, stem, {}, data=128)
+
+
+def offsets_gap_at_start(folder: Path, stem: str) -> Path:
+    return _one_tensor(folder, stem, {"data_offsets": [64, 128]}, data=128)
+
+
+def offsets_reversed(folder: Path, stem: str) -> Path:
+    return _one_tensor(folder, stem, {"data_offsets": [64, 0]}, data=128)
+
+
+def unknown_dtype(folder: Path, stem: str) -> Path:
+    return _one_tensor(folder, stem, {"dtype": "X99"})
+
+
+def negative_shape(folder: Path, stem: str) -> Path:
+    return _one_tensor(folder, stem, {"shape": [-4, 4]})
+
+
+def astronomic_shape(folder: Path, stem: str) -> Path:
+    """A shape whose byte size overflows 64 bits (a reader that allocates it first dies)."""
+    return _one_tensor(folder, stem, {"shape": [2**40, 2**40]})
+
+
+def no_tensors(folder: Path, stem: str) -> Path:
+    """A valid safetensors file with an empty header: nothing to load."""
+    return _raw_safetensors(folder / f"{stem}.safetensors", b"{}")
+
+
 def non_string_metadata(folder: Path, stem: str) -> Path:
     """``__metadata__`` values that are numbers and objects (the format allows strings only)."""
     tensors = {"lora_unet_a.alpha": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}}
@@ -243,6 +290,14 @@ BUILDERS: dict[str, Callable[[Path, str], Path]] = {
     "json_not_object": json_not_object,
     "offsets_beyond_file": offsets_beyond_file,
     "offsets_overlapping": offsets_overlapping,
+    "offsets_aliased": offsets_aliased,
+    "offsets_hole_at_end": offsets_hole_at_end,
+    "offsets_gap_at_start": offsets_gap_at_start,
+    "offsets_reversed": offsets_reversed,
+    "unknown_dtype": unknown_dtype,
+    "negative_shape": negative_shape,
+    "astronomic_shape": astronomic_shape,
+    "no_tensors": no_tensors,
     "non_string_metadata": non_string_metadata,
     "metadata_not_object": metadata_not_object,
     "bad_tag_frequency": bad_tag_frequency,
