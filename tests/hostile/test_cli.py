@@ -9,6 +9,7 @@ line at all, so those rows are left to the other layers.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from assistant.cli import main
 
-from .cases import FILE_CASES, GOOD, PROMPT_CASES, PromptCase
+from .cases import FILE_CASES, GOOD, PROMPT_CASES, FileCase, PromptCase
 from .conftest import hostile_stem
 from .server import PROJECT_ROOT
 
@@ -103,3 +104,23 @@ def test_cli_exit_code_reaches_the_shell(case_id: str) -> None:
     )
     assert done.returncode == 2
     _mentions(_one_line_error(done.stderr, case.id), case.mentions, case.id)
+
+
+@pytest.mark.skipif(not _has("assistant.commands.advise"), reason="the advise command is not built yet")
+@pytest.mark.parametrize(
+    "case",
+    [c for c in FILE_CASES if c.status in ("refused", "broken") or c.user == "skip"],
+    ids=lambda c: c.id,
+)
+def test_cli_advise_names_the_bad_file(
+    case: FileCase, hostile_lora_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused/broken/wrong-base LoRA in a prompt: exit 0, a warning naming it and why, not planned."""
+    stem = hostile_stem(case.id)
+    code = main(["advise", f"1girl, <lora:{stem}:0.5>", "--lora-dir", str(hostile_lora_dir), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    advice = json.loads(captured.out)
+    warnings = " | ".join(json.dumps(w, ensure_ascii=False) for w in advice["warnings"])
+    _mentions(warnings, (re.escape(stem), *case.mentions, *case.user_mentions), case.id)
+    assert advice["plan"] == [], "a LoRA that cannot be used must not be planned"
