@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import LoraNotFound, PromptError
+from .errors import LoraMixerError, LoraNotFound, PromptError
 from .infotext import split_sampler
 from .types import GenerationRequest, LoraTag, PlannedLora, format_weight
 
@@ -484,7 +484,7 @@ def blind_box(
     if len(positive) >= 2:
         slots = _scale_centres(slots, positive, split_total_c, spread, per_lora_limit)
     if len(positive) == 2:
-        slots = _couple_pair(slots, positive, split_total_c)
+        slots = _couple_pair(slots, positive, split_total_c, per_lora_limit)
 
     rng = random.Random(seed)
     seed_rng = random.Random(f"lora-mixer/blindbox/{seed}/seeds")
@@ -650,17 +650,21 @@ def _scale_centres(
     return result
 
 
-def _couple_pair(slots: list[_Slot], positive: Sequence[int], total_c: int) -> list[_Slot]:
+def _couple_pair(slots: list[_Slot], positive: Sequence[int], total_c: int, limit: float) -> list[_Slot]:
     """Two-LoRA rule: a LoRA without an explicit range gets ``total − range`` of the other."""
     first, second = positive
     a, b = slots[first], slots[second]
+    limit_c = math.floor(limit * 100 + 1e-6)
     result = list(slots)
-    if a.explicit and not b.explicit:
-        result[second] = dataclasses.replace(b, low=max(0, total_c - a.high), high=total_c - a.low)
-    elif b.explicit and not a.explicit:
-        result[first] = dataclasses.replace(a, low=max(0, total_c - b.high), high=total_c - b.low)
-    elif not a.explicit and not b.explicit:
-        result[second] = dataclasses.replace(b, low=max(0, total_c - a.high), high=total_c - a.low)
+
+    def derived(slot: _Slot, other: _Slot) -> _Slot:
+        low, high = max(0, total_c - other.high), min(limit_c, total_c - other.low)
+        return dataclasses.replace(slot, low=min(low, high), high=high)
+
+    if b.explicit and not a.explicit:
+        result[first] = derived(a, b)
+    elif not b.explicit:
+        result[second] = derived(b, a)
     return result
 
 
@@ -741,8 +745,10 @@ def _draw(
         ]
         gamma_sum = sum(gammas) or 1.0
         raw = [total_c * g / gamma_sum for g in gammas]
-        clipped = [min(max(w, slots[i].low), slots[i].high) for w, i in zip(raw, positive, strict=True)]
-        for i, w in zip(positive, _round_preserving_sum(clipped), strict=True):
+        fitted = _fit_to_ranges(
+            raw, [slots[i].low for i in positive], [slots[i].high for i in positive], total_c
+        )
+        for i, w in zip(positive, _round_preserving_sum(fitted), strict=True):
             weights[i] = w
     for i in free:
         weights[i] = round(rng.uniform(slots[i].low, slots[i].high))
@@ -750,6 +756,28 @@ def _draw(
         if not slot.low <= w <= slot.high:
             return None
     return weights
+
+
+def _fit_to_ranges(
+    values: Sequence[float], lows: Sequence[int], highs: Sequence[int], total: int
+) -> list[float]:
+    """Clip ``values`` to their ranges, then hand what clipping took or gave to the others.
+
+    Keeps the sum at ``total`` whenever the ranges allow it (a few passes of water-filling,
+    in proportion to each value), so a Dirichlet draw stays a split of the total.
+    """
+    fitted = [min(max(v, lo), hi) for v, lo, hi in zip(values, lows, highs, strict=True)]
+    for _ in range(len(fitted) + 2):
+        gap = total - sum(fitted)
+        if abs(gap) < 1e-9:
+            break
+        free = [i for i, v in enumerate(fitted) if (v < highs[i] if gap > 0 else v > lows[i])]
+        if not free:
+            break
+        weight = sum(max(fitted[i], 1e-6) for i in free)
+        for i in free:
+            fitted[i] = min(max(fitted[i] + gap * max(fitted[i], 1e-6) / weight, lows[i]), highs[i])
+    return fitted
 
 
 def _round_preserving_sum(values: Sequence[float]) -> list[int]:
@@ -837,7 +865,7 @@ def _library_lora(library: Any, name: str, weight: float | None) -> PlannedLora:
     if callable(hashes):
         try:
             digest = getattr(hashes(info), "a1111", "") or ""
-        except (OSError, LookupError, ValueError):
+        except (OSError, LookupError, ValueError, LoraMixerError):
             digest = ""
     chosen = weight if weight is not None else (info.preferred_weight or DEFAULT_AB_WEIGHT)
     return PlannedLora(name=info.name, path=info.path, weight=chosen, hash=digest)
