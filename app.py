@@ -414,7 +414,9 @@ class Handlers:
 
 CSS = """
 #banner {background: #fef3c7; border: 1px solid #f59e0b; border-radius: 8px; padding: 4px 12px;}
-#library-cards img {max-width: 64px; max-height: 64px;}
+#library-cards img {max-width: 72px; max-height: 72px;}
+#library-cards .lm-card {text-align: left; line-height: 1.5;}
+#library-cards td {cursor: pointer;}
 """
 
 CHAT_EXAMPLES = [
@@ -443,7 +445,7 @@ def build_demo(service: Service) -> gr.Blocks:
         card_names = gr.State(initial_names)
 
         gr.Markdown(
-            "# 🎛️ LoRA Mixer\nChat with an assistant that mixes LoRAs the way an experienced A1111 user would."
+            "# LoRA Mixer\nChat with an assistant that mixes LoRAs the way an experienced A1111 user would."
         )
         status = gr.Markdown(service.status_line(), elem_id="status")
         banner = gr.Markdown(messages.TINY_BANNER, visible=service.uses_tiny_model, elem_id="banner")
@@ -501,10 +503,8 @@ def build_demo(service: Service) -> gr.Blocks:
                                 label="A/B: variant B", placeholder="e.g. catgirl_v2 (blank: without)"
                             )
                         with gr.Row():
-                            sweep_x = gr.Textbox(
-                                label="Sweep X axis", placeholder="catgirl_v1: 0.2, 0.5, 0.8"
-                            )
-                            sweep_y = gr.Textbox(label="Sweep Y axis", placeholder="cfg: 4, 7")
+                            sweep_x = gr.Textbox(label="Sweep X axis", placeholder="catgirl_v1=0.2..1.0x5")
+                            sweep_y = gr.Textbox(label="Sweep Y axis", placeholder="cfg=4,7,10")
                     recipe = gr.Dropdown(
                         choices=["", *recipe_names],
                         value="",
@@ -557,7 +557,7 @@ def build_demo(service: Service) -> gr.Blocks:
                         "Click a card to insert its tag and trigger words into the prompt."
                     )
                     library_cards = gr.Dataset(
-                        components=[gr.Image(type="filepath", visible=False), gr.Markdown(visible=False)],
+                        components=[gr.Image(type="filepath", visible=False), gr.HTML(visible=False)],
                         headers=["Preview", "LoRA"],
                         samples=initial_rows,
                         samples_per_page=12,

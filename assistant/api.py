@@ -29,12 +29,13 @@ import base64
 import io
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import LoraMixerError
@@ -239,7 +240,8 @@ def validation_message(exc: RequestValidationError) -> str:
         if error.get("type") == "finite_number":
             message = f"must be a finite number, not {received!r}"
         elif received is not None and "got" not in message and not isinstance(received, (dict, list)):
-            message = f"{message} (got {received!r})"
+            shown = repr(received)
+            message = f"{message} (got {shown if len(shown) <= 60 else shown[:60] + '…'})"
         parts.append(f"{location}: {message}")
     return "; ".join(parts) or "invalid request body"
 
@@ -259,9 +261,45 @@ async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class JSONBodyRoute(APIRoute):
+    """An APIRoute that answers any undecodable JSON body with 422, never 400 or 500.
+
+    FastAPI turns only ``JSONDecodeError`` into a validation error; invalid UTF-8 and absurdly
+    deep nesting (``RecursionError``) become a bare 400. Checking the body first gives every
+    broken body the same readable 422 in A1111's error shape.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            if request.method in ("POST", "PUT", "PATCH"):
+                body = await request.body()  # cached by Starlette: the handler reads it again
+                if body.strip():
+                    try:
+                        json.loads(body)
+                    except (ValueError, RecursionError) as exc:
+                        return JSONResponse(
+                            status_code=422,
+                            content={
+                                "error": "ValidationError",
+                                "detail": f"the request body is not valid JSON: {_short(exc)}",
+                                "errors": "",
+                            },
+                        )
+            return await handler(request)
+
+        return checked
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def create_router(service: Service) -> APIRouter:
     """The ``/sdapi/v1`` routes bound to one service."""
-    router = APIRouter(prefix=PREFIX, tags=["A1111-compatible API"])
+    router = APIRouter(prefix=PREFIX, tags=["A1111-compatible API"], route_class=JSONBodyRoute)
     responses: dict[int | str, dict[str, Any]] = {
         404: {"model": ErrorBody},
         422: {"model": ErrorBody},

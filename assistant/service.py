@@ -54,6 +54,7 @@ LIMITS: dict[str, tuple[float, float]] = {
 }
 SIZE_MULTIPLE = 8
 MAX_PIXELS_PER_ACTION = 2048 * 2048 * 4  # width*height*images for one call (memory guard)
+HASH_ON_LIST_MAX_BYTES = 64 * 1024 * 1024  # listing hashes files up to this size (cached on disk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +255,7 @@ class Service:
         self._save_lock = threading.Lock()
         self._library_lock = threading.Lock()
         self._recipes: dict[str, Any] | None = None
+        self._known_hashes: dict[str, str] = {}
         self.started_at = time.monotonic()
 
     # 1. lifecycle ------------------------------------------------------------------------------
@@ -347,14 +349,20 @@ class Service:
             return list(library.all())
         return list(library.search(query, kind=kind, base=base))
 
-    def lora_hash(self, info: LoraInfo) -> str:
-        """A1111's short LoRA hash (12 hex), "" when the file cannot be hashed."""
-        if info.status != "ok":
-            return ""
+    def lora_hash(self, info: LoraInfo, *, max_bytes: int = HASH_ON_LIST_MAX_BYTES) -> str:
+        """A1111's short LoRA hash (12 hex), "" when unknown.
+
+        Hashing reads the whole file, so for listings only files up to ``max_bytes`` are hashed
+        (the library caches hashes on disk); bigger ones show their hash once a render used them.
+        """
+        if info.status != "ok" or (info.size > max_bytes and info.path not in self._known_hashes):
+            return self._known_hashes.get(info.path, "")
         try:
-            return self.library.hashes(info).a1111 or ""
+            digest = self.library.hashes(info).a1111 or ""
         except (LoraMixerError, OSError):
             return ""
+        self._known_hashes[info.path] = digest
+        return digest
 
     def refresh_loras(self) -> int:
         """Rescan the LoRA folders; returns how many loadable LoRAs there are now."""
@@ -452,26 +460,29 @@ class Service:
         cancel: threading.Event | None,
         what: str,
     ) -> list[GenerationResult]:
-        """Render requests one after another under the engine lock, reporting overall steps."""
+        """Render requests under the service lock, reporting steps over the whole action.
+
+        Several requests (grid cells) go through ``engine.generate_many``, which loads every LoRA
+        once and batches cells that differ only in LoRA weights into one denoising pass.
+        """
         self.wait_ready()
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"{what} cancelled before it started")
         total = sum(r.steps for r in requests) or 1
-        done = 0
-        results: list[GenerationResult] = []
+
+        def step(done: int, _total: int) -> None:
+            if progress is not None:
+                progress(min(done, total), total, what)
+
         with self._render_lock:
-            for index, request in enumerate(requests):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled(f"{what} cancelled after {index} of {len(requests)} images")
-                label = f"{what} {index + 1}/{len(requests)}" if len(requests) > 1 else what
-                offset = done
-
-                def step(current: int, steps: int, _offset: int = offset, _label: str = label) -> None:
-                    if progress is not None:
-                        progress(min(_offset + current, total), total, _label)
-
-                if progress is not None:
-                    progress(done, total, label)
-                results.append(self._engine.generate(request, progress=step, cancel=cancel))
-                done += request.steps
+            if progress is not None:
+                progress(0, total, what)
+            if len(requests) == 1:
+                results = [self._engine.generate(requests[0], progress=step, cancel=cancel)]
+            else:
+                results = list(
+                    self._engine.generate_many(requests, batched=True, progress=step, cancel=cancel)
+                )
         if progress is not None:
             progress(total, total, what)
         return results
@@ -492,19 +503,36 @@ class Service:
         request, advice, notes = self.prepare(
             positive, negative, settings, use_assistant=use_assistant, symptoms=symptoms
         )
+        return self.render(
+            request, n_iter=settings.n_iter, advice=advice, notes=notes, progress=progress, cancel=cancel
+        )
+
+    def render(
+        self,
+        request: GenerationRequest,
+        *,
+        n_iter: int = 1,
+        advice: Advice | None = None,
+        notes: Sequence[str] = (),
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Rendered:
+        """Render a prepared request ``n_iter`` times (seeds continue like A1111's batch count)."""
         requests = [request]
-        if settings.n_iter > 1:
-            base_seed = request.seed
-            if base_seed == -1:
-                base_seed = _random_seed()
+        if n_iter > 1:
+            base_seed = request.seed if request.seed != -1 else _random_seed()
             requests = [
-                dataclasses.replace(request, seed=base_seed + i * settings.batch_size)
-                for i in range(settings.n_iter)
+                dataclasses.replace(request, seed=base_seed + i * request.batch_size) for i in range(n_iter)
             ]
         results = self._render(requests, progress=progress, cancel=cancel, what="generating")
         paths = self.save_results(results)
+        warnings = [w for result in results for w in result.warnings]
         return Rendered(
-            request=request, results=tuple(results), paths=tuple(paths), advice=advice, notes=tuple(notes)
+            request=request,
+            results=tuple(results),
+            paths=tuple(paths),
+            advice=advice,
+            notes=(*notes, *dict.fromkeys(warnings)),
         )
 
     def blindbox(
@@ -523,7 +551,7 @@ class Service:
         from . import blend
 
         request, advice = self._plan_base(positive, negative, settings, use_assistant)
-        plan = blend.blind_box(request, n=n, seed=seed)
+        plan = blend.blind_box(request, n=int(n), seed=seed)
         return self._render_plan("blindbox", plan, advice, progress=progress, cancel=cancel)
 
     def ab(
@@ -542,7 +570,7 @@ class Service:
         from . import blend
 
         request, advice = self._plan_base(positive, negative, settings, use_assistant)
-        plan = blend.ab(request, a, b)
+        plan = blend.ab(request, a or None, b or None, library=self.library)
         return self._render_plan("ab", plan, advice, progress=progress, cancel=cancel)
 
     def sweep(
@@ -557,7 +585,7 @@ class Service:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> PlanRendered:
-        """An X/Y sweep; axes use :func:`assistant.blend.parse_axis` syntax ("" for none)."""
+        """An X/Y sweep; axes in :func:`assistant.blend.parse_axis` syntax, e.g. ``cfg=4,7,10``."""
         from . import blend
 
         request, advice = self._plan_base(positive, negative, settings, use_assistant)
@@ -606,7 +634,116 @@ class Service:
             advice=advice,
         )
 
-    # 5. outputs ----------------------------------------------------------------------------------
+    # 5. chat -------------------------------------------------------------------------------------
+
+    def chat(
+        self,
+        message: str,
+        *,
+        positive: str = "",
+        negative: str = "",
+        apply_changes: bool = True,
+        settings: RenderSettings | None = None,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ChatTurn:
+        """One chat turn: the assistant's reply, and the render it implies.
+
+        A prompt (or ``/recipe``) is advised and rendered — the rewritten prompt when
+        ``apply_changes``, else the prompt as written; ``/blindbox``, ``/ab`` and ``/sweep`` render
+        a grid of the prompt box. Never raises a :class:`LoraMixerError`: a problem (a bad
+        setting, an unknown LoRA, a cancel) is explained in the reply.
+        """
+        from .chat import ChatContext, respond
+
+        try:
+            recipes = self.recipes()
+        except LoraMixerError as err:
+            log.warning("recipes unavailable in chat: %s", err)
+            recipes = {}
+        context = ChatContext(
+            library=self.library,
+            positive=positive or "",
+            negative=negative or "",
+            base=self._base(),
+            apply_changes=apply_changes,
+            recipes=recipes,
+        )
+        reply = respond(message, context)
+        intent = reply.intent
+        turn = ChatTurn(
+            markdown=reply.text,
+            positive=reply.positive,
+            negative=reply.negative,
+            intent=intent.kind,
+            advice=reply.advice,
+        )
+        if "error" in intent.args or intent.kind not in ("advise", "recipe", "blindbox", "ab", "sweep"):
+            return turn
+        try:
+            settings = (settings or RenderSettings()).validated()
+            rendered = self._chat_render(reply, settings, apply_changes, progress=progress, cancel=cancel)
+        except LoraMixerError as err:
+            return dataclasses.replace(turn, markdown=f"{reply.text}\n\n⚠ {err}")
+        if rendered is None:
+            return turn
+        if isinstance(rendered, PlanRendered):
+            summary = f"**{rendered.title}** · seed {getattr(rendered.plan, 'seed', '?')}"
+            images: tuple[str, ...] = (rendered.grid_path,)
+        else:
+            summary = "Seed " + ", ".join(str(seed) for seed in rendered.seeds)
+            summary += "".join(f"\n- {note}" for note in rendered.notes)
+            images = rendered.paths
+        return dataclasses.replace(
+            turn, markdown=f"{reply.text}\n\n{summary}", images=images, rendered=rendered
+        )
+
+    def _chat_render(
+        self,
+        reply: Any,
+        settings: RenderSettings,
+        apply_changes: bool,
+        *,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+    ) -> Rendered | PlanRendered | None:
+        intent = reply.intent
+        args = intent.args
+        seed = settings.seed if settings.seed != -1 else None
+        common: dict[str, Any] = {"use_assistant": apply_changes, "progress": progress, "cancel": cancel}
+        if intent.kind in ("blindbox", "ab", "sweep") and not reply.positive.strip():
+            return None  # the reply already asks for a prompt
+        if intent.kind == "blindbox":
+            if not _HAS_TAG.search(reply.positive):
+                return None  # the reply already explains that a blind box needs <lora:…> tags
+            return self.blindbox(
+                reply.positive, reply.negative, settings, n=int(args["n"]), seed=seed, **common
+            )
+        if intent.kind == "ab":
+            return self.ab(reply.positive, reply.negative, settings, a=args["a"], b=args["b"], **common)
+        if intent.kind == "sweep":
+            from .types import format_weight
+
+            axis = f"{args['name']}=" + ",".join(format_weight(w) for w in args["weights"])
+            return self.sweep(reply.positive, reply.negative, settings, x_axis=axis, **common)
+        advice = reply.advice
+        if advice is None:  # e.g. an empty prompt answered with help
+            return None
+        if apply_changes:
+            request = settings.request(advice.positive, advice.negative, advice.plan)
+            return self.render(
+                request, n_iter=settings.n_iter, advice=advice, progress=progress, cancel=cancel
+            )
+        return self.generate(
+            advice.original_positive,
+            advice.original_negative,
+            settings,
+            use_assistant=False,
+            progress=progress,
+            cancel=cancel,
+        )
+
+    # 6. outputs ----------------------------------------------------------------------------------
 
     @property
     def outputs_dir(self) -> Path:
@@ -671,6 +808,7 @@ class Service:
 
 
 _NUMBERED = re.compile(r"^(\d{5})-")
+_HAS_TAG = re.compile(r"<\s*(lora|lyco)\s*:", re.IGNORECASE)
 
 
 def _random_seed() -> int:

@@ -1,4 +1,4 @@
-"""Library cards: a thumbnail and a short Markdown text per LoRA.
+"""Library cards: a thumbnail and a short (escaped) HTML text per LoRA.
 
 Previews live in the LoRA folders, which the web server must never serve (they are in Gradio's
 ``blocked_paths``), so each card gets a small copy in a thumbnails folder the app may serve; a
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 
 from ..types import LoraInfo, format_weight
@@ -69,26 +70,30 @@ def thumbnail(info: LoraInfo, folder: str | Path) -> str:
     return str(target)
 
 
-def card_markdown(info: LoraInfo, lora_hash: str = "") -> str:
-    """The text of a card: name, kind · base, triggers, preferred weight, hash, problems."""
+def card_html(info: LoraInfo, lora_hash: str = "") -> str:
+    """The text of a card as escaped HTML: name, kind · base · weight, triggers, hash, problems."""
     weight = format_weight(info.preferred_weight) if info.preferred_weight is not None else "—"
-    lines = [f"**{info.name}**  \n{info.kind} · {info.base} · weight {weight}"]
+    parts = [
+        f'<div class="lm-card"><b class="lm-name">{escape(info.name)}</b>',
+        f"<br>{escape(info.kind)} · {escape(info.base)} · weight {escape(weight)}",
+    ]
     if info.triggers:
-        lines.append("triggers: " + ", ".join(f"`{t}`" for t in info.triggers))
+        parts.append("<br>triggers: " + ", ".join(f"<code>{escape(t)}</code>" for t in info.triggers))
     if lora_hash:
-        lines.append(f"hash `{lora_hash}`")
+        parts.append(f"<br>hash <code>{escape(lora_hash)}</code>")
     if info.status != "ok":
-        lines.append(f"⚠ {info.status}: {info.problem}")
-    return "  \n".join(lines)
+        parts.append(f"<br>⚠ {escape(info.status)}: {escape(info.problem)}")
+    parts.append("</div>")
+    return "".join(parts)
 
 
 def card_rows(
     infos: list[LoraInfo], thumbs: str | Path, hash_of: Callable[[LoraInfo], str]
 ) -> tuple[list[list[str]], list[str]]:
-    """Dataset rows ``[thumbnail, markdown]`` and the LoRA name of each row (same order)."""
+    """Dataset rows ``[thumbnail, html]`` and the LoRA name of each row (same order)."""
     rows: list[list[str]] = []
     names: list[str] = []
     for info in infos:
-        rows.append([thumbnail(info, thumbs), card_markdown(info, hash_of(info))])
+        rows.append([thumbnail(info, thumbs), card_html(info, hash_of(info))])
         names.append(info.name)
     return rows, names
