@@ -1,0 +1,827 @@
+"""The generation engine: one diffusers pipeline, its LoRA adapters, and the rules around them.
+
+:class:`Engine` turns :class:`~assistant.types.GenerationRequest` objects into images. It gives
+exactly what raw diffusers gives for the same inputs (tests compare bit for bit on CPU); what
+it adds is safety and speed:
+
+- LoRA files become named PEFT adapters, loaded once and kept in an LRU cache
+  (:mod:`assistant.engine.adapters`); a request only calls ``set_adapters`` with the FULL list
+  (loading an adapter makes it the only active one) or ``disable_lora`` when it has none.
+- text-encoder and UNet weights separately (A1111 ``<lora:name:te:unet>``) through diffusers'
+  per-component weight dicts ``{"text_encoder": te, "unet": unet}``;
+- negative-branch weights (a LoRA tag written in the negative prompt): the unconditional half of
+  the classifier-free-guidance batch runs with its own adapter weights
+  (:mod:`assistant.engine.rows`, see :meth:`Engine.generate`);
+- prompt weights through compel (:mod:`assistant.engine.prompts`), A1111 sampler names
+  (:mod:`assistant.engine.schedulers`), A1111 seeds (``-1`` random, image i uses seed + i);
+- every input checked in one place (:meth:`Engine.check_inputs`), NaN/inf latents or images
+  reported instead of black pictures, a progress callback per step and cancellation between
+  steps; one lock around adapter changes and the pipeline call (pipelines are not thread-safe).
+
+Without a configured model, or when the configured one cannot be reached offline, the engine
+runs the tiny demo pipeline (:mod:`assistant.engine.tiny`) and says so in ``info.banner``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import Settings
+from ..errors import Cancelled, GenerationError
+from ..types import GenerationRequest, GenerationResult, PlannedLora
+from . import tiny
+from .adapters import AdapterCache
+from .device import DeviceChoice, choose_device, configure_attention
+from .prompts import Embeddings, PromptEncoder
+from .schedulers import make_scheduler, sampler_names, split_name
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+# Limits every request is checked against (A1111's UI limits, batch kept small for one GPU).
+MIN_SIZE, MAX_SIZE = 64, 2048
+MAX_STEPS = 150
+MAX_CFG = 30.0
+MAX_BATCH = 8
+MAX_SEED = 2**32 - 1
+MAX_LORA_WEIGHT = 10.0
+#: Most cond rows one batched pass of generate_many runs (x2 with classifier-free guidance).
+MAX_BATCH_ROWS = 16
+
+_TINY_NAMES = {"tiny", "tiny-sd15", tiny.TINY_MODEL_NAME}
+_TINY_XL_NAMES = {"tiny-sdxl", tiny.TINY_XL_MODEL_NAME}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """What the engine runs on; ``banner`` is non-empty when users must be told something."""
+
+    model_name: str
+    model_hash: str
+    base: str  # "sd15" | "sd2" | "sdxl"
+    is_tiny: bool
+    device: str
+    dtype: str
+    default_size: int
+    banner: str = ""
+    attention: str = "sdpa"
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Applied:
+    """The adapter weights one request needs, per branch, as diffusers expects them."""
+
+    names: list[str] = field(default_factory=list)
+    cond: list[dict[str, float]] = field(default_factory=list)  # set_adapters weight dicts
+    uncond: list[dict[str, float]] = field(default_factory=list)
+    hashes: dict[str, str] = field(default_factory=dict)
+    split: bool = False
+
+
+class Engine:
+    """A diffusers pipeline with LoRA adapters; lazy (nothing loads before :meth:`load`)."""
+
+    def __init__(self, settings: Settings | None = None, *, pipeline: Any = None) -> None:
+        self.settings = settings or Settings()
+        self._pipe = pipeline
+        self._info: EngineInfo | None = None
+        self._lock = threading.RLock()
+        self._adapters: AdapterCache | None = None
+        self._encoder: PromptEncoder | None = None
+        self._rows: Any = None  # RowScaler, created on first use
+        self._lora_enabled = True
+
+    # ------------------------------------------------------------------------------------------
+    # Loading
+    # ------------------------------------------------------------------------------------------
+
+    def load(self) -> EngineInfo:
+        """Load the base model (or the tiny demo one) once; later calls return the same info."""
+        with self._lock:
+            if self._info is not None:
+                return self._info
+            _quiet_libraries()
+            if self._pipe is not None:
+                info = _describe(self._pipe, name=_injected_name(self._pipe), warnings=())
+            else:
+                self._pipe, info = _load_pipeline(self.settings)
+            self._adapters = AdapterCache(self._pipe, self.settings.adapter_cache_size)
+            self._encoder = PromptEncoder(self._pipe)
+            self._info = info
+            for warning in info.warnings:
+                log.warning("%s", warning)
+            return info
+
+    @property
+    def info(self) -> EngineInfo:
+        """The loaded model's description (loads it on first access)."""
+        return self._info or self.load()
+
+    @property
+    def pipeline(self) -> Any:
+        """The diffusers pipeline (loads it on first access). Do not use it without :attr:`lock`."""
+        self.load()
+        return self._pipe
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every use of the pipeline must hold."""
+        return self._lock
+
+    def samplers(self) -> list[str]:
+        """Accepted A1111 sampler names (combined form, e.g. "DPM++ 2M Karras")."""
+        return sampler_names()
+
+    def loaded_adapters(self) -> list[str]:
+        """Adapter names currently loaded, least recently used first."""
+        with self._lock:
+            return self._adapters.adapters() if self._adapters else []
+
+    def unload_all(self) -> None:
+        """Delete every loaded adapter: the pipeline is the plain base model again."""
+        with self._lock:
+            if self._adapters is not None:
+                self._adapters.unload_all()
+                self._refresh_rows()
+
+    # ------------------------------------------------------------------------------------------
+    # Generation
+    # ------------------------------------------------------------------------------------------
+
+    def check_inputs(self, request: GenerationRequest) -> None:
+        """Every limit a request must respect; raises GenerationError naming value and range."""
+
+        def bad(what: str, value: object, allowed: str) -> GenerationError:
+            return GenerationError(f"{what} {value!r} is not allowed; use {allowed}.")
+
+        for what, value in (("width", request.width), ("height", request.height)):
+            if not isinstance(value, int) or not MIN_SIZE <= value <= MAX_SIZE or value % 8:
+                raise bad(what, value, f"a multiple of 8 from {MIN_SIZE} to {MAX_SIZE}")
+        if not isinstance(request.steps, int) or not 1 <= request.steps <= MAX_STEPS:
+            raise bad("steps", request.steps, f"a whole number from 1 to {MAX_STEPS}")
+        cfg = request.cfg
+        if not isinstance(cfg, (int, float)) or not math.isfinite(cfg) or not 0 <= cfg <= MAX_CFG:
+            raise bad("CFG scale", cfg, f"a number from 0 to {MAX_CFG:g}")
+        if not isinstance(request.batch_size, int) or not 1 <= request.batch_size <= MAX_BATCH:
+            raise bad("batch size", request.batch_size, f"1 to {MAX_BATCH}")
+        if not isinstance(request.seed, int) or not (request.seed == -1 or 0 <= request.seed <= MAX_SEED):
+            raise bad("seed", request.seed, f"-1 (random) or a whole number from 0 to {MAX_SEED}")
+        split_name(request.sampler, request.scheduler)  # raises with the valid names
+        for lora in request.loras:
+            weights = (lora.weight, lora.unet, lora.negative_weight, lora.negative_unet)
+            for value in weights:
+                if value is not None and (not math.isfinite(value) or abs(value) > MAX_LORA_WEIGHT):
+                    raise bad(
+                        f"LoRA weight for '{lora.name}'",
+                        value,
+                        f"a number from -{MAX_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g}",
+                    )
+            if not lora.path:
+                raise GenerationError(
+                    f"LoRA '{lora.name}' has no file path; resolve it with the library first."
+                )
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Render one request (``batch_size`` images). See the module docstring for the rules.
+
+        Raises GenerationError (bad input, NaN output), LoraLoadError (a LoRA that does not fit
+        the model; the pipeline is left as before) or Cancelled.
+        """
+        # 1. Check inputs
+        self.check_inputs(request)
+        info = self.load()
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        seed = secrets.randbelow(MAX_SEED + 1) if request.seed == -1 else request.seed
+        seeds = tuple(seed + i for i in range(request.batch_size))
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("Generation cancelled before it started.")
+        with self._lock:
+            # 2. Adapters: load what is missing (LRU), then activate the full list
+            mark = time.perf_counter()
+            applied = self._prepare_adapters(request.loras)
+            timings["loras"] = time.perf_counter() - mark
+            # 3. Prompt embeddings (compel), each branch with its text-encoder weights
+            mark = time.perf_counter()
+            guidance = request.cfg > 1
+            embeddings = self._encode(
+                request.prompt, request.negative, applied, split=applied.split and guidance
+            )
+            timings["encode"] = time.perf_counter() - mark
+            # 4. Scheduler for the A1111 sampler name, seeded generators (image i: seed + i)
+            self._pipe.scheduler = make_scheduler(
+                self._base_scheduler_config(), request.sampler, request.scheduler, seed
+            )
+            generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+            # 5. Denoise + decode, the uncond rows with their own UNet weights when split
+            mark = time.perf_counter()
+            row_scales = _uncond_row_scales(applied, request.batch_size) if applied.split and guidance else {}
+            images = self._run(
+                embeddings.kwargs(),
+                generators,
+                request,
+                num_images_per_prompt=request.batch_size,
+                row_scales=row_scales,
+                progress=progress,
+                cancel=cancel,
+            )
+            timings["denoise"] = time.perf_counter() - mark
+        # 6. NaN check per image, PNG infotexts
+        timings["total"] = time.perf_counter() - started
+        return self._result(request, images=images, seeds=seeds, applied=applied, info=info, timings=timings)
+
+    def generate_many(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        batched: bool = True,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[GenerationResult]:
+        """Render several requests (grid cells); results in the same order.
+
+        No LoRA is reloaded between cells (all the plan's files are loaded once, up front, as
+        long as they fit the adapter cache). With ``batched=True`` cells that share everything
+        but their LoRA weights (prompt, negative prompt, size, steps, CFG, sampler, batch size,
+        the same LoRA files) run as ONE denoising pass: batch row r carries cell r's weights
+        (:mod:`assistant.engine.rows`). Outputs equal the sequential ones up to the rounding of
+        a larger batch (the tests state the tolerance). ``progress`` counts steps over all passes.
+        """
+        requests = list(requests)
+        for request in requests:
+            self.check_inputs(request)
+        self.load()
+        groups = (
+            _batch_groups(requests) if batched and _rows_available() else [[i] for i in range(len(requests))]
+        )
+        total = sum(requests[g[0]].steps for g in groups)
+        done = 0
+        results: dict[int, GenerationResult] = {}
+
+        def step_progress(step: int, _steps: int) -> None:
+            if progress is not None:
+                progress(done + step, total)
+
+        with self._lock:
+            self._warm_adapters(requests)
+            for group in groups:
+                cells = [requests[i] for i in group]
+                if len(cells) == 1:
+                    results[group[0]] = self.generate(cells[0], progress=step_progress, cancel=cancel)
+                else:
+                    for index, result in zip(
+                        group, self._generate_batched(cells, step_progress, cancel), strict=True
+                    ):
+                        results[index] = result
+                done += cells[0].steps
+        return [results[i] for i in range(len(requests))]
+
+    # ------------------------------------------------------------------------------------------
+    # Internals
+    # ------------------------------------------------------------------------------------------
+
+    def _base_scheduler_config(self) -> Mapping[str, Any]:
+        if not hasattr(self, "_scheduler_config"):
+            self._scheduler_config = dict(self._pipe.scheduler.config)
+        return self._scheduler_config
+
+    def _warm_adapters(self, requests: Sequence[GenerationRequest]) -> None:
+        """Load every LoRA file of a plan once, before the first cell (if the cache can hold them)."""
+        assert self._adapters is not None
+        files: dict[str, str] = {}
+        for request in requests:
+            for lora in request.loras:
+                files.setdefault(str(Path(lora.path).expanduser().resolve()), lora.name)
+        if len(files) > self._adapters.capacity:
+            return  # cells will load and evict as they go; a bigger adapter_cache_size avoids it
+        keep: set[str] = set()
+        for path, name in files.items():
+            keep.add(self._adapters.ensure(name, path, keep=frozenset(keep)))
+        self._refresh_rows()
+
+    def _prepare_adapters(self, loras: Sequence[PlannedLora]) -> _Applied:
+        """Load missing adapters, then ``set_adapters`` with the full list (or disable LoRA)."""
+        assert self._adapters is not None
+        applied = _Applied()
+        before = self._adapters.loads + self._adapters.evictions
+        keep: set[str] = set()
+        for lora in loras:
+            te, unet = lora.te_weight, lora.unet_weight
+            u_te, u_unet = lora.uncond_te_weight, lora.uncond_unet_weight
+            if not any((te, unet, u_te, u_unet)):
+                continue  # weight 0 everywhere: the same as not using it (and exactly the base output)
+            adapter = self._adapters.ensure(lora.name, lora.path, keep=frozenset(keep))
+            keep.add(adapter)
+            parts = self._adapters.components(adapter)
+            applied.names.append(adapter)
+            applied.cond.append(_weight_dict(parts, te, unet))
+            applied.uncond.append(_weight_dict(parts, u_te, u_unet))
+            applied.split = applied.split or lora.split_branches
+            if lora.hash:
+                applied.hashes[lora.name] = lora.hash
+        if self._adapters.loads + self._adapters.evictions != before:
+            self._refresh_rows()
+        if applied.split and not _rows_available():
+            raise GenerationError(
+                "LoRA weights for the negative prompt (a <lora:…> tag in the negative prompt) are not "
+                "supported by this build yet: the per-row weight module (assistant.engine.rows) is missing."
+            )
+        self._activate(applied.names, applied.cond)
+        return applied
+
+    def _activate(self, names: list[str], weights: list[dict[str, float]]) -> None:
+        if not names:
+            if self._adapters and len(self._adapters) and self._lora_enabled:
+                self._pipe.disable_lora()
+                self._lora_enabled = False
+            return
+        if not self._lora_enabled:
+            self._pipe.enable_lora()
+            self._lora_enabled = True
+        self._pipe.set_adapters(names, [dict(w) for w in weights])
+
+    def _encode(self, positive: str, negative: str, applied: _Applied, *, split: bool) -> Embeddings:
+        """Prompt embeddings; with split branches the negative prompt uses the uncond TE weights.
+
+        compel pads both prompts to the same length, so each branch encodes the pair under its
+        own weights and keeps its half (text encoding is cheap next to denoising).
+        """
+        assert self._encoder is not None
+        cond = self._encoder.encode(positive, negative)
+        if not split or applied.uncond == applied.cond:
+            return cond
+        self._pipe.set_adapters(applied.names, [dict(w) for w in applied.uncond])
+        try:
+            uncond = self._encoder.encode(positive, negative)
+        finally:
+            self._pipe.set_adapters(applied.names, [dict(w) for w in applied.cond])
+        return Embeddings(
+            cond.prompt_embeds,
+            uncond.negative_prompt_embeds,
+            cond.pooled_prompt_embeds,
+            uncond.negative_pooled_prompt_embeds,
+        )
+
+    def _run(
+        self,
+        embeddings: Mapping[str, torch.Tensor],
+        generators: list[torch.Generator],
+        request: GenerationRequest,
+        *,
+        num_images_per_prompt: int,
+        row_scales: Mapping[str, list[float]],
+        progress: Progress | None,
+        cancel: threading.Event | None,
+    ) -> np.ndarray:
+        """The pipeline call with per-step progress, cancellation and NaN watch. Returns np images."""
+        steps = request.steps
+        watch = _NanWatch()
+
+        def on_step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            watch.check(tensors["latents"], step)
+            if progress is not None:
+                progress(step + 1, steps)
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"Generation cancelled after step {step + 1} of {steps}.")
+            return tensors
+
+        call = dict(
+            **embeddings,
+            num_inference_steps=steps,
+            guidance_scale=float(request.cfg),
+            width=request.width,
+            height=request.height,
+            num_images_per_prompt=num_images_per_prompt,
+            generator=generators,
+            output_type="np",
+            callback_on_step_end=on_step_end,
+        )
+        if row_scales:
+            with self._row_scaler().unet_rows(row_scales):
+                output = self._pipe(**call)
+        else:
+            output = self._pipe(**call)
+        return np.asarray(output.images)
+
+    def _generate_batched(
+        self, cells: list[GenerationRequest], progress: Progress, cancel: threading.Event | None
+    ) -> list[GenerationResult]:
+        """Cells that differ only in LoRA weights, as one denoising pass (rows = cells x batch)."""
+        info = self.info
+        first = cells[0]
+        started = time.perf_counter()
+        batch = first.batch_size
+        seeds_per_cell = []
+        for cell in cells:
+            seed = secrets.randbelow(MAX_SEED + 1) if cell.seed == -1 else cell.seed
+            seeds_per_cell.append(tuple(seed + i for i in range(batch)))
+        guidance = first.cfg > 1
+        # 1. one adapter set for all cells: the union of their adapters
+        applied_cells = [self._prepare_adapters(cell.loras) for cell in cells]
+        names = list(dict.fromkeys(n for a in applied_cells for n in a.names))
+        parts = {n: self._adapters.components(n) for n in names}  # type: ignore[union-attr]
+        self._activate(names, [_weight_dict(parts[n], 1.0, 1.0) for n in names])
+        # 2. per-cell embeddings under each cell's text-encoder weights
+        embeds: list[Embeddings] = []
+        for applied in applied_cells:
+            cell_names = applied.names
+            if cell_names:
+                self._pipe.set_adapters(cell_names, [dict(w) for w in applied.cond])
+            else:
+                self._pipe.set_adapters(names, [_weight_dict(parts[n], 0.0, 0.0) for n in names])
+            embeds.append(
+                self._encode(first.prompt, first.negative, applied, split=applied.split and guidance)
+            )
+        self._activate(names, [_weight_dict(parts[n], 1.0, 1.0) for n in names])
+        kwargs = _stack_embeddings(embeds, batch)
+        # 3. per-row UNet weights: uncond rows then cond rows (diffusers' CFG order)
+        cond_rows: dict[str, list[float]] = {n: [] for n in names}
+        uncond_rows: dict[str, list[float]] = {n: [] for n in names}
+        for applied in applied_cells:
+            by_name = dict(zip(applied.names, zip(applied.cond, applied.uncond, strict=True), strict=True))
+            for n in names:
+                cond_w, uncond_w = by_name.get(n, ({"unet": 0.0}, {"unet": 0.0}))
+                cond_rows[n] += [cond_w.get("unet", 0.0)] * batch
+                uncond_rows[n] += [uncond_w.get("unet", 0.0)] * batch
+        scales = {n: (uncond_rows[n] + cond_rows[n]) if guidance else cond_rows[n] for n in names}
+        seed = seeds_per_cell[0][0]
+        self._pipe.scheduler = make_scheduler(
+            self._base_scheduler_config(), first.sampler, first.scheduler, seed
+        )
+        generators = [torch.Generator("cpu").manual_seed(s) for seeds in seeds_per_cell for s in seeds]
+        images = self._run(
+            kwargs,
+            generators,
+            first,
+            num_images_per_prompt=1,
+            row_scales=scales,
+            progress=progress,
+            cancel=cancel,
+        )
+        elapsed = time.perf_counter() - started
+        results = []
+        for index, (cell, applied, seeds) in enumerate(
+            zip(cells, applied_cells, seeds_per_cell, strict=True)
+        ):
+            cell_images = images[index * batch : (index + 1) * batch]
+            timings = {"denoise": elapsed / len(cells), "batched_cells": float(len(cells))}
+            results.append(
+                self._result(
+                    cell, images=cell_images, seeds=seeds, applied=applied, info=info, timings=timings
+                )
+            )
+        return results
+
+    def _row_scaler(self) -> Any:
+        if self._rows is None:
+            from .rows import RowScaler
+
+            self._rows = RowScaler(self._pipe)
+        return self._rows
+
+    def _refresh_rows(self) -> None:
+        if self._rows is not None:
+            self._rows.refresh()
+
+    def _result(
+        self,
+        request: GenerationRequest,
+        *,
+        images: np.ndarray,
+        seeds: tuple[int, ...],
+        applied: _Applied,
+        info: EngineInfo,
+        timings: dict[str, float],
+    ) -> GenerationResult:
+        from .. import infotext
+        from ..types import format_weight
+
+        bad = [i for i in range(len(images)) if not np.isfinite(images[i]).all()]
+        if len(bad) == len(images):
+            raise GenerationError(_nan_message(seeds))
+        extra: dict[str, str] = {}
+        if applied.split and request.cfg > 1:
+            extra["Negative LoRA weights"] = ", ".join(
+                f"{lora.name}: {format_weight(lora.uncond_te_weight)}"
+                + (
+                    f"/{format_weight(lora.uncond_unet_weight)}"
+                    if lora.uncond_unet_weight != lora.uncond_te_weight
+                    else ""
+                )
+                for lora in request.loras
+                if lora.split_branches
+            )
+        pil_images, texts, kept_seeds = [], [], []
+        for i, seed in enumerate(seeds):
+            if i in bad:
+                continue
+            pil_images.append(_to_pil(images[i]))
+            kept_seeds.append(seed)
+            texts.append(
+                infotext.build(
+                    prompt=request.prompt,
+                    negative=request.negative,
+                    steps=request.steps,
+                    sampler=request.sampler,
+                    schedule_type=request.scheduler,
+                    cfg=request.cfg,
+                    seed=seed,
+                    width=request.width,
+                    height=request.height,
+                    model_name=info.model_name,
+                    model_hash=info.model_hash,
+                    lora_hashes=applied.hashes,
+                    extra=extra or None,
+                )
+            )
+        warnings = (_nan_message(tuple(seeds[i] for i in bad)),) if bad else ()
+        return GenerationResult(
+            images=tuple(pil_images),
+            infotexts=tuple(texts),
+            seeds=tuple(kept_seeds),
+            request=request,
+            timings=dict(timings),
+            warnings=warnings,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _weight_dict(parts: frozenset[str] | set[str], te: float, unet: float) -> dict[str, float]:
+    """diffusers' per-component weights for one adapter, only for the parts it patches."""
+    out: dict[str, float] = {}
+    for part in parts:
+        out[part] = float(unet if part == "unet" else te)
+    return out
+
+
+def _uncond_row_scales(applied: _Applied, batch: int) -> dict[str, list[float]]:
+    """UNet row weights [uncond x batch; cond x batch] for the adapters whose branches differ."""
+    scales: dict[str, list[float]] = {}
+    for name, cond, uncond in zip(applied.names, applied.cond, applied.uncond, strict=True):
+        if "unet" in cond and cond["unet"] != uncond["unet"]:
+            scales[name] = [uncond["unet"]] * batch + [cond["unet"]] * batch
+    return scales
+
+
+def _stack_embeddings(embeds: list[Embeddings], batch: int) -> dict[str, torch.Tensor]:
+    """Concatenate per-cell embeddings (each repeated ``batch`` times), padding to one length."""
+    kwargs: dict[str, list[torch.Tensor]] = {}
+    for item in embeds:
+        for key, tensor in item.kwargs().items():
+            kwargs.setdefault(key, []).append(tensor.repeat_interleave(batch, dim=0))
+    out: dict[str, torch.Tensor] = {}
+    for key, tensors in kwargs.items():
+        if tensors[0].dim() == 3:
+            longest = max(t.shape[1] for t in tensors)
+            if any(t.shape[1] != longest for t in tensors):
+                raise GenerationError("batched cells need prompts of the same token length")
+        out[key] = torch.cat(tensors, dim=0)
+    return out
+
+
+def _batch_groups(requests: Sequence[GenerationRequest]) -> list[list[int]]:
+    """Indices of requests that can share one denoising pass (same everything but LoRA weights)."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, r in enumerate(requests):
+        base, _schedule = split_name(r.sampler, r.scheduler)
+        seed_key = r.seed if "SDE" in base or r.seed == -1 else None  # one Brownian tree per pass
+        files = tuple(sorted(str(Path(lora.path).expanduser().resolve()) for lora in r.loras))
+        key = (
+            r.prompt,
+            r.negative,
+            r.width,
+            r.height,
+            r.steps,
+            float(r.cfg),
+            split_name(r.sampler, r.scheduler),
+            r.batch_size,
+            files,
+            seed_key,
+            index if r.seed == -1 else None,
+        )
+        groups.setdefault(key, []).append(index)
+    out: list[list[int]] = []
+    for indices in groups.values():
+        per_pass = max(1, MAX_BATCH_ROWS // requests[indices[0]].batch_size)
+        out += [indices[i : i + per_pass] for i in range(0, len(indices), per_pass)]
+    return sorted(out, key=lambda g: g[0])
+
+
+def _rows_available() -> bool:
+    try:
+        from . import rows  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _NanWatch:
+    """Stops a run as soon as every image's latents are NaN/inf (they never recover)."""
+
+    def __init__(self) -> None:
+        self.bad_rows: set[int] = set()
+
+    def check(self, latents: torch.Tensor, step: int) -> None:
+        finite = torch.isfinite(latents.flatten(1)).all(dim=1)
+        if bool(finite.all()):
+            return
+        self.bad_rows |= {i for i, ok in enumerate(finite.tolist()) if not ok}
+        if len(self.bad_rows) == latents.shape[0]:
+            raise GenerationError(
+                f"The image became NaN/inf at step {step + 1} (it would come out black). "
+                "A LoRA weight is probably too high: try about 0.4, or remove LoRAs one by one. "
+                "On fp16 GPUs a VAE in fp16 can also cause it."
+            )
+
+
+def _nan_message(seeds: tuple[int, ...]) -> str:
+    which = ", ".join(str(s) for s in seeds)
+    return (
+        f"Image(s) with seed {which} contained NaN/inf values (a black image) and were dropped. "
+        "A LoRA weight is probably too high: try about 0.4."
+    )
+
+
+def _to_pil(image: np.ndarray) -> Any:
+    from PIL import Image
+
+    return Image.fromarray((image * 255).round().astype("uint8"))
+
+
+def _quiet_libraries() -> None:
+    """transformers/diffusers print per-load progress bars and key reports; keep the log readable."""
+    try:
+        import diffusers
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        diffusers.utils.logging.set_verbosity_error()
+    except Exception:  # pragma: no cover - logging only
+        pass
+
+
+def _injected_name(pipe: Any) -> str:
+    if getattr(pipe, "_lora_mixer_name", ""):
+        return str(pipe._lora_mixer_name)
+    return (
+        tiny.TINY_XL_MODEL_NAME if getattr(pipe, "text_encoder_2", None) is not None else tiny.TINY_MODEL_NAME
+    )
+
+
+def _base_of(pipe: Any) -> str:
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        return "sdxl"
+    hidden = getattr(getattr(pipe.text_encoder, "config", None), "hidden_size", 768)
+    return "sd2" if hidden == 1024 else "sd15"
+
+
+def _describe(pipe: Any, *, name: str, warnings: tuple[str, ...], model_hash: str = "") -> EngineInfo:
+    """EngineInfo for a pipeline; the tiny models are recognised by their names."""
+    is_tiny = name in (_TINY_NAMES | _TINY_XL_NAMES)
+    device = str(getattr(pipe, "device", "cpu"))
+    dtype = str(getattr(pipe.unet, "dtype", torch.float32)).removeprefix("torch.")
+    base = _base_of(pipe)
+    if is_tiny:
+        model_hash = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+        default = tiny.TINY_DEFAULT_SIZE
+    else:
+        default = 1024 if base == "sdxl" else 768 if base == "sd2" else 512
+    return EngineInfo(
+        model_name=name,
+        model_hash=model_hash,
+        base=base,
+        is_tiny=is_tiny,
+        device=device,
+        dtype=dtype,
+        default_size=default,
+        banner=tiny.TINY_BANNER if is_tiny else "",
+        attention=getattr(pipe, "_lora_mixer_attention", "sdpa"),
+        warnings=warnings,
+    )
+
+
+def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:
+    """The configured model, or the tiny demo one when none is configured or it is unreachable."""
+    choice = choose_device(settings.device)
+    model = (settings.model or "").strip()
+    warnings: tuple[str, ...] = ()
+    if model and model not in _TINY_NAMES | _TINY_XL_NAMES:
+        try:
+            pipe, model_hash = _load_real(model, choice, settings)
+            pipe._lora_mixer_attention = configure_attention(pipe, choice)
+            pipe.set_progress_bar_config(disable=True)
+            return pipe, _describe(pipe, name=_model_name(model), warnings=(), model_hash=model_hash)
+        except GenerationError:
+            raise
+        except Exception as exc:
+            offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+            warnings = (
+                f"Could not load model '{model}' ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+                + (" — offline mode (HF_HUB_OFFLINE) is on" if offline else "")
+                + "; using the tiny demo model instead.",
+            )
+    xl = model in _TINY_XL_NAMES
+    build = tiny.build_tiny_sdxl if xl else tiny.build_tiny_sd15
+    pipe = build(choice.device, choice.dtype if choice.device != "cpu" else torch.float32)
+    pipe._lora_mixer_attention = "sdpa"
+    name = tiny.TINY_XL_MODEL_NAME if xl else tiny.TINY_MODEL_NAME
+    return pipe, _describe(pipe, name=name, warnings=warnings)
+
+
+def _model_name(model: str) -> str:
+    path = Path(model)
+    return path.stem if path.suffix in (".safetensors", ".ckpt") else path.name or model
+
+
+def _load_real(model: str, choice: DeviceChoice, settings: Settings) -> tuple[Any, str]:
+    """A hub id, a local diffusers folder or a single-file checkpoint -> (pipeline, A1111 hash)."""
+    from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    path = Path(model).expanduser()
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    model_hash = ""
+    if path.is_file():
+        if path.suffix not in (".safetensors", ".ckpt"):
+            raise GenerationError(f"Model file '{path}' is not a .safetensors or .ckpt checkpoint.")
+        cls = StableDiffusionXLPipeline if _is_sdxl_checkpoint(path) else StableDiffusionPipeline
+        pipe = cls.from_single_file(str(path), torch_dtype=choice.dtype, local_files_only=offline)
+        model_hash = _file_hash(path, Path(settings.cache_dir))
+    else:
+        source = str(path) if path.is_dir() else model
+        pipe = DiffusionPipeline.from_pretrained(
+            source, torch_dtype=choice.dtype, safety_checker=None, local_files_only=offline
+        )
+    if not isinstance(pipe, (StableDiffusionPipeline, StableDiffusionXLPipeline)):
+        raise GenerationError(
+            f"Model '{model}' is a {type(pipe).__name__}; LoRA Mixer supports Stable Diffusion 1.x/2.x "
+            "and SDXL text-to-image pipelines."
+        )
+    if getattr(pipe, "safety_checker", None) is not None:
+        pipe.safety_checker = None  # A1111 has none; it would black out images silently
+    return pipe.to(choice.device), model_hash
+
+
+def _is_sdxl_checkpoint(path: Path) -> bool:
+    if path.suffix != ".safetensors":
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return any(k.startswith("conditioner.embedders.1.") for k in handle.keys())  # noqa: SIM118
+
+
+def _file_hash(path: Path, cache_dir: Path) -> str:
+    """A1111's model hash (first 10 hex of the file's sha256), cached by path, size and mtime."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache_file = cache_dir / "model-hashes.json"
+    try:
+        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        return str(cache[key])
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    value = digest.hexdigest()[:10]
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache[key] = value
+        cache_file.write_text(json.dumps(cache, indent=1), encoding="utf-8")
+    except OSError:
+        pass
+    return value
+
+
+def with_seed(request: GenerationRequest, seed: int) -> GenerationRequest:
+    """A copy of ``request`` with another seed (handy for reproducing one image of a batch)."""
+    return replace(request, seed=seed, batch_size=1)
