@@ -40,14 +40,18 @@ def apply(state: RuleState) -> RuleState:
                 missing.append(word)
                 missing_keys.add(key)
                 needed_by[word] = info.name
+    shared: dict[tuple[str, ...], list[str]] = {}  # LoRA names -> the triggers they share
     for key, names in owners.items():
         if len(names) > 1:
-            state = state.warn(
-                ID,
-                f"LoRAs {', '.join(repr(n) for n in names)} share the trigger '{key}': the word feeds all "
-                "of them (two versions of one character usually fight; keep one).",
-                names[0],
-            )
+            shared.setdefault(tuple(names), []).append(key)
+    for names, words in shared.items():
+        state = state.warn(
+            ID,
+            f"LoRAs {', '.join(repr(n) for n in names)} share the trigger(s) "
+            f"{', '.join(repr(w) for w in words)}: the words feed all of them (two versions of one "
+            "character usually fight; keep one).",
+            names[0],
+        )
     if not missing:
         return state
     by_lora: dict[str, list[str]] = {}

@@ -1,0 +1,60 @@
+"""Every registered rule is documented (id, Bad/Good docstring) and covered by golden cases."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import pytest
+
+from assistant.rules import RULE_IDS, RULES, get_rule
+from assistant.rules.state import RuleState
+
+from .golden import load_cases
+
+ID_RE = re.compile(r"^[a-z]+(-[a-z]+)*$")
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_rule_has_id_and_bad_good_docstring(rule) -> None:
+    assert ID_RE.match(rule.id), rule.id
+    assert rule.doc.startswith(f"{rule.id}:"), "the docstring starts with the rule id"
+    assert "\nBad:" in rule.doc and "\nGood:" in rule.doc
+    assert rule.doc.index("Bad:") < rule.doc.index("Good:")
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_rule_has_the_common_signature(rule) -> None:
+    sig = inspect.signature(rule.apply)
+    assert list(sig.parameters) == ["state"]
+    assert sig.return_annotation in ("RuleState", RuleState)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_rule_has_golden_cases(rule) -> None:
+    cases = load_cases()
+    changing = [c.id for c in cases if rule.id in c.expect["changes"]]
+    warning = [c.id for c in cases if rule.id in c.expect["warnings"]]
+    assert changing or warning, f"no golden case exercises {rule.id}"
+    named = [c.id for c in cases if c.id.startswith(rule.id.replace("-", "_") + "_")]
+    assert named, f"add a tests/cases/{rule.id.replace('-', '_')}_*.yaml case"
+
+
+def test_ids_are_unique_and_registry_order_is_stable() -> None:
+    assert len(set(RULE_IDS)) == len(RULE_IDS) == 9
+    assert RULE_IDS[0] == "resolve-names"
+    assert RULE_IDS.index("duplicates") < RULE_IDS.index("trigger-words")
+    assert RULE_IDS.index("strength-budget") < RULE_IDS.index("negative-tags")
+
+
+def test_get_rule_names_valid_ids() -> None:
+    assert get_rule("order").id == "order"
+    with pytest.raises(KeyError, match="valid: resolve-names"):
+        get_rule("nope")
+
+
+def test_change_and_warning_ids_in_cases_are_known() -> None:
+    known = {*RULE_IDS, "plan", "prompt"}
+    for case in load_cases():
+        assert set(case.expect["changes"]) <= set(RULE_IDS), case.id
+        assert set(case.expect["warnings"]) <= known, case.id
