@@ -19,7 +19,8 @@ ID_RE = re.compile(r"^[a-z]+(-[a-z]+)*$")
 def test_rule_has_id_and_bad_good_docstring(rule) -> None:
     assert ID_RE.match(rule.id), rule.id
     assert rule.doc.startswith(f"{rule.id}:"), "the docstring starts with the rule id"
-    assert "\nBad:" in rule.doc and "\nGood:" in rule.doc
+    assert "\nBad:" in rule.doc
+    assert "\nGood:" in rule.doc
     assert rule.doc.index("Bad:") < rule.doc.index("Good:")
 
 
