@@ -229,11 +229,13 @@ def _sniff(head: bytes, size: int) -> None:
     start = head[:256].lstrip().lower()
     if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--")):
         raise _Broken("an HTML page, not a safetensors file (a failed download? the site may need a login)")
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+    if size >= 8 and 8 + int.from_bytes(head[:8], "little") <= size:
+        return  # the length field is plausible: validated by the caller
+    if head.startswith(b"PK\x03\x04") or head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
         raise _Broken(
             "a PyTorch pickle/zip file renamed to .safetensors: refused (unpickling can run code)", "refused"
         )
-    if start.startswith((b"{", b"[")) and size >= 8 and int.from_bytes(head[:8], "little") > size:
+    if start.startswith((b"{", b"[")):
         raise _Broken("a JSON text file, not a safetensors file (no 8-byte header length)")
     if size < 8:
         raise _Broken(f"truncated: {size} bytes, shorter than the 8-byte header length of a safetensors file")
@@ -1258,7 +1260,7 @@ class Library:
             key=lambda k: (not k.startswith(key), abs(len(k) - len(key)), k),
         )
         close = difflib.get_close_matches(key, list(keys), n=n, cutoff=0.6)
-        picked = list(dict.fromkeys([*close[:1], *contained, *close]))
+        picked = list(dict.fromkeys([*contained, *close]))
         return [keys[k] for k in picked[:n]]
 
     # -- hashes -----------------------------------------------------------------------------------

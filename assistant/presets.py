@@ -155,6 +155,9 @@ def _describe(error: Mapping[str, Any], model_fields: Mapping[str, Sequence[str]
         return f"{_loc(loc)}: unknown key{hint}"
     if kind == "missing":
         return f"{_loc(loc)}: required key is missing"
+    if kind == "too_short":
+        count = error.get("ctx", {}).get("min_length", 1)
+        return f"{_loc(loc)}: needs at least {count} item{'s' if count != 1 else ''} (got none)"
     rule = _RULES.get(last)
     if kind == "value_error" and not loc:  # a model-level check worded with its own key path
         return str(error.get("ctx", {}).get("error") or error["msg"])

@@ -1,0 +1,1 @@
+"""Tests of the LoRA library (assistant.library), presets (assistant.presets) and the loras CLI."""

@@ -1,0 +1,185 @@
+"""Hashes exactly as A1111/Civitai compute them (lazy, cached on disk) and the scan index cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from assistant import library as library_module
+from assistant.errors import LibraryError, LoraNotFound
+from assistant.library import Hashes, Library
+
+from . import lorafiles as lf
+
+ScanFn = Callable[..., Library]
+
+
+def _expected(path: Path) -> Hashes:
+    """A1111's modules/hashes.py addnet_hash_safetensors: sha256 of the bytes after 8 + n."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    addnet = hashlib.sha256(data[8 + n :]).hexdigest()
+    whole = hashlib.sha256(data).hexdigest()
+    return Hashes(a1111=addnet[:12], autov2=whole[:10], sha256=whole, addnet=addnet)
+
+
+def test_hashes_match_a1111_and_civitai(lora_dir: Path, scan: ScanFn) -> None:
+    path = lf.write_kohya(lora_dir, "hashme", tags={"x": {"a": 1}})
+    hashes = scan(lora_dir).hashes("hashme")
+    assert hashes == _expected(path)
+    assert len(hashes.a1111) == 12
+    assert len(hashes.autov2) == 10
+    assert len(hashes.sha256) == 64
+
+
+def test_a1111_hash_ignores_metadata_but_autov2_does_not(lora_dir: Path, scan: ScanFn) -> None:
+    lf.write_kohya(lora_dir, "one", metadata={"ss_training_comment": "first"})
+    lf.write_kohya(lora_dir, "two", metadata={"ss_training_comment": "second, edited"})
+    lib = scan(lora_dir)
+    one, two = lib.hashes("one"), lib.hashes("two")
+    assert one.a1111 == two.a1111  # same tensors (same seed)
+    assert one.autov2 != two.autov2
+
+
+def test_hashes_are_never_computed_by_a_scan(
+    lora_dir: Path, scan: ScanFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lf.write_kohya(lora_dir, "lazy")
+    calls: list[str] = []
+    real = library_module._file_hashes
+    monkeypatch.setattr(library_module, "_file_hashes", lambda info: calls.append(info.name) or real(info))
+    lib = scan(lora_dir)
+    lib.refresh()
+    assert calls == []
+    lib.hashes("lazy")
+    lib.hashes("lazy")
+    assert calls == ["lazy"]
+
+
+def test_hash_cache_on_disk_is_reused_and_invalidated(
+    lora_dir: Path, scan: ScanFn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = lf.write_kohya(lora_dir, "cached")
+    first = scan(lora_dir).hashes("cached")
+    assert (tmp_path / "cache" / "lora-hashes.json").is_file()
+
+    def boom(info: object) -> tuple[str, str]:
+        raise AssertionError("hash recomputed despite a valid cache entry")
+
+    monkeypatch.setattr(library_module, "_file_hashes", boom)
+    assert scan(lora_dir).hashes("cached") == first  # a new Library instance, same disk cache
+    monkeypatch.undo()
+
+    lf.write_kohya(lora_dir, "cached", seed=7)  # new content, new size/mtime
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    second = scan(lora_dir).hashes("cached")
+    assert second == _expected(path)
+    assert second != first
+
+
+def test_hashes_of_unknown_or_broken_entries(lora_dir: Path, scan: ScanFn) -> None:
+    lf.write_html(lora_dir, "page")
+    lib = scan(lora_dir)
+    with pytest.raises(LibraryError, match="cannot hash 'page': it is broken"):
+        lib.hashes("page")
+    with pytest.raises(LoraNotFound):
+        lib.hashes("nope")
+
+
+def test_hashes_by_info_and_foreign_info(lora_dir: Path, tmp_path: Path, scan: ScanFn) -> None:
+    path = lf.write_kohya(lora_dir, "mine")
+    lib = scan(lora_dir)
+    assert lib.hashes(lib.resolve("mine")) == _expected(path)
+    foreign = lf.write_kohya(tmp_path / "elsewhere", "theirs")
+    other = Library.scan([str(tmp_path / "elsewhere")], catalog=None).resolve("theirs")
+    with pytest.raises(LibraryError, match="not part of this library"):
+        lib.hashes(other)
+    assert foreign.exists()
+
+
+def test_hashes_without_cache_dir_write_nothing(lora_dir: Path, tmp_path: Path, scan: ScanFn) -> None:
+    path = lf.write_kohya(lora_dir, "nocache")
+    lib = scan(lora_dir, cache=False)
+    assert lib.hashes("nocache") == _expected(path)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_hashes_of_from_infos_entries(tmp_path: Path) -> None:
+    path = lf.write_kohya(tmp_path, "free")
+    info = Library.scan([str(tmp_path)], catalog=None).resolve("free")
+    assert Library.from_infos([info]).hashes("free") == _expected(path)
+
+
+# -- scan index -------------------------------------------------------------------------------
+
+
+def test_warm_scan_reads_no_headers(
+    lora_dir: Path, scan: ScanFn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(5):
+        lf.write_kohya(lora_dir, f"lora_{i}", tags={"x": {f"tag{i}": 3}})
+    lf.write_a1111_sidecar(lora_dir, "lora_0", activation_text="card")
+    lf.write_html(lora_dir, "broken")
+    cold = scan(lora_dir)
+    index_files = list((tmp_path / "cache").glob("lora-index-*.json"))
+    assert len(index_files) == 1
+
+    def boom(*_args: object) -> dict[str, object]:
+        raise AssertionError("a warm scan re-read a header or sidecar")
+
+    monkeypatch.setattr(library_module, "_header_facts", boom)
+    monkeypatch.setattr(library_module, "_a1111_sidecar_facts", boom)
+    warm = scan(lora_dir)
+    assert warm.all() == cold.all()
+
+
+def test_changed_file_is_re_read(lora_dir: Path, scan: ScanFn) -> None:
+    path = lf.write_kohya(lora_dir, "changing")
+    assert scan(lora_dir).resolve("changing").status == "ok"
+    path.write_bytes(b"<html>oops</html>")
+    assert scan(lora_dir).resolve("changing").status == "broken"
+
+
+def test_changed_sidecar_is_re_read(lora_dir: Path, scan: ScanFn) -> None:
+    lf.write_kohya(lora_dir, "card")
+    sidecar = lf.write_a1111_sidecar(lora_dir, "card", activation_text="first")
+    assert scan(lora_dir).resolve("card").triggers == ("first",)
+    lf.write_a1111_sidecar(lora_dir, "card", activation_text="second, edited")
+    os.utime(sidecar, ns=(2_000_000_000, 2_000_000_000))
+    assert scan(lora_dir).resolve("card").triggers == ("second", "edited")
+
+
+def test_corrupt_index_is_ignored(lora_dir: Path, scan: ScanFn, tmp_path: Path) -> None:
+    lf.write_kohya(lora_dir, "fine")
+    scan(lora_dir)
+    (index,) = (tmp_path / "cache").glob("lora-index-*.json")
+    index.write_text("{garbage")
+    assert scan(lora_dir).resolve("fine").status == "ok"
+    assert json.loads(index.read_text())["entries"]
+
+
+def test_removed_file_leaves_the_index(lora_dir: Path, scan: ScanFn, tmp_path: Path) -> None:
+    path = lf.write_kohya(lora_dir, "temp")
+    lf.write_kohya(lora_dir, "stays")
+    scan(lora_dir)
+    path.unlink()
+    lib = scan(lora_dir)
+    assert [i.name for i in lib.all()] == ["stays"]
+    (index,) = (tmp_path / "cache").glob("lora-index-*.json")
+    assert str(path) not in json.loads(index.read_text())["entries"]
+
+
+def test_refresh_returns_a_new_library(lora_dir: Path, scan: ScanFn) -> None:
+    lf.write_kohya(lora_dir, "first")
+    lib = scan(lora_dir)
+    lf.write_kohya(lora_dir, "second")
+    fresh = lib.refresh()
+    assert fresh is not lib
+    assert [i.name for i in lib.all()] == ["first"]
+    assert [i.name for i in fresh.all()] == ["first", "second"]
+    assert fresh.cache_dir == lib.cache_dir
