@@ -102,9 +102,9 @@ class ChatReply:
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60]")
 _TAG = re.compile(r"<\s*(lora|lyco)\s*:", re.IGNORECASE)
 _ATTENTION = re.compile(r"\([^()]*:\s*-?\d+(\.\d+)?\s*\)")
-_NEGATIVE_LINE = re.compile(r"(?im)^\s*(negative prompt|negative|负面提示词|反向提示词)\s*[::]\s*")
+_NEGATIVE_LINE = re.compile(r"(?im)^\s*(negative prompt|negative|负面提示词|反向提示词)\s*[:\uff1a]\s*")
 _QUESTION = re.compile(
-    r"[??]\s*$|^(why|how|what|which|when|where|can|could|should|does|do|is|are|help)\b"
+    r"[?\uff1f]\s*$|^(why|how|what|which|when|where|can|could|should|does|do|is|are|help)\b"
     r"|为什么|怎么|如何|什么|哪个|多少|吗|呢|咋",
     re.IGNORECASE,
 )
@@ -118,7 +118,7 @@ _LIBRARY_WORDS = re.compile(
     re.IGNORECASE,
 )
 _SWEEP_RANGE = re.compile(
-    r"^(?P<start>-?\d+(?:\.\d+)?)\s*(?:\.\.|~|-(?=\d)|to)\s*(?P<stop>-?\d+(?:\.\d+)?)(?:\s*[x×*]\s*(?P<count>\d+))?$",
+    r"^(?P<start>-?\d+(?:\.\d+)?)\s*(?:\.\.|~|\uff5e|-(?=\d)|to)\s*(?P<stop>-?\d+(?:\.\d+)?)(?:\s*[x×*]\s*(?P<count>\d+))?$",
     re.IGNORECASE,
 )
 
@@ -134,7 +134,7 @@ def route(message: str, config: RulesConfig | None = None) -> Intent:
     language = language_of(text)
     if not text:
         return Intent("help", {}, language, text)
-    if text.startswith(("/", "/")):
+    if text.startswith(("/", "\uff0f")):
         return _route_command(text, language)
     config = config if config is not None else default_rules_config()
     if _TAG.search(text):
@@ -146,7 +146,7 @@ def route(message: str, config: RulesConfig | None = None) -> Intent:
         return Intent("troubleshoot", {"symptoms": symptoms, "faq": faq}, language, text)
     if _LIBRARY_WORDS.search(text):
         return Intent("library", {"filter": ""}, language, text)
-    if text.casefold() in {"help", "帮助", "?", "h"}:
+    if text.casefold() in {"help", "帮助", "?", "\uff1f", "h"}:
         return Intent("help", {}, language, text)
     if looks_like_prompt:
         return Intent("advise", _prompt_args(text), language, text)
@@ -156,7 +156,7 @@ def route(message: str, config: RulesConfig | None = None) -> Intent:
 def _looks_like_prompt(text: str) -> bool:
     if _QUESTION.search(text) and "," not in text:
         return False
-    return text.count(",") + text.count(",") >= 2 or bool(
+    return text.count(",") + text.count("\uff0c") >= 2 or bool(
         _PROMPT_WORDS.search(text) or _ATTENTION.search(text)
     )
 
@@ -299,10 +299,9 @@ def _advise_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> 
         return _help_reply(intent, context, config)
     advice = advise(positive, negative, library=context.library, config=config, base=context.base)
     text = format_advice(advice, intent.language, applied=context.apply_changes)
-    reply = _reply(text, intent, context, advice)
-    if not context.apply_changes:  # the boxes get what the user typed
-        return ChatReply(text, intent, advice, positive, negative)
-    return reply
+    if context.apply_changes:
+        return ChatReply(text, intent, advice, advice.positive, advice.negative)
+    return ChatReply(text, intent, advice, positive, negative)  # the boxes get what the user typed
 
 
 def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
@@ -322,7 +321,8 @@ def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfi
             parts.append(_weight_advice(context, lang))
     advice = None
     symptoms = intent.args.get("symptoms", [])
-    if context.positive.strip() and symptoms:
+    negative_tags = "negative-weight" in intent.args.get("faq", []) and _TAG.search(context.negative)
+    if context.positive.strip() and (symptoms or negative_tags):
         advice = advise(
             context.positive,
             context.negative,
@@ -336,6 +336,8 @@ def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfi
         )
     elif symptoms:
         parts.append(_t("no_prompt", lang))
+    if not parts:  # routed here by keywords that name no table entry (a custom config)
+        return _help_reply(intent, context, config)
     return _reply("\n\n".join(parts), intent, context, advice)
 
 

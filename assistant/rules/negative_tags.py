@@ -30,9 +30,10 @@ ID = "negative-tags"
 
 def apply(state: RuleState) -> RuleState:
     moved = dict(state.negative_branch)
-    for tag in state.prompt.negative_loras:
-        if not state.applied(tag) or tag.name in moved:
-            continue
+    while True:  # one tag at a time: removing a tag shifts the spans after it
+        tag = next((t for t in state.prompt.negative_loras if state.applied(t) and t.name not in moved), None)
+        if tag is None:
+            break
         positive = next((t for t in state.prompt.positive_loras if t.name == tag.name), None)
         change = Change(ID, tag.raw or show(tag), "", _reason(tag, positive))
         moved[tag.name] = tag

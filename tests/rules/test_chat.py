@@ -1,0 +1,287 @@
+"""Chat routing and replies, English and Chinese."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.chat import ChatContext, ChatReply, format_advice, language_of, respond, route
+from assistant.presets import load_recipes
+from assistant.rules.config import DEFAULT_RULES_PATH
+
+from .library_spec import DEMO_LIBRARY
+
+PROMPT = "1girl, <lora:catgirl_v1:0.9>, <lora:cyberpunk_style:0.5>"
+WITH_PROMPT = ChatContext(library=DEMO_LIBRARY, positive=PROMPT, negative="lowres")
+EMPTY = ChatContext(library=DEMO_LIBRARY)
+RECIPES = load_recipes(DEFAULT_RULES_PATH.parent / "recipes")
+
+
+@pytest.mark.parametrize(
+    ("message", "kind", "language"),
+    [
+        ("why is my image black", "troubleshoot", "en"),
+        ("出图全黑", "troubleshoot", "zh"),
+        ("LoRA 不生效", "troubleshoot", "zh"),
+        ("多耳怪", "troubleshoot", "zh"),
+        ("画风突变", "troubleshoot", "zh"),
+        ("缓存见鬼,改了没变化", "troubleshoot", "zh"),
+        ("how do I use a negative weight", "troubleshoot", "en"),
+        ("what weight should I use", "troubleshoot", "en"),
+        ("权重设多少?", "troubleshoot", "zh"),
+        ("1girl, <lora:catgirl_v1:0.8>", "advise", "en"),
+        ("1girl, solo, smile, masterpiece", "advise", "en"),
+        ("black hair, 1girl, smile", "advise", "en"),
+        ("1girl, extra cat ears, <lora:catgirl_v1:0.8>", "advise", "en"),
+        ("一个女孩, 猫耳, 樱花, <lora:catgirl_v1:0.7>", "advise", "zh"),
+        ("/blindbox 8", "blindbox", "en"),
+        ("/ab catgirl_v1 catgirl_v2", "ab", "en"),
+        ("/sweep catgirl_v1 0.2..1.0x5", "sweep", "en"),
+        ("/loras cat", "library", "en"),
+        ("which loras do I have", "library", "en"),
+        ("/recipe cyber_hotpot", "recipe", "en"),
+        ("/help", "help", "en"),
+        ("", "help", "en"),
+        ("hello there", "unknown", "en"),
+        ("你好", "unknown", "zh"),
+        ("/frobnicate", "unknown", "en"),
+    ],
+)
+def test_route(message: str, kind: str, language: str) -> None:
+    intent = route(message)
+    assert (intent.kind, intent.language) == (kind, language)
+
+
+def test_route_symptom_ids_and_faq_ids() -> None:
+    assert route("why is my image black").args["symptoms"] == ["black-image"]
+    assert route("多耳怪").args["symptoms"] == ["extra-ears"]
+    assert route("how do I use a negative weight").args["faq"] == ["negative-weight"]
+    assert route("banana split").kind != "troubleshoot"  # "nan" matches whole words only
+
+
+@pytest.mark.parametrize(
+    ("message", "args"),
+    [
+        ("/blindbox 8", {"n": 8}),
+        ("/blindbox", {"n": 4}),
+        ("/ab catgirl_v1 cyberpunk_style", {"a": "catgirl_v1", "b": "cyberpunk_style"}),
+        ("/ab 'my lora' other", {"a": "my lora", "b": "other"}),
+        (
+            "/sweep catgirl_v1 0.2..1.0x5",
+            {
+                "name": "catgirl_v1",
+                "start": 0.2,
+                "stop": 1.0,
+                "count": 5,
+                "weights": [0.2, 0.4, 0.6, 0.8, 1.0],
+            },
+        ),
+        (
+            "/sweep soft_light 0..0.6x4",
+            {"name": "soft_light", "start": 0.0, "stop": 0.6, "count": 4, "weights": [0.0, 0.2, 0.4, 0.6]},
+        ),
+        ("/loras cyber", {"filter": "cyber"}),
+        ("/recipe cyber_hotpot", {"name": "cyber_hotpot"}),
+    ],
+)
+def test_command_arguments(message: str, args: dict) -> None:
+    assert dict(route(message).args) == args
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ("/blindbox abc", "not a whole number"),
+        ("/blindbox 0", "1 to 64"),
+        ("/blindbox 1000", "1 to 64"),
+        ("/ab only_one", "usage: /ab"),
+        ("/sweep", "usage: /sweep"),
+        ("/sweep catgirl_v1 lots", "is not a range"),
+        ("/sweep catgirl_v1 0.2..1x99", "2 to 16"),
+        ("/sweep catgirl_v1 0..5x3", "between -2 and 2"),
+    ],
+)
+def test_bad_command_arguments_are_explained_not_raised(message: str, error: str) -> None:
+    intent = route(message)
+    assert error in intent.args["error"]
+    reply = respond(message, WITH_PROMPT)
+    assert error in reply.text
+
+
+def test_negative_prompt_line_is_split_off() -> None:
+    intent = route("1girl, <lora:catgirl_v1:0.8>\nNegative prompt: lowres, <lora:catgirl_v1:-0.1>")
+    assert intent.args == {
+        "positive": "1girl, <lora:catgirl_v1:0.8>",
+        "negative": "lowres, <lora:catgirl_v1:-0.1>",
+    }
+
+
+def test_language_of() -> None:
+    assert language_of("出图全黑") == "zh"
+    assert language_of("why black") == "en"
+
+
+# -- replies --------------------------------------------------------------------------------------
+
+
+def test_prompt_reply_has_code_block_diff_and_plan() -> None:
+    reply = respond("1girl, <lora:Catgirl_v1:1.3>, <lora:cyberpunk_style:0.5>", EMPTY)
+    assert isinstance(reply, ChatReply)
+    assert reply.intent.kind == "advise"
+    assert reply.advice is not None
+    assert "```text\n1girl, catgirl, cat ears" in reply.text
+    assert "`resolve-names`" in reply.text
+    assert "`strength-budget`" in reply.text
+    assert "LoRAs to apply" in reply.text
+    assert reply.positive == reply.advice.positive
+    assert reply.negative == reply.advice.negative
+
+
+def test_prompt_reply_in_chinese_uses_chinese_headings() -> None:
+    reply = respond("一个女孩, <lora:catgirl_v1:0.8>", EMPTY)
+    assert "改写后的提示词" in reply.text
+    assert "将加载的 LoRA" in reply.text
+
+
+def test_apply_changes_off_keeps_the_boxes_as_typed() -> None:
+    ctx = ChatContext(library=DEMO_LIBRARY, apply_changes=False)
+    reply = respond("1girl, <lora:jk_uniform:0.6>", ctx)
+    assert reply.positive == "1girl, <lora:jk_uniform:0.6>"
+    assert "not applied" in reply.text
+    assert reply.advice is not None
+    assert reply.advice.positive == "1girl, JK uniform, <lora:jk_uniform:0.6>"
+
+
+def test_clean_prompt_says_nothing_to_change() -> None:
+    reply = respond(
+        "(masterpiece:1.2), 1girl, catgirl, cat ears, <lora:catgirl_v1:0.7>\nNegative prompt: extra cat ears",
+        EMPTY,
+    )
+    assert "nothing to change" in reply.text
+    assert "Warnings" not in reply.text
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("why is my image black", ["0.4", "VAE"]),
+        ("出图全黑", ["0.4", "VAE"]),
+        ("LoRA 不生效", ["触发词"]),
+        ("多耳怪", ["extra cat ears:1.5", "0.6"]),
+        ("画风突变", ["基础模型"]),
+        ("how do I use a negative weight", ["negative (unconditional) pass", "add_detail"]),
+        ("负权重怎么用", ["负向分支"]),
+        ("what weight should I use", ["0.6–0.8", "1.2"]),
+        ("缓存见鬼", ["修改时间"]),
+    ],
+)
+def test_troubleshooting_answers_from_the_table(message: str, expected: list[str]) -> None:
+    reply = respond(message, EMPTY)
+    assert reply.intent.kind == "troubleshoot"
+    for text in expected:
+        assert text in reply.text, text
+
+
+def test_troubleshooting_with_a_prompt_gives_prompt_specific_fixes() -> None:
+    reply = respond("多耳怪", WITH_PROMPT)
+    assert reply.advice is not None
+    assert "<lora:catgirl_v1:0.6>" in reply.advice.positive
+    assert "(extra cat ears:1.5)" in reply.advice.negative
+    assert "针对你当前的提示词" in reply.text
+    assert reply.positive == reply.advice.positive
+
+
+def test_black_image_with_a_prompt_lowers_every_lora() -> None:
+    reply = respond("why is my image black?", WITH_PROMPT)
+    assert reply.advice is not None
+    assert [p.weight for p in reply.advice.plan] == [0.4, 0.4]
+
+
+def test_weight_question_with_a_prompt_lists_its_loras() -> None:
+    reply = respond("what weight should I use", WITH_PROMPT)
+    assert "`catgirl_v1` (character): now 0.9" in reply.text
+    assert reply.advice is None
+    assert reply.positive == PROMPT  # a question does not rewrite the boxes
+
+
+def test_negative_weight_question_explains_the_tags_in_the_prompt() -> None:
+    ctx = ChatContext(library=DEMO_LIBRARY, positive=PROMPT, negative="lowres, <lora:catgirl_v1:-0.1>")
+    reply = respond("how do I use a negative weight", ctx)
+    assert reply.advice is not None
+    assert "STRONGER" in reply.text
+
+
+def test_symptom_without_a_prompt_asks_for_one() -> None:
+    reply = respond("why is my image black", EMPTY)
+    assert reply.advice is None
+    assert "Paste your prompt" in reply.text
+
+
+def test_library_listing_and_filter() -> None:
+    reply = respond("/loras cyber", EMPTY)
+    assert "`cyberpunk_style`" in reply.text
+    assert "`catgirl_v1`" not in reply.text
+    assert "No LoRA matches 'zzz'" in respond("/loras zzz", EMPTY).text
+    assert "| 名称 |" in respond("有哪些 lora", EMPTY).text
+
+
+def test_recipe_reply_advises_the_recipe() -> None:
+    ctx = ChatContext(library=DEMO_LIBRARY, recipes=RECIPES)
+    reply = respond("/recipe cyber_hotpot", ctx)
+    assert reply.advice is not None
+    assert "<lora:catgirl_v1:0.5>" in reply.advice.positive
+    assert reply.positive == reply.advice.positive
+    missing = respond("/recipe nope", ctx)
+    assert "No recipe named 'nope'" in missing.text
+    assert "`cyber_hotpot`" in missing.text
+
+
+def test_blindbox_needs_loras_in_the_prompt() -> None:
+    assert "at least one" in respond("/blindbox 4", EMPTY).text
+    assert "4 images" in respond("/blindbox 4", WITH_PROMPT).text
+
+
+def test_ab_and_sweep_resolve_names_with_did_you_mean() -> None:
+    reply = respond("/ab Catgirl_V1 cyberpunk_style", EMPTY)
+    assert reply.intent.args["a"] == "catgirl_v1"
+    bad = respond("/sweep catgrl_v1 0.2..1x3", EMPTY)
+    assert "Did you mean" in bad.text
+    assert "catgirl_v1" in bad.text
+    sweep = respond("/sweep soft_light 0.2..0.6x3", EMPTY)
+    assert "0.2, 0.4, 0.6" in sweep.text
+
+
+@pytest.mark.parametrize(
+    "message", ["hello there", "你好", "/frobnicate", "???", "<lora:", "((((", "\x00\x01", "a" * 5000]
+)
+def test_unknown_or_odd_input_gets_a_helpful_reply(message: str) -> None:
+    reply = respond(message, WITH_PROMPT)
+    assert reply.text.strip()
+    assert reply.positive == PROMPT or reply.intent.kind == "advise"
+
+
+def test_prompt_error_becomes_a_reply() -> None:
+    reply = respond("1girl, <lora:catgirl_v1:abc>", EMPTY)
+    assert reply.text.strip()
+    assert "Traceback" not in reply.text
+
+
+def test_format_advice_fences_backticks() -> None:
+    from assistant.advisor import advise
+
+    advice = advise("1girl, ```weird```", library=DEMO_LIBRARY)
+    text = format_advice(advice)
+    assert "````text\n1girl, ```weird```\n````" in text
+
+
+def test_help_in_both_languages() -> None:
+    assert "/blindbox N" in respond("/help", EMPTY).text
+    assert "盲盒" in respond("/帮助", EMPTY).text
+
+
+def test_full_width_punctuation() -> None:
+    assert route("缓存见鬼\uff0c改了没变化").kind == "troubleshoot"
+    assert route("一个女孩\uff0c猫耳\uff0c樱花").kind == "advise"
+    assert route("权重设多少\uff1f").kind == "troubleshoot"
+    assert route("\uff0fhelp").kind == "help"
+    assert route("/sweep catgirl_v1 0.2\uff5e0.6x3").args["weights"] == [0.2, 0.4, 0.6]
+    assert route("1girl, <lora:x:1>\n负面提示词\uff1alowres").args["negative"] == "lowres"
