@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
-from .errors import Cancelled, GenerationError, LoraMixerError, PromptError
+from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, PromptError
 from .types import DEFAULT_SAMPLER, Advice, GenerationRequest, GenerationResult, LoraInfo, PlannedLora
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -251,6 +251,8 @@ class Service:
         self._engine_info: Any | None = None
         self._engine_error: BaseException | None = None
         self._ready = threading.Event()
+        self._started = False
+        self._start_lock = threading.Lock()
         self._render_lock = threading.Lock()
         self._save_lock = threading.Lock()
         self._library_lock = threading.Lock()
@@ -263,8 +265,10 @@ class Service:
     def start(self, *, background: bool = True) -> None:
         """Scan the library now and load the engine (in a daemon thread when ``background``)."""
         self.library  # noqa: B018 - scans on first access
-        if self._ready.is_set():
-            return
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
         if background:
             threading.Thread(target=self._load_engine, name="engine-load", daemon=True).start()
         else:
@@ -286,8 +290,8 @@ class Service:
 
     def wait_ready(self, timeout: float | None = 300.0) -> Any:
         """The loaded engine's ``EngineInfo``; raises GenerationError when loading failed."""
-        if not self._ready.is_set() and self._engine is None and self._engine_info is None:
-            self.start(background=True)
+        if not self._ready.is_set():
+            self.start(background=True)  # no-op when already started
         if not self._ready.wait(timeout):
             raise GenerationError(f"the model is still loading after {timeout:.0f} s; try again in a moment")
         if self._engine_error is not None:
@@ -411,15 +415,9 @@ class Service:
         planned: list[PlannedLora] = []
         for tag in prompt.positive_loras:
             info = self.library.resolve(tag.name)
-            planned.append(
-                PlannedLora(
-                    name=info.name,
-                    path=info.path,
-                    weight=tag.weight,
-                    unet=tag.unet,
-                    hash=self.lora_hash(info),
-                )
-            )
+            if not info.loadable:
+                raise LibraryError(f"LoRA '{info.name}' cannot be used: it is {info.status} ({info.problem})")
+            planned.append(PlannedLora(name=info.name, path=info.path, weight=tag.weight, unet=tag.unet))
         for tag in prompt.negative_loras:
             notes.append(
                 f"<lora:{tag.name}:…> in the negative prompt is not applied when the assistant is off"
@@ -445,10 +443,30 @@ class Service:
             )
         if use_assistant:
             advice = self.advise(positive, negative, symptoms=symptoms)
-            request = settings.request(advice.positive, advice.negative, advice.plan)
+            request = settings.request(advice.positive, advice.negative, self.with_hashes(advice.plan))
             return request, advice, []
         loras, notes = self.plan_as_written(positive, negative)
-        return settings.request(positive, negative, loras), None, notes
+        return settings.request(positive, negative, self.with_hashes(loras)), None, notes
+
+    def with_hashes(self, plan: Sequence[PlannedLora]) -> tuple[PlannedLora, ...]:
+        """The plan with each LoRA's A1111 hash filled in (for the infotext's ``Lora hashes``).
+
+        The advisor leaves hashes empty (it must stay fast); the library computes one per file
+        once and caches it on disk. A file that cannot be hashed keeps ``""``.
+        """
+        filled: list[PlannedLora] = []
+        for lora in plan:
+            digest = lora.hash
+            if not digest:
+                try:
+                    digest = self.library.hashes(self.library.resolve(lora.name)).a1111
+                except (LoraMixerError, OSError) as err:
+                    log.warning("no hash for LoRA %s: %s", lora.name, err)
+                    digest = ""
+                if digest:
+                    self._known_hashes[lora.path] = digest
+            filled.append(dataclasses.replace(lora, hash=digest) if digest != lora.hash else lora)
+        return tuple(filled)
 
     # 4. rendering --------------------------------------------------------------------------------
 
@@ -459,6 +477,7 @@ class Service:
         progress: ProgressFn | None,
         cancel: threading.Event | None,
         what: str,
+        batched: bool = True,
     ) -> list[GenerationResult]:
         """Render requests under the service lock, reporting steps over the whole action.
 
@@ -477,8 +496,16 @@ class Service:
         with self._render_lock:
             if progress is not None:
                 progress(0, total, what)
-            if len(requests) == 1:
-                results = [self._engine.generate(requests[0], progress=step, cancel=cancel)]
+            if len(requests) == 1 or not batched:
+                results = []
+                done = 0
+                for request in requests:
+
+                    def cell_step(current: int, _steps: int, _done: int = done) -> None:
+                        step(_done + current, total)
+
+                    results.append(self._engine.generate(request, progress=cell_step, cancel=cancel))
+                    done += request.steps
             else:
                 results = list(
                     self._engine.generate_many(requests, batched=True, progress=step, cancel=cancel)
@@ -524,7 +551,8 @@ class Service:
             requests = [
                 dataclasses.replace(request, seed=base_seed + i * request.batch_size) for i in range(n_iter)
             ]
-        results = self._render(requests, progress=progress, cancel=cancel, what="generating")
+        # batch-count iterations differ only in their seeds: plain sequential renders
+        results = self._render(requests, progress=progress, cancel=cancel, what="generating", batched=False)
         paths = self.save_results(results)
         warnings = [w for result in results for w in result.warnings]
         return Rendered(
@@ -730,7 +758,7 @@ class Service:
         if advice is None:  # e.g. an empty prompt answered with help
             return None
         if apply_changes:
-            request = settings.request(advice.positive, advice.negative, advice.plan)
+            request = settings.request(advice.positive, advice.negative, self.with_hashes(advice.plan))
             return self.render(
                 request, n_iter=settings.n_iter, advice=advice, progress=progress, cancel=cancel
             )
