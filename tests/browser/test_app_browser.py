@@ -1,0 +1,52 @@
+"""Click through the app in chromium: chat with an image reply, a library card click."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.engine, pytest.mark.slow]
+
+
+def _set_tiny_settings(page: Any) -> None:
+    """Open the settings accordion and make renders tiny (64x64, 2 steps)."""
+    page.get_by_text("Settings", exact=True).click()
+    for label, value in (("Steps", "2"), ("Width", "64"), ("Height", "64")):
+        box = page.get_by_label(label, exact=True).first
+        box.fill(value)
+        box.press("Enter")
+
+
+def test_chat_prompt_shows_the_image_in_the_conversation(page: Any, artifacts: Path) -> None:
+    _set_tiny_settings(page)
+    chat_input = page.locator("#chat-input textarea")
+    chat_input.fill("1girl, cat ears, <lora:catgirl_v1:0.8>")
+    page.locator("#send").click()
+    image = page.locator("#chatbot img").first
+    image.wait_for(state="visible", timeout=180_000)
+    assert page.locator("#chatbot").inner_text().count("catgirl") >= 1
+    # the assistant's rewrite landed in the prompt box
+    assert "<lora:catgirl_v1:" in page.locator("#positive textarea").input_value()
+    page.screenshot(path=str(artifacts / "chat-with-image.png"), full_page=True)
+
+
+def test_library_card_click_inserts_the_tag(page: Any, artifacts: Path) -> None:
+    page.get_by_role("tab", name="Library").click()
+    card = page.locator("#library-cards tbody tr", has_text="catgirl_v1").first
+    card.click()
+    page.get_by_role("tab", name="Prompt").click()
+    positive = page.locator("#positive textarea")
+    page.wait_for_function(
+        "() => document.querySelector('#positive textarea').value.includes('<lora:catgirl_v1:')"
+    )
+    assert positive.input_value().startswith("<lora:catgirl_v1:")
+    # a slider appeared for the inserted LoRA
+    page.get_by_label("catgirl_v1").first.wait_for(state="visible")
+    page.screenshot(path=str(artifacts / "library-click.png"), full_page=True)
+
+
+def test_tiny_model_banner_is_visible(page: Any) -> None:
+    assert page.locator("#banner").is_visible()
+    assert "images are noise" in page.locator("#banner").inner_text()
