@@ -50,6 +50,8 @@ BACKGROUND = (255, 255, 255)
 TEXT = (0, 0, 0)
 SUBTLE = (90, 90, 90)
 MAX_TITLE_LINES = 3
+#: Narrowest grid sheet: tiny demo images (64 px) would squeeze the title into a column.
+MIN_SHEET_WIDTH = 320
 
 
 @dataclass(frozen=True)
@@ -339,30 +341,32 @@ def compose(plan: Plan, images: Sequence[PILImage.Image], *, labels: bool = True
         label_h = max(b.height for b in label_blocks) + 2 * pad
 
     grid_w = header_w + cols * cell_w
+    sheet_w = max(grid_w, MIN_SHEET_WIDTH)  # room for the title next to tiny demo images
+    x0 = (sheet_w - grid_w) // 2
     prompt_lines = _clip_lines(
-        _wrap(_title_prompt(plan), small, grid_w - 2 * pad), small, grid_w - 2 * pad, MAX_TITLE_LINES
+        _wrap(_title_prompt(plan), small, sheet_w - 2 * pad), small, sheet_w - 2 * pad, MAX_TITLE_LINES
     )
-    title_lines = _wrap(plan.title, font, grid_w - 2 * pad)
+    title_lines = _wrap(plan.title, font, sheet_w - 2 * pad)
     title_block = _Block(tuple(title_lines), line_h)
     prompt_block = _Block(tuple(prompt_lines), small_h)
     title_h = title_block.height + prompt_block.height + 3 * pad
 
     row_h = cell_h + label_h
-    sheet = Image.new("RGB", (grid_w, title_h + header_h + rows * row_h), BACKGROUND)
+    sheet = Image.new("RGB", (sheet_w, title_h + header_h + rows * row_h), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    _draw_block(draw, title_block, font, (pad, pad, grid_w - pad, pad + title_block.height), TEXT)
+    _draw_block(draw, title_block, font, (pad, pad, sheet_w - pad, pad + title_block.height), TEXT)
     top = 2 * pad + title_block.height
-    _draw_block(draw, prompt_block, small, (pad, top, grid_w - pad, top + prompt_block.height), SUBTLE)
+    _draw_block(draw, prompt_block, small, (pad, top, sheet_w - pad, top + prompt_block.height), SUBTLE)
 
     origin_y = title_h + header_h
     for col, block in enumerate(col_blocks):
-        left = header_w + col * cell_w
+        left = x0 + header_w + col * cell_w
         _draw_block(draw, block, font, (left, title_h, left + cell_w, title_h + header_h), TEXT)
     for row, block in enumerate(row_blocks):
         top = origin_y + row * row_h
-        _draw_block(draw, block, font, (0, top, header_w, top + cell_h), TEXT)
+        _draw_block(draw, block, font, (x0, top, x0 + header_w, top + cell_h), TEXT)
     for index, (cell, image) in enumerate(zip(plan.cells, images, strict=True)):
-        left = header_w + cell.col * cell_w
+        left = x0 + header_w + cell.col * cell_w
         top = origin_y + cell.row * row_h
         picture = image if image.mode == "RGB" else image.convert("RGB")
         sheet.paste(picture, (left + (cell_w - picture.width) // 2, top + (cell_h - picture.height) // 2))

@@ -24,7 +24,7 @@ BASE = GenerationRequest(
 )
 
 
-def images_for(plan: blend.Plan, size: int = 64) -> list[Image.Image]:
+def images_for(plan: blend.Plan, size: int = 96) -> list[Image.Image]:
     return [Image.new("RGB", (size, size), (30 * i % 256, 120, 200)) for i in range(len(plan.cells))]
 
 
@@ -50,23 +50,26 @@ def test_blind_box_grid_size_and_cells_placed() -> None:
     plan = blend.blind_box(BASE, n=8, seed=7)
     images = images_for(plan)
     sheet = grid.compose(plan, images)
-    assert sheet.width == 4 * 64
+    assert sheet.width == 4 * 96
     bare = grid.compose(plan, images, labels=False)
     assert sheet.height > bare.height  # label bands under the cells
     # each image sits at its cell: sample the centre of the last cell in the bare grid
-    title_h = bare.height - 2 * 64
-    assert bare.getpixel((3 * 64 + 32, title_h + 64 + 32)) == images[7].getpixel((0, 0))
+    title_h = bare.height - 2 * 96
+    assert bare.getpixel((3 * 96 + 48, title_h + 96 + 48)) == images[7].getpixel((0, 0))
+    # tiny images: the sheet keeps a minimum width and centres the cells
+    small = grid.compose(plan, images_for(plan, 32), labels=False)
+    assert small.width == grid.MIN_SHEET_WIDTH
 
 
 def test_labels_are_really_drawn() -> None:
     plan = blend.blind_box(BASE, n=4, seed=7)
     images = images_for(plan)
     sheet = grid.compose(plan, images)
-    cell_h = 64
+    cell_h = 96
     # below the first row of pictures lies its label band: it must hold dark text pixels
     bare_height = grid.compose(plan, images, labels=False).height
     title_h = bare_height - 2 * cell_h if plan.rows == 2 else bare_height - cell_h
-    band = sheet.crop((0, title_h + cell_h, 64, title_h + cell_h + 20)).convert("L")
+    band = sheet.crop((0, title_h + cell_h, 96, title_h + cell_h + 20)).convert("L")
     assert min(band.getdata()) < 100
     # different labels give different pixels in the band
     other = blend.Plan(
@@ -81,18 +84,18 @@ def test_labels_are_really_drawn() -> None:
 
 
 def test_sweep_has_column_and_row_headers() -> None:
-    plan = blend.sweep(BASE, blend.parse_axis("catgirl_v1=0.2,0.6,1.0"), blend.parse_axis("cfg=5,9"))
+    plan = blend.sweep(BASE, blend.parse_axis("catgirl_v1=0.2,0.6,1.0,1.4"), blend.parse_axis("cfg=5,9"))
     images = images_for(plan)
     sheet = grid.compose(plan, images)
     bare = grid.compose(plan, images, labels=False)
-    assert bare.width == 3 * 64
+    assert bare.width == 4 * 96
     assert sheet.width > bare.width  # row header column on the left
     assert sheet.height > bare.height  # column header row on top
     header_w = sheet.width - bare.width
-    left = sheet.crop((0, sheet.height - 2 * 64, header_w, sheet.height)).convert("L")
+    left = sheet.crop((0, sheet.height - 2 * 96, header_w, sheet.height)).convert("L")
     assert min(left.getdata()) < 100  # row headers drawn
-    x_only = blend.sweep(BASE, blend.parse_axis("cfg=5,9"))
-    assert grid.compose(x_only, images_for(x_only)).width == 2 * 64  # no row headers
+    x_only = blend.sweep(BASE, blend.parse_axis("cfg=5,9,11,13"))
+    assert grid.compose(x_only, images_for(x_only)).width == 4 * 96  # no row headers
 
 
 def test_cjk_font_is_found_and_renders() -> None:

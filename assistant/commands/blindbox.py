@@ -1,0 +1,388 @@
+"""``python -m assistant blindbox "<prompt>" -n 8 --seed 7 --out DIR``: random LoRA mixes ("抽盲盒").
+
+The prompt goes through the assistant (``advise``) unless ``--no-assistant``; its LoRA plan is
+then varied by :func:`assistant.blend.blind_box` and rendered as a labelled grid plus one PNG per
+cell (A1111 infotext) and ``manifest.json``. ``--seed`` seeds the draws and, unless
+``--image-seed`` says otherwise, is also the image seed every cell shares — so
+``blindbox … --seed 7`` is reproducible to the byte. ``--dry-run`` prints the plan without
+rendering (torch is never imported). ``--json`` prints one JSON document.
+
+This module also holds the options and steps the ``ab`` and ``sweep`` commands share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..blend import Plan, blind_box
+from ..config import Settings, load_settings
+from ..errors import LibraryError, LoraMixerError, PromptError
+from ..types import BASES, DEFAULT_SAMPLER, GenerationRequest, PlannedLora
+
+#: Image size when none is given: the tiny demo model's (assistant.engine.tiny.TINY_DEFAULT_SIZE)
+#: or SD1.5's native 512. A rendering run uses the loaded model's own default instead.
+TINY_SIZE = 256
+REAL_SIZE = 512
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared options
+# ----------------------------------------------------------------------------------------------
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The prompt and render options every plan command takes."""
+    parser.add_argument(
+        "prompt", help='the positive prompt, e.g. "1girl, <lora:catgirl_v1:0.6>, <lora:cyberpunk_style:0.5>"'
+    )
+    parser.add_argument("--negative", default="", metavar="TEXT", help="the negative prompt")
+    parser.add_argument("--steps", type=int, default=None, metavar="N", help="sampling steps (default 28)")
+    parser.add_argument("--cfg", type=float, default=None, metavar="X", help="CFG scale (default 7)")
+    parser.add_argument(
+        "--sampler", default=None, metavar="NAME", help=f"A1111 sampler name (default '{DEFAULT_SAMPLER}')"
+    )
+    parser.add_argument("--scheduler", default=None, metavar="NAME", help="A1111 schedule type, e.g. Karras")
+    parser.add_argument(
+        "--size", default=None, metavar="WxH", help="image size, e.g. 512x512 (default: the model's)"
+    )
+    parser.add_argument(
+        "--lora-dir",
+        action="append",
+        metavar="DIR",
+        help="a LoRA folder (repeat for several; default: the configured folders, models/Lora)",
+    )
+    parser.add_argument(
+        "--model", default=None, metavar="MODEL", help="base model (hub id, folder or .safetensors)"
+    )
+    parser.add_argument(
+        "--base",
+        choices=[b for b in BASES if b != "unknown"],
+        default=None,
+        help="base family for the advice in --dry-run (a render uses the loaded model's)",
+    )
+    parser.add_argument("--no-assistant", action="store_true", help="apply the LoRA tags exactly as written")
+    parser.add_argument(
+        "--out", default=None, metavar="DIR", help="output folder (default: outputs/<kind>-<seed>)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan only; render nothing")
+    parser.add_argument(
+        "--sequential", action="store_true", help="render cells one by one instead of batching equal cells"
+    )
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``512x512`` / ``768X512`` / ``512`` -> (width, height)."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX×*]\s*(\d+))?\s*", text or "")
+    if match is None:
+        raise PromptError(f"--size '{text}' is not a size; write WIDTHxHEIGHT, e.g. 512x512")
+    width = int(match.group(1))
+    height = int(match.group(2) or width)
+    for value in (width, height):
+        if not 64 <= value <= 2048 or value % 8:
+            raise PromptError(f"--size '{text}': sides must be multiples of 8 from 64 to 2048")
+    return width, height
+
+
+@dataclasses.dataclass
+class Context:
+    """What a plan command has once the prompt is advised: the base request and its sources."""
+
+    settings: Settings
+    library: Any
+    base: GenerationRequest
+    engine: Any = None
+    tiny: bool = True
+    banner: str = ""
+    notes: list[str] = dataclasses.field(default_factory=list)
+    advice: Any = None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings()
+    if args.lora_dir:
+        for folder in args.lora_dir:
+            if not os.path.isdir(folder):
+                raise LibraryError(f"--lora-dir {folder}: no such folder")
+        settings = settings.replace(lora_dirs=tuple(args.lora_dir))
+    return settings.replace(model=args.model)
+
+
+def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
+    """Load settings and the library, start the engine unless ``--dry-run``, advise, build the request."""
+    from ..library import Library
+
+    if not -1 <= image_seed <= 2**32 - 1:
+        raise PromptError(f"seed {image_seed} is not a seed; use 0 to 4294967295, or -1 for random")
+    settings = _settings(args)
+    library = Library.scan(list(settings.lora_dirs), catalog=settings.catalog, cache_dir=settings.cache_dir)
+    context = Context(settings=settings, library=library, base=GenerationRequest(prompt=""))
+    context.notes.extend(library.notes)
+    base_family = args.base or _guess_base(settings)
+    default_size = TINY_SIZE if settings.uses_tiny_model else REAL_SIZE
+    if not args.dry_run:
+        from ..engine import Engine
+
+        engine = Engine(settings)
+        info = engine.info
+        context.engine = engine
+        context.tiny = bool(info.is_tiny)
+        context.banner = info.banner
+        base_family = info.base
+        default_size = info.default_size
+    else:
+        context.tiny = settings.uses_tiny_model
+        if context.tiny:
+            context.banner = (
+                "Demo model: the tiny built-in pipeline would render (random weights, noise images)."
+            )
+    if not args.prompt.strip():
+        raise PromptError("the prompt is empty; describe what to draw, e.g. '1girl, <lora:catgirl_v1:0.6>'")
+    if args.no_assistant:
+        positive, negative, loras = (
+            args.prompt,
+            args.negative,
+            _as_written(args.prompt, args.negative, library),
+        )
+        context.notes.extend(loras[1])
+        plan_loras = loras[0]
+    else:
+        from ..advisor import advise
+
+        advice = advise(args.prompt, args.negative, library=library, base=base_family)
+        context.advice = advice
+        positive, negative, plan_loras = advice.positive, advice.negative, advice.plan
+    plan_loras = [_with_hash(lora, library) for lora in plan_loras]
+    width, height = parse_size(args.size) if args.size else (default_size, default_size)
+    context.base = GenerationRequest(
+        prompt=positive,
+        negative=negative,
+        loras=tuple(plan_loras),
+        seed=image_seed,
+        steps=28 if args.steps is None else args.steps,
+        cfg=7.0 if args.cfg is None else args.cfg,
+        sampler=args.sampler or DEFAULT_SAMPLER,
+        scheduler=args.scheduler,
+        width=width,
+        height=height,
+    )
+    return context
+
+
+def _with_hash(lora: PlannedLora, library: Any) -> PlannedLora:
+    """Fill in the A1111 LoRA hash (the infotext's ``Lora hashes``) when the plan left it empty."""
+    if lora.hash:
+        return lora
+    try:
+        digest = library.hashes(library.resolve(lora.name)).a1111 or ""
+    except (LoraMixerError, OSError):
+        return lora
+    return dataclasses.replace(lora, hash=digest)
+
+
+def _guess_base(settings: Settings) -> str:
+    if settings.uses_tiny_model:
+        return "sd15"
+    return "sdxl" if "xl" in str(settings.model).lower() else "sd15"
+
+
+def _as_written(positive: str, negative: str, library: Any) -> tuple[list[PlannedLora], list[str]]:
+    from ..prompt import parse
+
+    prompt = parse(positive, negative)
+    loras = []
+    for tag in prompt.positive_loras:
+        info = library.resolve(tag.name)
+        loras.append(PlannedLora(name=info.name, path=info.path, weight=tag.weight, unet=tag.unet))
+    notes = [
+        f"<lora:{t.name}:…> in the negative prompt is not applied with --no-assistant"
+        for t in prompt.negative_loras
+    ]
+    return loras, notes
+
+
+def plan_seed(value: int | None) -> int:
+    """The given seed, or a fresh one (printed, so the run can be repeated)."""
+    return random.SystemRandom().randrange(2**31) if value is None or value < 0 else value
+
+
+def finish(args: argparse.Namespace, context: Context, plan: Plan) -> int:
+    """Print the plan; unless ``--dry-run``, render it, save grid + cells + manifest, print where."""
+    from ..cli import print_json
+
+    advice = context.advice
+    header: dict[str, Any] = {
+        "ok": True,
+        "kind": plan.kind,
+        "dry_run": bool(args.dry_run),
+        "tiny_model": context.tiny,
+        "banner": context.banner,
+        "plan": plan.to_json(),
+        "notes": list(context.notes),
+        "advice": None
+        if advice is None
+        else {
+            "positive": advice.positive,
+            "negative": advice.negative,
+            "changes": [dataclasses.asdict(c) for c in advice.changes],
+            "warnings": [dataclasses.asdict(w) for w in advice.warnings],
+        },
+    }
+    if not args.json:
+        if context.banner:
+            print(f"note: {context.banner}")
+        if advice is not None and advice.changes:
+            print(
+                f"assistant: {len(advice.changes)} change(s) to the prompt (see `python -m assistant advise`)"
+            )
+            for change in advice.changes:
+                print(f"  [{change.rule}] {change.reason}")
+        print(plan.describe())
+        print(_reproduce_hint(args, plan))
+        for note in context.notes:
+            print(f"note: {note}", file=sys.stderr)
+    if args.dry_run:
+        if args.json:
+            print_json(header)
+        return 0
+
+    from ..grid import save
+
+    out = Path(args.out) if args.out else Path(context.settings.outputs_dir) / f"{plan.kind}-{plan.seed}"
+    progress = _progress_printer(len(plan.cells), quiet=bool(args.json))
+    results = context.engine.generate_many(plan.requests, batched=not args.sequential, progress=progress)
+    if progress is not None:
+        print(file=sys.stderr)
+    saved = save(plan, results, out)
+    total = sum(float(r.timings.get("total", 0.0)) for r in results)
+    if args.json:
+        header.update(
+            {
+                "grid": str(saved.grid_path),
+                "cells": [
+                    {
+                        "file": str(path),
+                        "label": cell.label,
+                        "seed": result.seeds[0] if result.seeds else None,
+                    }
+                    for path, cell, result in zip(saved.cell_paths, plan.cells, results, strict=True)
+                ],
+                "manifest": str(saved.manifest_path),
+                "grid_notes": list(saved.notes),
+                "warnings": [w for r in results for w in r.warnings],
+            }
+        )
+        print_json(header)
+    else:
+        print(f"grid: {saved.grid_path}")
+        print(f"cells: {saved.cell_paths[0].parent}/cell-01.png … cell-{len(saved.cell_paths):02d}.png")
+        print(f"manifest: {saved.manifest_path}")
+        if total:
+            print(f"rendered {len(results)} cells ({total:.1f} s of engine time)")
+        for note in saved.notes:
+            print(f"note: {note}", file=sys.stderr)
+        for result in results:
+            for warning in result.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _reproduce_hint(args: argparse.Namespace, plan: Plan) -> str:
+    if plan.kind == "blindbox":
+        return (
+            f"reproduce: the same command with --seed {plan.seed} gives this plan again; any single cell "
+            "renders again from its prompt and seed above (or its PNG infotext)"
+        )
+    return f"reproduce: every cell uses seed {plan.seed}; its prompt and settings are listed above"
+
+
+def _progress_printer(cells: int, *, quiet: bool) -> Any:
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        print(f"\rrendering {cells} cells: step {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+# ----------------------------------------------------------------------------------------------
+# blindbox
+# ----------------------------------------------------------------------------------------------
+
+
+def _range(text: str) -> tuple[str, tuple[float, float]]:
+    match = re.fullmatch(r"\s*([^=:]+?)\s*[=:]\s*(-?[\d.]+)\s*(?:\.\.|,|~)\s*(-?[\d.]+)\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not NAME=LOW..HIGH (e.g. catgirl_v1=0.4..0.7)")
+    try:
+        return match.group(1), (float(match.group(2)), float(match.group(3)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': LOW and HIGH must be numbers") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("-n", type=int, default=8, metavar="N", help="number of cells (default 8)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="plan seed: the random draws (default: random, printed)"
+    )
+    parser.add_argument(
+        "--image-seed",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="image seed shared by all cells (default: --seed)",
+    )
+    parser.add_argument("--cell-seeds", action="store_true", help="give cell i the image seed SEED+i")
+    parser.add_argument(
+        "--range",
+        dest="ranges",
+        action="append",
+        type=_range,
+        default=[],
+        metavar="NAME=LOW..HIGH",
+        help="weight range of one LoRA, e.g. catgirl_v1=0.4..0.7 (repeatable)",
+    )
+    parser.add_argument("--total", type=float, default=None, help="sum the split LoRAs' weights to this")
+    parser.add_argument(
+        "--budget", type=float, default=1.2, help="most total |weight| per cell (default 1.2)"
+    )
+    parser.add_argument(
+        "--spread", type=float, default=0.15, help="± around each planned weight (default 0.15)"
+    )
+    parser.add_argument("--limit", type=float, default=1.0, help="most |weight| of one LoRA (default 1)")
+    parser.add_argument("--max-cells", type=int, default=16, help="largest N allowed (default 16)")
+    parser.add_argument(
+        "--vary-prompt", action="store_true", help="expand {a|b} choices in the prompt per cell"
+    )
+    parser.add_argument(
+        "--wildcards", default=None, metavar="DIR", help="folder of __name__ wildcard .txt files"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    seed = plan_seed(args.seed)
+    image_seed = seed if args.image_seed is None else args.image_seed
+    context = prepare(args, image_seed=image_seed)
+    plan = blind_box(
+        context.base,
+        n=args.n,
+        seed=seed,
+        ranges=dict(args.ranges),
+        total=args.total,
+        budget=args.budget,
+        spread=args.spread,
+        per_lora_limit=args.limit,
+        cell_seeds=args.cell_seeds,
+        wildcards_dir=args.wildcards,
+        vary_prompt=args.vary_prompt,
+        max_cells=args.max_cells,
+    )
+    return finish(args, context, plan)

@@ -1,0 +1,167 @@
+"""The blindbox / ab / sweep commands: --dry-run --json in a fresh interpreter (no torch), errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPT = "1girl, cat ears, <lora:catgirl_v1:0.7>, neon city, <lora:cyberpunk_style:0.5>"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LORA_MIXER_MODEL": "", "PYTHONIOENCODING": "utf-8"}
+    env.pop("LORA_MIXER_CONFIG", None)
+    code = (
+        "import json, sys\n"
+        "from assistant.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "heavy = sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules)\n"
+        "print('HEAVY=' + json.dumps(heavy), file=sys.stderr)\n"
+        "raise SystemExit(rc)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def heavy_modules(result: subprocess.CompletedProcess[str]) -> list[str]:
+    line = next(line for line in result.stderr.splitlines() if line.startswith("HEAVY="))
+    return json.loads(line.removeprefix("HEAVY="))
+
+
+def test_blindbox_dry_run_json_is_reproducible_and_light() -> None:
+    args = ("blindbox", PROMPT, "-n", "6", "--seed", "7", "--dry-run", "--json")
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert heavy_modules(first) == []
+    data = json.loads(first.stdout)
+    assert data["ok"] is True
+    assert data["dry_run"] is True
+    assert data["tiny_model"] is True
+    plan = data["plan"]
+    assert plan["kind"] == "blindbox"
+    assert plan["seed"] == 7
+    assert len(plan["cells"]) == 6
+    assert {c["request"]["seed"] for c in plan["cells"]} == {7}  # --seed is also the image seed
+    assert len({c["label"] for c in plan["cells"]}) == 6
+    second = cli(*args)
+    assert json.loads(second.stdout)["plan"] == plan
+
+
+def test_blindbox_dry_run_text_prints_plan_seed_and_demo_note() -> None:
+    result = cli("blindbox", PROMPT, "-n", "3", "--seed", "11", "--dry-run", "--range", "catgirl_v1=0.4..0.7")
+    assert result.returncode == 0, result.stderr
+    assert "plan seed 11" in result.stdout
+    assert "Demo model" in result.stdout
+    assert "--seed 11" in result.stdout
+    assert result.stdout.count("<lora:catgirl_v1:") == 3
+
+
+def test_ab_and_sweep_dry_run_json() -> None:
+    ab = cli("ab", PROMPT, "--a", "catgirl_v1", "--b", "catgirl_v2", "--seed", "5", "--dry-run", "--json")
+    assert ab.returncode == 0, ab.stderr
+    cells = json.loads(ab.stdout)["plan"]["cells"]
+    assert [c["label"].split(":")[0] for c in cells] == ["A", "B", "A+B", "none"]
+    assert {c["request"]["seed"] for c in cells} == {5}
+    assert "<lora:catgirl_v2:0.7>" in cells[1]["request"]["prompt"]
+    sweep = cli(
+        "sweep",
+        PROMPT,
+        "--x",
+        "catgirl_v1=0.2..1.0x3",
+        "--y",
+        "cfg=5,9",
+        "--seed",
+        "1",
+        "--dry-run",
+        "--json",
+    )
+    assert sweep.returncode == 0, sweep.stderr
+    plan = json.loads(sweep.stdout)["plan"]
+    assert len(plan["cells"]) == 6
+    assert plan["x_axis"]["values"] == [0.2, 0.6, 1.0]
+    assert heavy_modules(sweep) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("blindbox", "1girl, no loras here", "--dry-run"), "has none"),
+        (("blindbox", PROMPT, "-n", "40", "--dry-run"), "1 to 16 cells"),
+        (("ab", PROMPT, "--a", "catgirl_v1", "--b", "nosuchlora", "--dry-run"), "nosuchlora"),
+        (("sweep", PROMPT, "--x", "catgirl_v1=0.2..1.0", "--dry-run"), "how many values"),
+        (("sweep", PROMPT, "--x", "cfg=5", "--size", "100x7", "--dry-run"), "multiples of 8"),
+        (("blindbox", PROMPT, "--lora-dir", "/no/such/folder", "--dry-run"), "no such folder"),
+    ],
+)
+def test_user_errors_exit_2_with_a_message(args, message) -> None:
+    result = cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    as_json = cli(*args, "--json")
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout)["ok"] is False
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_blindbox_renders_grid_cells_and_manifest(tmp_path, monkeypatch) -> None:
+    """A real (tiny) render through the CLI code path, the pipeline built once."""
+    pytest.importorskip("torch")
+    from assistant.cli import main
+    from assistant.engine import core
+    from assistant.engine.tiny import build_tiny_sd15
+    from assistant.infotext import read_png
+
+    pipe = build_tiny_sd15()
+    engines: list[object] = []
+
+    def one_engine(settings):  # one Engine for the pipeline: it owns the pipeline's adapters
+        if not engines:
+            engines.append(real_engine(settings, pipeline=pipe))
+        return engines[0]
+
+    real_engine = core.Engine
+    monkeypatch.setattr(core, "Engine", one_engine)
+    monkeypatch.setenv("LORA_MIXER_MODEL", "")
+    out = tmp_path / "box"
+    args = [
+        "blindbox",
+        PROMPT,
+        "-n",
+        "2",
+        "--seed",
+        "3",
+        "--size",
+        "64x64",
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+    ]
+    assert main([*args, "--json"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert [c["file"] for c in manifest["cells"]] == ["cell-01.png", "cell-02.png"]
+    for cell in manifest["cells"]:
+        info = read_png(out / cell["file"])
+        assert info is not None
+        assert info.seed == 3
+        assert (info.width, info.height, info.steps) == (64, 64, 2)
+        for name, weight in cell["weights"].items():
+            assert f"<lora:{name}:{weight:g}>" in info.prompt
+        assert set(info.lora_hashes) == set(cell["weights"])
+    first = (out / "grid.png").read_bytes()
+    assert main([*args]) == 0  # same command again: byte-identical grid
+    assert (out / "grid.png").read_bytes() == first
