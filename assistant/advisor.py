@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .library import Library
     from .prompt import PromptLimits
 
-__all__ = ["advise"]
+__all__ = ["advise", "run_rules"]
 
 
 def advise(
@@ -48,17 +48,44 @@ def advise(
     ids ("extra-ears"); ``base`` is the loaded model's base (sd15 | sd2 | sdxl | unknown).
     Raises :class:`~assistant.errors.PromptError` for a prompt the parser rejects (limits).
     """
+    # 1.–4. Check, parse, read the symptoms, run the rules.
+    state = run_rules(
+        positive, negative, library=library, config=config, symptoms=symptoms, base=base, limits=limits
+    )
+    # 5. The plan: applied LoRAs only; everything left out is already explained in a warning.
+    plan, state = _plan(state)
+    return Advice(
+        positive=state.positive,
+        negative=state.negative,
+        changes=state.changes,
+        warnings=state.warnings,
+        plan=plan,
+        original_positive=positive,
+        original_negative=negative,
+    )
+
+
+def run_rules(
+    positive: str,
+    negative: str = "",
+    *,
+    library: Library,
+    config: RulesConfig | None = None,
+    symptoms: Sequence[str] = (),
+    base: str = "sd15",
+    limits: PromptLimits | None = None,
+) -> RuleState:
+    """Steps 1–4 of :func:`advise`: the rules' final state (for tests and tools that want it)."""
     # 1. Check inputs.
     if base not in BASES:
         raise PromptError(f"base model {base!r} is not known; use one of {', '.join(BASES)}")
     config = config if config is not None else default_rules_config()
     # 2. Parse; parser remarks and unsupported extra networks become warnings.
-    state = RuleState(
-        prompt=parse(positive, negative, limits=limits), library=library, config=config, base=base
-    )
-    for note in state.prompt.notes:
+    prompt = parse(positive, negative, limits=limits)
+    state = RuleState.start(prompt, library=library, config=config, base=base, limits=limits)
+    for note in prompt.notes:
         state = state.warn("prompt", note)
-    for extra in state.prompt.extras:
+    for extra in prompt.extras:
         state = state.warn(
             "prompt",
             f"<{extra.tag_type}:…> tags are kept in the text but not applied (LoRA Mixer applies "
@@ -76,23 +103,13 @@ def advise(
     # 4. The rules, in registry order.
     for rule in RULES:
         state = rule.apply(state)
-    # 5. The plan.
-    plan, state = _plan(state)
-    return Advice(
-        positive=state.positive,
-        negative=state.negative,
-        changes=state.changes,
-        warnings=state.warnings,
-        plan=plan,
-        original_positive=positive,
-        original_negative=negative,
-    )
+    return state
 
 
 def _plan(state: RuleState) -> tuple[tuple[PlannedLora, ...], RuleState]:
     plan: list[PlannedLora] = []
     planned: set[str] = set()
-    for tag in state.prompt.positive_loras:
+    for tag in state.positive_loras:
         if not state.applied(tag) or tag.name in planned:
             continue
         info = state.infos[tag.name]

@@ -24,7 +24,7 @@ def apply(state: RuleState) -> RuleState:
     if state.base == "unknown":
         return state  # nothing to compare with
     excluded = dict(state.excluded)
-    for tag in state.prompt.loras:
+    for tag in state.loras:
         info = state.info(tag)
         if info is None or info.name in excluded or info.base in ("unknown", state.base):
             continue

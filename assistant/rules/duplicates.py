@@ -38,7 +38,7 @@ def apply(state: RuleState) -> RuleState:
 
 
 def _first_duplicate(state: RuleState) -> tuple[LoraTag, LoraTag] | None:
-    for group in (state.prompt.positive_loras, state.prompt.negative_loras):
+    for group in (state.positive_loras, state.negative_loras):
         seen: dict[str, LoraTag] = {}
         for tag in group:
             key = tag.name.casefold()

@@ -31,10 +31,10 @@ ID = "negative-tags"
 def apply(state: RuleState) -> RuleState:
     moved = dict(state.negative_branch)
     while True:  # one tag at a time: removing a tag shifts the spans after it
-        tag = next((t for t in state.prompt.negative_loras if state.applied(t) and t.name not in moved), None)
+        tag = next((t for t in state.negative_loras if state.applied(t) and t.name not in moved), None)
         if tag is None:
             break
-        positive = next((t for t in state.prompt.positive_loras if t.name == tag.name), None)
+        positive = next((t for t in state.positive_loras if t.name == tag.name), None)
         change = Change(ID, tag.raw or show(tag), "", _reason(tag, positive))
         moved[tag.name] = tag
         state = state.edit(change, negative=remove_tag(state.negative, tag))

@@ -20,7 +20,7 @@ ID = "order"
 
 
 def apply(state: RuleState) -> RuleState:
-    tags = list(state.prompt.positive_loras)
+    tags = list(state.positive_loras)
     ranked = sorted(tags, key=lambda t: _rank(state, t))  # sorted() is stable
     if ranked == tags:
         return state

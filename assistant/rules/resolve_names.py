@@ -27,7 +27,7 @@ def apply(state: RuleState) -> RuleState:
     excluded = dict(state.excluded)
     written: dict[str, LoraInfo | None] = {}
     # 1. Resolve each distinct written name once (the library is the slow part).
-    for tag in state.prompt.loras:
+    for tag in state.loras:
         if tag.name in infos or tag.name in written:
             continue
         written[tag.name] = None
@@ -62,7 +62,7 @@ def apply(state: RuleState) -> RuleState:
     state = state.replace(infos=infos, excluded=excluded)
     # 2. Rewrite near-miss spellings to the real name, one tag at a time (spans change).
     while True:
-        for tag in state.prompt.loras:
+        for tag in state.loras:
             info = infos.get(tag.name) or written.get(tag.name)
             if info is not None and tag.name != info.name:
                 new_tag = dataclasses.replace(tag, name=info.name)

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RuleState:
-    """A prompt on its way through the rules.
+    """A prompt on its way through the rules: the two texts and their LoRA tags.
 
+    ``loras`` lists the positive prompt's tags, then the negative prompt's, in text order, with
+    spans into their text (as :attr:`Prompt.loras`). :meth:`edit` keeps them current.
     ``infos`` maps a LoRA name as written in the (rewritten) text to what the library knows;
     resolve-names fills it once, so later rules never search the library again.
     ``excluded`` maps a name to the reason it will not be applied (broken file, base mismatch).
@@ -34,7 +36,9 @@ class RuleState:
     ``symptoms`` are symptom ids from ``config.symptoms``.
     """
 
-    prompt: Prompt
+    positive: str
+    negative: str
+    loras: tuple[LoraTag, ...]
     library: Library
     config: RulesConfig
     base: str = "sd15"
@@ -46,13 +50,28 @@ class RuleState:
     changes: tuple[Change, ...] = ()
     warnings: tuple[AdviceWarning, ...] = ()
 
-    @property
-    def positive(self) -> str:
-        return self.prompt.positive
+    @classmethod
+    def start(
+        cls, prompt: Prompt, *, library: Library, config: RulesConfig, base: str, limits: PromptLimits | None
+    ) -> RuleState:
+        """The state for a freshly parsed prompt."""
+        return cls(
+            positive=prompt.positive,
+            negative=prompt.negative,
+            loras=prompt.loras,
+            library=library,
+            config=config,
+            base=base,
+            limits=limits,
+        )
 
     @property
-    def negative(self) -> str:
-        return self.prompt.negative
+    def positive_loras(self) -> tuple[LoraTag, ...]:
+        return tuple(t for t in self.loras if not t.in_negative)
+
+    @property
+    def negative_loras(self) -> tuple[LoraTag, ...]:
+        return tuple(t for t in self.loras if t.in_negative)
 
     def info(self, tag: LoraTag) -> LoraInfo | None:
         """What the library knows about ``tag`` (None: unknown name)."""
@@ -64,14 +83,32 @@ class RuleState:
 
     def applied_positive(self) -> list[tuple[LoraTag, LoraInfo]]:
         """The positive-prompt tags that will be applied, in text order, with their info."""
-        return [(t, self.infos[t.name]) for t in self.prompt.positive_loras if self.applied(t)]
+        return [(t, self.infos[t.name]) for t in self.loras if not t.in_negative and self.applied(t)]
 
     def edit(self, change: Change, *, positive: str | None = None, negative: str | None = None) -> RuleState:
-        """A new state with edited text (re-parsed) and ``change`` recorded."""
-        new_positive = self.positive if positive is None else positive
-        new_negative = self.negative if negative is None else negative
-        prompt = parse(new_positive, new_negative, limits=self.limits)
-        return dataclasses.replace(self, prompt=prompt, changes=(*self.changes, change))
+        """A new state with edited text and ``change`` recorded; the tags' spans are brought up to date.
+
+        Only the part of the text that changed is parsed again (see :func:`rebase_tags`), so an
+        edit costs a fraction of a full parse.
+        """
+        loras = self.loras
+        if positive is not None and positive != self.positive:
+            loras = (
+                *rebase_tags(self.positive, positive, self.positive_loras, False, self.limits),
+                *self.negative_loras,
+            )
+        if negative is not None and negative != self.negative:
+            loras = (
+                *(t for t in loras if not t.in_negative),
+                *rebase_tags(self.negative, negative, self.negative_loras, True, self.limits),
+            )
+        return dataclasses.replace(
+            self,
+            positive=self.positive if positive is None else positive,
+            negative=self.negative if negative is None else negative,
+            loras=loras,
+            changes=(*self.changes, change),
+        )
 
     def warn(self, rule: str, message: str, lora: str | None = None) -> RuleState:
         """A new state with one more warning (an identical warning is not repeated)."""
@@ -82,6 +119,68 @@ class RuleState:
 
     def replace(self, **changes: object) -> RuleState:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def rebase_tags(
+    old: str, new: str, tags: tuple[LoraTag, ...], in_negative: bool, limits: PromptLimits | None
+) -> tuple[LoraTag, ...]:
+    """The LoRA tags of ``new``, an edit of ``old`` whose tags are ``tags`` — as parsing ``new`` gives.
+
+    The edit is located by the common prefix and suffix of the two texts. Tags entirely before it
+    keep their spans, tags entirely after it shift by the change in length, and only the edited
+    region, widened to the whole tags it touches, is parsed again. When anything could make a
+    partial parse differ from a full one — comment lines (``#``), or ``<``/``>`` characters that
+    are not the known tags' own — the whole side is parsed instead.
+    """
+    n = len(tags)
+    if "#" in old or "#" in new or not old.count("<") == old.count(">") == n:
+        return _parse_side(new, in_negative, limits)
+    p = _common_prefix(old, new)
+    s = _common_prefix(old[p:][::-1], new[p:][::-1])
+    start, end, delta = p, len(old) - s, len(new) - len(old)
+    spans = [t.span or (0, 0) for t in tags]
+    for a, b in spans:  # tags are in text order and do not overlap: one pass widens enough
+        if a < end and b > start:
+            start, end = min(start, a), max(end, b)
+    before = tuple(t for t, (_a, b) in zip(tags, spans, strict=True) if b <= start)
+    after = tuple(_shift(t, delta) for t, (a, _b) in zip(tags, spans, strict=True) if a >= end)
+    middle = tuple(_shift(t, start) for t in _parse_side(new[start : end + delta], in_negative, limits))
+    if not new.count("<") == new.count(">") == len(before) + len(middle) + len(after):
+        return _parse_side(new, in_negative, limits)
+    return (*before, *middle, *after)
+
+
+def _parse_side(text: str, in_negative: bool, limits: PromptLimits | None) -> tuple[LoraTag, ...]:
+    prompt = parse("", text, limits=limits) if in_negative else parse(text, "", limits=limits)
+    return prompt.loras
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix (binary search over slice comparisons, which run in C)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _shift(tag: LoraTag, by: int) -> LoraTag:
+    if by == 0 or tag.span is None:
+        return tag
+    # the constructor, not dataclasses.replace(): this runs for every tag of every edit
+    return LoraTag(
+        tag.name,
+        tag.weight,
+        tag.unet,
+        tag.dyn,
+        tag.in_negative,
+        (tag.span[0] + by, tag.span[1] + by),
+        tag.tag_type,
+        tag.raw,
+    )
 
 
 # ----------------------------------------------------------------------------------------------

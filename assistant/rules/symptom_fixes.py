@@ -192,7 +192,7 @@ def _suggest_negative_pass(
     state: RuleState, symptom: SymptomConfig, lower: LowerConfig, tag: LoraTag
 ) -> RuleState:
     step = lower.suggest_negative_pass
-    if step is None or tag.weight <= 0 or any(t.name == tag.name for t in state.prompt.negative_loras):
+    if step is None or tag.weight <= 0 or any(t.name == tag.name for t in state.negative_loras):
         return state
     suggestion = with_weights(tag, round(tag.weight + step, 2), None)
     return state.warn(
@@ -217,7 +217,7 @@ def _cap(value: float, lower: LowerConfig) -> float:
 
 def _check_no_effect(state: RuleState, symptom: SymptomConfig) -> RuleState:
     findings: list[str] = []
-    unknown = [t.name for t in state.prompt.positive_loras if state.info(t) is None]
+    unknown = [t.name for t in state.positive_loras if state.info(t) is None]
     if unknown:
         findings.append(f"not in the library (name typo or letter case?): {', '.join(unknown)}")
     renamed = [c.before for c in state.changes if c.rule == "resolve-names"]
@@ -232,7 +232,7 @@ def _check_no_effect(state: RuleState, symptom: SymptomConfig) -> RuleState:
     weak = [f"{t.name} at {fmt(t.weight)}" for t, _i in state.applied_positive() if 0 <= strength(t) < 0.3]
     if weak:
         findings.append(f"weights too low to show much: {', '.join(weak)}")
-    if not state.prompt.positive_loras:
+    if not state.positive_loras:
         findings.append("the positive prompt has no <lora:…> tag at all")
     if findings:
         message = f"{symptom.title.en}: " + "; ".join(findings) + "."

@@ -127,3 +127,14 @@ def test_no_tag_is_silently_dropped(case: tuple[str, str, list[str]]) -> None:
         info = DEMO_LIBRARY.get(tag.name)
         real = info.name.casefold() if info is not None else key
         assert real in out_names or real in planned or key in said, tag.name
+
+
+@COMMON
+@given(prompts())
+def test_incremental_spans_equal_a_full_parse(case: tuple[str, str, list[str]]) -> None:
+    """RuleState.edit re-parses only the edited region; the result must equal parsing it all."""
+    from assistant.advisor import run_rules
+
+    positive, negative, symptoms = case
+    state = run_rules(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms)
+    assert state.loras == parse(state.positive, state.negative).loras
