@@ -54,6 +54,11 @@ except ImportError:  # everywhere else: a no-op decorator
 # ----------------------------------------------------------------------------------------------
 
 
+def thumbs_dir(settings: Settings) -> Path:
+    """Where library-card thumbnails are written (served; the LoRA folders are not)."""
+    return Path(settings.cache_dir).expanduser().resolve() / "thumbs"
+
+
 def friendly(fn: F) -> F:
     """Show LoraMixerError messages as gr.Error; log anything else and show a generic message."""
 
@@ -110,7 +115,7 @@ class Handlers:
         self.service = service
         self._cancels: dict[str, threading.Event] = {}
         self._cancels_lock = threading.Lock()
-        self.thumbs_dir = Path(service.settings.cache_dir).expanduser().resolve() / "thumbs"
+        self.thumbs_dir = thumbs_dir(service.settings)
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -775,7 +780,12 @@ def blocked_paths(settings: Settings) -> list[str]:
 
 
 def launch(service: Service, args: argparse.Namespace) -> None:
-    """Build the UI, add the API routes, and serve both on one port (blocks until stopped)."""
+    """Build the UI, add the API routes, serve both on one port, then load the engine.
+
+    The pipeline loads in a background thread *after* the server listens, so the page answers
+    at once (torch imports would otherwise slow Gradio's start); renders wait for it. Blocks
+    until the server stops (Ctrl+C).
+    """
     from assistant import api
 
     demo = build_demo(service)
@@ -787,7 +797,7 @@ def launch(service: Service, args: argparse.Namespace) -> None:
         server_port=args.port,
         share=args.share,
         max_file_size=args.max_file_size,
-        allowed_paths=[str(outputs), str(Handlers(service).thumbs_dir)],
+        allowed_paths=[str(outputs), str(thumbs_dir(service.settings))],
         blocked_paths=blocked_paths(service.settings),
         enable_monitoring=False,
         show_error=False,
@@ -796,7 +806,10 @@ def launch(service: Service, args: argparse.Namespace) -> None:
         app_kwargs=api.app_kwargs(service),
         css=CSS,
         theme=gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
+        prevent_thread_lock=True,
     )
+    service.start(background=True)
+    demo.block_thread()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -807,9 +820,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LoraMixerError as err:
         log.error("%s", err)
         return 2
-    service = Service(settings)
-    service.start(background=True)
-    launch(service, args)
+    launch(Service(settings), args)
     return 0
 
 
