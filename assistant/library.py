@@ -47,18 +47,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
+import marshal
 import math
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .config import PRESETS_DIR
 from .errors import AmbiguousLoraName, LibraryError, LoraNotFound
@@ -307,35 +310,39 @@ def _read_header(path: str, size: int) -> tuple[int, dict[str, Any], dict[str, s
 def _check_offsets(tensors: Mapping[str, Any], data_size: int) -> None:
     """Every tensor's bytes match its dtype×shape, and the byte ranges tile the data exactly."""
     spans: list[tuple[int, int, str]] = []
+    append = spans.append
+    sizes = _DTYPE_SIZES
+    prod = math.prod
     for name, entry in tensors.items():
-        if not isinstance(entry, dict):
-            raise _Broken(f"tensor '{name}' is described by a {type(entry).__name__}, not an object")
-        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        itemsize = _DTYPE_SIZES.get(dtype) if isinstance(dtype, str) else None
-        if itemsize is None:
-            raise _Broken(f"tensor '{name}' has unknown dtype {dtype!r}")
-        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-            raise _Broken(f"tensor '{name}' has an invalid shape {shape!r}")
+        try:
+            dtype, shape = entry["dtype"], entry["shape"]
+            start, end = entry["data_offsets"]
+            itemsize = sizes[dtype]
+            count = prod(shape)
+        except (TypeError, KeyError, ValueError):
+            _explain_bad_tensor(name, entry)
         if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(type(o) is int for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1]
+            type(start) is not int
+            or type(end) is not int
+            or not 0 <= start <= end
+            or type(shape) is not list
+            or type(count) is not int
+            or (shape and min(shape) < 0)
         ):
-            raise _Broken(f"tensor '{name}' has invalid data_offsets {offsets!r}")
-        needed = math.ceil(math.prod(shape) * itemsize)
-        if offsets[1] - offsets[0] != needed:
+            _explain_bad_tensor(name, entry)
+        needed = count * itemsize
+        if needed != end - start and math.ceil(needed) != end - start:
             raise _Broken(
-                f"tensor '{name}' spans {offsets[1] - offsets[0]} bytes but its shape {shape} {dtype} "
-                f"needs {needed}: offsets and shapes disagree"
+                f"tensor '{name}' spans {end - start} bytes but its shape {shape} {dtype} "
+                f"needs {math.ceil(needed)}: offsets and shapes disagree"
             )
-        spans.append((offsets[0], offsets[1], name))
+        append((start, end, name))
     spans.sort()
     position = 0
     for start, end, name in spans:
-        if start < position:
-            raise _Broken(f"tensor '{name}' overlaps another tensor's data offsets at byte {start}")
-        if start > position:
+        if start != position:
+            if start < position:
+                raise _Broken(f"tensor '{name}' overlaps another tensor's data offsets at byte {start}")
             raise _Broken(f"data offsets leave a gap of {start - position} bytes before tensor '{name}'")
         position = end
     if position > data_size:
@@ -347,6 +354,18 @@ def _check_offsets(tensors: Mapping[str, Any], data_size: int) -> None:
         raise _Broken(
             f"{data_size - position:,} bytes after the last tensor: the offsets do not cover the file"
         )
+
+
+def _explain_bad_tensor(name: str, entry: Any) -> NoReturn:
+    """Raise the specific reason a tensor description is invalid (the slow path)."""
+    if not isinstance(entry, dict):
+        raise _Broken(f"tensor '{name}' is described by a {type(entry).__name__}, not an object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(dtype, str) or dtype not in _DTYPE_SIZES:
+        raise _Broken(f"tensor '{name}' has unknown dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise _Broken(f"tensor '{name}' has an invalid shape {shape!r}")
+    raise _Broken(f"tensor '{name}' has invalid data_offsets {offsets!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -363,12 +382,12 @@ def _header_facts(path: str, size: int) -> dict[str, Any]:
     except OSError as exc:
         return {"status": "broken", "problem": f"cannot read the file ({exc.strerror or exc})"}
     facts: dict[str, Any] = {"status": "ok", "problem": ""}
-    keys = list(tensors)
-    refused = _not_a_lora(keys)
+    blob = "\n" + "\n".join(tensors) + "\n"
+    refused = _not_a_lora(blob)
     if refused:
         return {"status": "refused", "problem": refused}
-    fmt = _network_format(keys, metadata)
-    base, base_source = _detect_base(tensors, metadata)
+    fmt = _network_format(blob, metadata)
+    base, base_source = _detect_base(tensors, metadata, blob)
     if fmt == "kohya" and base == "sdxl":
         fmt = "kohya-sdxl"
     facts.update(network_format=fmt, base=base, base_source=base_source)
@@ -381,39 +400,38 @@ def _header_facts(path: str, size: int) -> dict[str, Any]:
     facts["output_name"] = output_name if 0 < len(output_name) <= 200 else ""
     facts["usage_hint"] = metadata.get("modelspec.usage_hint", "")[:2000]
     facts["metadata"] = {k: metadata[k] for k in KEPT_METADATA if k in metadata and len(metadata[k]) <= 1000}
-    if not any(k.endswith((".lora_down.weight", ".lora_A.weight", ".down.weight")) for k in keys) and fmt in (
-        "unknown",
-    ):
-        facts["problem"] = "no LoRA tensors recognised (kohya, PEFT/diffusers or LyCORIS key names)"
+    if not tensors:
+        facts["problem"] = "no LoRA tensors: the header lists no tensors at all"
+    elif fmt == "unknown":
+        facts["problem"] = (
+            "no LoRA tensors recognised: the tensor names match no known layout (kohya lora_unet_/lora_te_, "
+            "PEFT lora_A/lora_B, LyCORIS); loading it will likely fail"
+        )
     return facts
 
 
-def _not_a_lora(keys: Sequence[str]) -> str:
-    """A reason to refuse a valid safetensors file that is not a LoRA, or ""."""
-    if not keys:
+def _not_a_lora(blob: str) -> str:
+    """A reason to refuse a valid safetensors file that is not a LoRA, or "" (``blob`` as above)."""
+    if not blob.strip() or ".lora" in blob or "lora_" in blob or "hada_" in blob or "lokr_" in blob:
         return ""
-    lora_like = any(".lora" in k or "lora_" in k or "hada_" in k or "lokr_" in k for k in keys)
-    if lora_like:
-        return ""
-    if any(k.startswith(("model.diffusion_model.", "first_stage_model.", "cond_stage_model.")) for k in keys):
+    if "\nmodel.diffusion_model." in blob or "\nfirst_stage_model." in blob or "\ncond_stage_model." in blob:
         return "a full Stable Diffusion checkpoint, not a LoRA: put it in models/Stable-diffusion"
-    if set(keys) & {"emb_params", "string_to_param", "clip_l", "clip_g"} or any(
-        k.startswith("string_to_param") for k in keys
-    ):
+    if any(f"\n{key}\n" in blob for key in ("emb_params", "clip_l", "clip_g")) or "\nstring_to_param" in blob:
         return "a textual-inversion embedding, not a LoRA: put it in the embeddings folder"
     return ""
 
 
-def _network_format(keys: Sequence[str], metadata: Mapping[str, str]) -> str:
+def _network_format(blob: str, metadata: Mapping[str, str]) -> str:
+    """The key layout, from ``blob`` = all tensor names joined by newlines (with a leading one)."""
     module = metadata.get("ss_network_module", "")
     lyco_markers = (".hada_w1_a", ".lokr_w1", ".lora_mid.", ".oft_blocks", ".hada_t1", ".lokr_w2_a")
-    if module.startswith("lycoris") or any(marker in k for k in keys for marker in lyco_markers):
+    if module.startswith("lycoris") or any(marker in blob for marker in lyco_markers):
         return "lycoris"
-    if any(".lora_A." in k or ".lora_B." in k for k in keys):
+    if ".lora_A." in blob or ".lora_B." in blob:
         return "peft"
-    if any(k.endswith(("_lora.down.weight", ".lora.down.weight")) or "lora_linear_layer" in k for k in keys):
+    if "_lora.down.weight" in blob or ".lora.down.weight" in blob or "lora_linear_layer" in blob:
         return "diffusers"
-    if any(k.startswith(("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")) for k in keys):
+    if "\nlora_unet_" in blob or "\nlora_te_" in blob or "\nlora_te1_" in blob or "\nlora_te2_" in blob:
         return "kohya"
     return "unknown"
 
@@ -443,13 +461,16 @@ def _metadata_base(metadata: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def _tensor_base(tensors: Mapping[str, Any]) -> tuple[str, str] | None:
+def _tensor_base(tensors: Mapping[str, Any], blob: str) -> tuple[str, str] | None:
+    for marker in ("\nlora_te2_", "text_encoder_2.", "\nte2."):
+        if marker in blob:
+            return "sdxl", f"tensor names ('{marker.strip()}' = a second text encoder)"
     cross: dict[int, int] = {}
     te: dict[int, int] = {}
     for key, entry in tensors.items():
-        if key.startswith(("lora_te2_", "te2.")) or "text_encoder_2." in key:
-            return "sdxl", f"tensor names ('{key.split('.')[0][:40]}…' = a second text encoder)"
-        shape = entry.get("shape") or ()
+        if "attn2" not in key and "_proj" not in key:
+            continue
+        shape = entry["shape"]
         if len(shape) != 2 or not key.endswith(
             (".lora_down.weight", ".lora_A.weight", "_lora.down.weight", ".lora.down.weight", ".hada_w1_b")
         ):
@@ -474,10 +495,10 @@ def _tensor_base(tensors: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _detect_base(tensors: Mapping[str, Any], metadata: Mapping[str, str]) -> tuple[str, str]:
+def _detect_base(tensors: Mapping[str, Any], metadata: Mapping[str, str], blob: str) -> tuple[str, str]:
     """(base, how it was decided): metadata first, else tensor widths; tensors win a conflict."""
     from_meta = _metadata_base(metadata)
-    from_tensors = _tensor_base(tensors)
+    from_tensors = _tensor_base(tensors, blob)
     if from_meta and from_tensors and from_meta[0] != from_tensors[0] and from_meta[0] != "unknown":
         return from_tensors[0], f"{from_tensors[1]}, overriding {from_meta[1]}"
     if from_meta:
@@ -732,7 +753,13 @@ def _short_error(exc: Exception) -> str:
 
 
 class _Index:
-    """path -> [size, mtime_ns, facts] for headers and sidecars, stored as one JSON file."""
+    """The scan cache: ``path -> [size, mtime_ns, facts, merged_signature, merged_fields]``.
+
+    ``facts`` is what the header (or a sidecar) said; ``merged_fields`` the finished
+    :class:`LoraInfo` fields, valid while the signature (sidecar stats, catalog digest) holds.
+    Stored with :mod:`marshal` (plain dicts, lists, tuples and strings only: loading it runs no
+    code) under a version key that includes the Python version; anything unexpected is ignored.
+    """
 
     def __init__(self, file: Path | None) -> None:
         self.file = file
@@ -742,40 +769,59 @@ class _Index:
         if file is not None:
             try:
                 with open(file, "rb") as handle:
-                    data = json.loads(handle.read())
-                if isinstance(data, dict) and data.get("version") == _INDEX_VERSION:
+                    data = marshal.loads(handle.read())
+                if isinstance(data, dict) and data.get("version") == _index_version():
                     entries = data.get("entries")
                     self.old = entries if isinstance(entries, dict) else {}
-            except (OSError, ValueError):
+            except (OSError, ValueError, EOFError, TypeError):
                 self.old = {}
 
-    def facts(self, path: str, size: int, mtime_ns: int, compute: Any) -> dict[str, Any]:
+    def entry(self, path: str, size: int, mtime_ns: int) -> list[Any] | None:
+        """The cached entry when the file is unchanged (and carry it into the new index)."""
         cached = self.old.get(path)
-        if cached is not None and cached[0] == size and cached[1] == mtime_ns:
+        if type(cached) is list and len(cached) == 5 and cached[0] == size and cached[1] == mtime_ns:
             self.new[path] = cached
+            return cached
+        return None
+
+    def facts(self, path: str, size: int, mtime_ns: int, compute: Any) -> dict[str, Any]:
+        cached = self.entry(path, size, mtime_ns)
+        if cached is not None and type(cached[2]) is dict:
             return cached[2]
-        facts = compute(path) if compute is not _header_facts else compute(path, size)
-        self.new[path] = [size, mtime_ns, facts]
+        facts = compute(path, size)
+        self.new[path] = [size, mtime_ns, facts, None, None]
         self.changed = True
         return facts
 
+    def remember(self, path: str, signature: tuple[Any, ...], fields: dict[str, Any]) -> None:
+        entry = self.new[path]
+        if entry[3] != signature or entry[4] != fields:
+            self.new[path] = [entry[0], entry[1], entry[2], signature, fields]
+            self.changed = True
+
     def save(self) -> None:
-        if self.file is None or (not self.changed and len(self.new) == len(self.old)):
+        if self.file is None or (not self.changed and self.new.keys() == self.old.keys()):
             return
-        _atomic_write_json(self.file, {"version": _INDEX_VERSION, "entries": self.new})
+        _atomic_write(self.file, marshal.dumps({"version": _index_version(), "entries": self.new}))
 
 
-def _atomic_write_json(file: Path, data: Any) -> None:
-    """Write JSON next to ``file`` and rename it into place; a cache write failure is not an error."""
+def _index_version() -> str:
+    return f"{_INDEX_VERSION}/{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _atomic_write(file: Path, data: bytes) -> None:
+    """Write next to ``file`` and rename into place; a failed cache write is not an error."""
+    tmp = None
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=file.name, suffix=".tmp", dir=file.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, file)
     except OSError:
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -791,6 +837,7 @@ class _Found:
     directory: str
     listing: frozenset[str]  # names in the same folder (sidecars, previews)
     links: frozenset[str]  # names in the folder that are symlinks
+    previews: dict[str, str]  # stem -> preview image file name in the same folder
     size: int = 0
     mtime_ns: int = 0
     problem: str = ""
@@ -829,6 +876,7 @@ def _walk(roots: Sequence[str], notes: list[str]) -> Iterator[_Found]:
                 continue
             listing = frozenset(e.name for e in items)
             links = frozenset(e.name for e in items if e.is_symlink())
+            previews = _previews(listing)
             subdirs: list[str] = []
             for entry in items:
                 name = entry.name
@@ -841,7 +889,7 @@ def _walk(roots: Sequence[str], notes: list[str]) -> Iterator[_Found]:
                         else:
                             subdirs.append(entry.path)
                     continue
-                found = _Found(entry.path, root, name, directory, listing, links)
+                found = _Found(entry.path, root, name, directory, listing, links, previews)
                 if is_link:
                     target = os.path.realpath(entry.path)
                     if not os.path.exists(target):
@@ -869,6 +917,26 @@ def _walk(roots: Sequence[str], notes: list[str]) -> Iterator[_Found]:
                 found.size, found.mtime_ns = st.st_size, st.st_mtime_ns
                 yield found
             stack.extend(sorted(subdirs, reverse=True))
+
+
+_PREVIEW_RANK = {f".{ext}": rank for rank, ext in enumerate(PREVIEW_EXTENSIONS)}
+
+
+def _previews(listing: Iterable[str]) -> dict[str, str]:
+    """stem -> preview file name, in A1111's order: png, jpg, jpeg, webp, gif; ``<stem>.<ext>``
+    before ``<stem>.preview.<ext>``."""
+    ranked: dict[str, tuple[int, str]] = {}
+    for file_name in listing:
+        dot = file_name.rfind(".")
+        rank = _PREVIEW_RANK.get(file_name[dot:].lower()) if dot > 0 else None
+        if rank is None:
+            continue
+        stem, rank = file_name[:dot], rank * 2
+        if stem.lower().endswith(".preview"):
+            stem, rank = stem[: -len(".preview")], rank + 1
+        if stem not in ranked or rank < ranked[stem][0]:
+            ranked[stem] = (rank, file_name)
+    return {stem: file_name for stem, (_rank, file_name) in ranked.items()}
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
@@ -905,32 +973,104 @@ def _stem(file_name: str) -> str:
     return file_name.rsplit(".", 1)[0] if "." in file_name else file_name
 
 
-def _build_info(
-    found: _Found,
-    index: _Index,
-    catalog: Catalog | None,
-    real_roots: Sequence[str],
-) -> LoraInfo:
+class _CatalogView:
+    """Exact and case-insensitive lookup of catalog entries, plus a digest for cache signatures."""
+
+    def __init__(self, catalog: Catalog | None, file: str | None) -> None:
+        self.exact = dict(catalog.loras) if catalog is not None else {}
+        self.folded = {name.casefold(): entry for name, entry in reversed(self.exact.items())}
+        digest = ""
+        if catalog is not None and file is not None:
+            with contextlib.suppress(OSError):
+                digest = hashlib.sha1(Path(file).read_bytes()).hexdigest()
+        self.digest = digest
+
+    def get(self, name: str) -> Any:
+        found = self.exact.get(name)
+        return found if found is not None else self.folded.get(name.casefold())
+
+
+def _build_info(found: _Found, index: _Index, catalog: _CatalogView, real_roots: Sequence[str]) -> LoraInfo:
     name = _stem(found.name)
     suffix = found.name[len(name) :].lower()
-    base_fields: dict[str, Any] = {
-        "name": name,
-        "path": found.path,
-        "size": found.size,
-        "mtime": found.mtime_ns / 1e9,
-    }
     if found.status != "ok":
-        return LoraInfo(status=found.status, problem=found.problem, **base_fields)  # type: ignore[arg-type]
+        return LoraInfo(
+            name=name,
+            path=found.path,
+            size=found.size,
+            mtime=found.mtime_ns / 1e9,
+            status=found.status,  # type: ignore[arg-type]
+            problem=found.problem,
+        )
     if suffix in PICKLE_SUFFIXES:
         return LoraInfo(
+            name=name,
+            path=found.path,
+            size=found.size,
+            mtime=found.mtime_ns / 1e9,
             status="refused",
             problem=f"{suffix} is a pickle format: loading it can run arbitrary code; use .safetensors",
-            **base_fields,
         )
-    facts = index.facts(found.path, found.size, found.mtime_ns, _header_facts)
+    cached = index.entry(found.path, found.size, found.mtime_ns)
+    facts = (
+        cached[2]
+        if cached is not None
+        else index.facts(found.path, found.size, found.mtime_ns, _header_facts)
+    )
+    preview = found.previews.get(name)
+    if preview is not None:
+        preview = _sidecar_path(found, preview, real_roots)
     if facts["status"] != "ok":
-        return LoraInfo(status=facts["status"], problem=facts["problem"], **base_fields)
+        return LoraInfo(
+            name=name,
+            path=found.path,
+            size=found.size,
+            mtime=found.mtime_ns / 1e9,
+            status=facts["status"],
+            problem=facts["problem"],
+        )
 
+    # the sidecars' stats and the catalog digest decide whether the merged fields are still valid
+    sidecars = []
+    signature: list[Any] = [catalog.digest]
+    for sidecar in (f"{name}.json", f"{name}.civitai.info"):
+        path = _sidecar_path(found, sidecar, real_roots)
+        stat = None
+        if path is not None:
+            try:
+                st = os.stat(path)
+                stat = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                path = None
+        sidecars.append((path, stat))
+        signature.append(stat)
+    key = tuple(signature)
+    if cached is not None and cached[3] == key and type(cached[4]) is dict:
+        fields = cached[4]
+    else:
+        fields = _merge(name, found, facts=facts, sidecars=sidecars, catalog=catalog, index=index)
+        index.remember(found.path, key, fields)
+    return LoraInfo(
+        name=name,
+        path=found.path,
+        size=found.size,
+        mtime=found.mtime_ns / 1e9,
+        preview=preview,
+        metadata=facts["metadata"],
+        **fields,
+    )
+
+
+def _merge(
+    name: str,
+    found: _Found,
+    *,
+    facts: Mapping[str, Any],
+    sidecars: Sequence[tuple[str | None, tuple[int, int] | None]],
+    catalog: _CatalogView,
+    index: _Index,
+) -> dict[str, Any]:
+    """The LoraInfo fields of one loadable file: header facts < sidecar < civitai < catalog."""
     fields: dict[str, Any] = {
         "network_format": facts["network_format"],
         "base": facts["base"],
@@ -939,7 +1079,6 @@ def _build_info(
         "alpha": facts["alpha"],
         "triggers": tuple(facts["triggers"]),
         "triggers_source": facts["triggers_source"] if facts["triggers"] else "",
-        "metadata": facts["metadata"],
         "description": facts.get("usage_hint", ""),
     }
     warnings = [facts["problem"]] if facts.get("problem") else []
@@ -951,18 +1090,12 @@ def _build_info(
     declared_kind: tuple[str, str] | None = None
 
     # 2.-3. sidecars: A1111 <stem>.json, then Civitai <stem>.civitai.info
-    for sidecar, reader, label in (
-        (f"{name}.json", _a1111_sidecar_facts, "sidecar"),
-        (f"{name}.civitai.info", _civitai_facts, "civitai"),
+    for (path, stat), reader, label in zip(
+        sidecars, (_a1111_sidecar_facts, _civitai_facts), ("sidecar", "civitai"), strict=True
     ):
-        path = _sidecar_path(found, sidecar, real_roots)
-        if path is None:
+        if path is None or stat is None:
             continue
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        extra = index.facts(path, st.st_size, st.st_mtime_ns, reader)
+        extra = index.facts(path, stat[0], stat[1], lambda p, _size, read=reader: read(p))
         if "warning" in extra:
             warnings.append(extra["warning"])
             continue
@@ -977,14 +1110,16 @@ def _build_info(
             declared_kind = (extra["kind"], label)
 
     # 4. the project catalog
-    entry = catalog.entry(name) if catalog is not None else None
+    entry = catalog.get(name)
     if entry is not None:
         if entry.kind:
             declared_kind = (entry.kind, "catalog")
         if entry.triggers is not None:
-            fields["triggers"], fields["triggers_source"] = entry.triggers, "catalog"
+            fields["triggers"], fields["triggers_source"] = tuple(entry.triggers), "catalog"
         if entry.base:
-            fields["base"], fields["base_source"] = entry.base, "catalog"
+            agrees = entry.base == fields["base"] and fields["base_source"] != "catalog"
+            source = f"catalog (agrees with {fields['base_source']})" if agrees else "catalog"
+            fields["base"], fields["base_source"] = entry.base, source
         if entry.preferred_weight is not None:
             fields["preferred_weight"] = entry.preferred_weight
         for key in ("negative_text", "source", "notes", "description"):
@@ -998,17 +1133,8 @@ def _build_info(
         warnings.append(
             "the name contains ':', '<', '>' or a control character: a <lora:…> tag cannot name it"
         )
-    preview = _find_preview(found, name, real_roots)
-    return LoraInfo(problem="; ".join(warnings), preview=preview, **base_fields, **fields)
-
-
-def _find_preview(found: _Found, name: str, real_roots: Sequence[str]) -> str | None:
-    for ext in PREVIEW_EXTENSIONS:
-        for candidate in (f"{name}.{ext}", f"{name}.preview.{ext}"):
-            path = _sidecar_path(found, candidate, real_roots)
-            if path is not None:
-                return path
-    return None
+    fields["problem"] = "; ".join(warnings)
+    return fields
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1088,7 +1214,8 @@ class Library:
         index = _Index(index_file)
         notes: list[str] = []
         real_roots = [os.path.realpath(r) for r in root_list]
-        infos = [_build_info(found, index, loaded, real_roots) for found in _walk(root_list, notes)]
+        view = _CatalogView(loaded, catalog_file)
+        infos = [_build_info(found, index, view, real_roots) for found in _walk(root_list, notes)]
         index.save()
         if loaded is not None:
             present = {i.name.casefold() for i in infos}
@@ -1119,33 +1246,34 @@ class Library:
         return Library.scan(self.roots, catalog=self.catalog_path, cache_dir=self.cache_dir)
 
     def _build_maps(self) -> None:
-        exact: dict[str, list[LoraInfo]] = {}
-        lower: dict[str, list[LoraInfo]] = {}
-        alias: dict[str, list[LoraInfo]] = {}
-        alias_lower: dict[str, list[LoraInfo]] = {}
-        relative: dict[str, list[LoraInfo]] = {}
-        for info in self._infos:
-            exact.setdefault(info.name, []).append(info)
-            lower.setdefault(info.name.casefold(), []).append(info)
-            for name in info.aliases:
-                alias.setdefault(name, []).append(info)
-                alias_lower.setdefault(name.casefold(), []).append(info)
-            rel = self._relative(info)
-            if rel and rel != info.name:
-                relative.setdefault(rel.casefold(), []).append(info)
-        self._exact = {k: _reduce(v) for k, v in exact.items()}
-        self._lower = {k: _reduce(v) for k, v in lower.items()}
-        self._alias = {k: _reduce(v) for k, v in alias.items()}
-        self._alias_lower = {k: _reduce(v) for k, v in alias_lower.items()}
-        self._relative_map = {k: _reduce(v) for k, v in relative.items()}
-        self._by_path = {info.path: info for info in self._infos}
+        """The maps resolve() needs; the rarer ones (paths, spellings, search text) are built lazily."""
+        infos = self._infos
+        self._exact = _index_by((info.name, info) for info in infos)
+        self._lower = _index_by((info.name.casefold(), info) for info in infos)
+        with_aliases = [info for info in infos if info.aliases]
+        self._alias = _index_by((name, info) for info in with_aliases for name in info.aliases)
+        self._alias_lower = _index_by(
+            (name.casefold(), info) for info in with_aliases for name in info.aliases
+        )
+        self._by_path = {info.path: info for info in infos}
+
+    @functools.cached_property
+    def _relative_map(self) -> dict[str, _Hit]:
+        pairs = ((self._relative(info), info) for info in self._infos)
+        return _index_by((rel.casefold(), info) for rel, info in pairs if rel and rel != info.name)
+
+    @functools.cached_property
+    def _spellings(self) -> dict[str, str]:
         spellings: dict[str, str] = {}
         for info in self._infos:
             spellings.setdefault(info.name.casefold(), info.name)
             for name in info.aliases:
                 spellings.setdefault(name.casefold(), name)
-        self._spellings = spellings
-        self._haystacks = [
+        return spellings
+
+    @functools.cached_property
+    def _haystacks(self) -> list[tuple[LoraInfo, str]]:
+        return [
             (
                 info,
                 "\n".join(
@@ -1294,9 +1422,13 @@ class Library:
             else:
                 sha, addnet = _file_hashes(info)
                 cache[info.path] = [st.st_size, st.st_mtime_ns, sha, addnet]
-                if self.cache_dir is not None:
-                    _atomic_write_json(
-                        Path(self.cache_dir) / "lora-hashes.json", {"version": 1, "entries": cache}
+                if self.cache_dir is not None:  # merge with what other processes wrote meanwhile
+                    on_disk = _read_hash_file(Path(self.cache_dir) / "lora-hashes.json")
+                    on_disk.update(cache)
+                    cache.update(on_disk)
+                    _atomic_write(
+                        Path(self.cache_dir) / "lora-hashes.json",
+                        json.dumps({"version": 1, "entries": on_disk}).encode(),
                     )
         return Hashes(a1111=addnet[:12], autov2=sha[:10], sha256=sha, addnet=addnet)
 
@@ -1304,19 +1436,39 @@ class Library:
         if self._hash_cache is None:
             self._hash_cache = {}
             if self.cache_dir is not None:
-                try:
-                    with open(Path(self.cache_dir) / "lora-hashes.json", "rb") as handle:
-                        data = json.loads(handle.read())
-                    entries = data.get("entries") if isinstance(data, dict) else None
-                    if isinstance(entries, dict):
-                        self._hash_cache = {
-                            k: v
-                            for k, v in entries.items()
-                            if isinstance(v, list) and len(v) == 4 and all(isinstance(x, str) for x in v[2:])
-                        }
-                except (OSError, ValueError):
-                    pass
+                self._hash_cache = _read_hash_file(Path(self.cache_dir) / "lora-hashes.json")
         return self._hash_cache
+
+
+def _read_hash_file(file: Path) -> dict[str, list[Any]]:
+    """``path -> [size, mtime_ns, sha256, addnet]`` from the hash cache; {} when absent or odd."""
+    try:
+        with open(file, "rb") as handle:
+            data = json.loads(handle.read())
+    except (OSError, ValueError):
+        return {}
+    entries = data.get("entries") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        return {}
+    return {
+        k: v
+        for k, v in entries.items()
+        if isinstance(v, list) and len(v) == 4 and all(isinstance(x, str) and len(x) == 64 for x in v[2:])
+    }
+
+
+def _index_by(pairs: Iterable[tuple[str, LoraInfo]]) -> dict[str, _Hit]:
+    """key -> the one entry, or the reduced hit when several entries share the key."""
+    out: dict[str, Any] = {}
+    shared: dict[str, list[LoraInfo]] = {}
+    for key, info in pairs:
+        if key in out:
+            shared.setdefault(key, [out[key]]).append(info)
+        else:
+            out[key] = info
+    for key, infos in shared.items():
+        out[key] = _reduce(infos)
+    return out
 
 
 def _reduce(hits: list[LoraInfo]) -> _Hit:

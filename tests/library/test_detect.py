@@ -223,3 +223,16 @@ def test_peft_adapter_folder_name_is_an_alias(lora_dir: Path, scan: ScanFn) -> N
     info = scan(lora_dir).resolve("my_style")
     assert info.name == "adapter_model"
     assert info.network_format == "peft"
+
+
+def test_unknown_layout_and_empty_file_are_loadable_with_a_warning(lora_dir: Path, scan: ScanFn) -> None:
+    lf.write_safetensors(
+        lora_dir / "alien.safetensors",
+        {"blocks_9_ff_net_proj.lora_down.weight": np.zeros((2, 4), np.float16)},
+    )
+    lf.write_raw_safetensors(lora_dir / "empty.safetensors", b"{}")
+    lib = scan(lora_dir)
+    alien, empty = lib.resolve("alien"), lib.resolve("empty")
+    assert (alien.status, alien.network_format) == ("ok", "unknown")
+    assert alien.problem.startswith("no LoRA tensors recognised")
+    assert empty.problem == "no LoRA tensors: the header lists no tensors at all"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import marshal
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -158,9 +158,9 @@ def test_corrupt_index_is_ignored(lora_dir: Path, scan: ScanFn, tmp_path: Path) 
     lf.write_kohya(lora_dir, "fine")
     scan(lora_dir)
     (index,) = (tmp_path / "cache").glob("lora-index-*.json")
-    index.write_text("{garbage")
+    index.write_bytes(b"{garbage")
     assert scan(lora_dir).resolve("fine").status == "ok"
-    assert json.loads(index.read_text())["entries"]
+    assert marshal.loads(index.read_bytes())["entries"]
 
 
 def test_removed_file_leaves_the_index(lora_dir: Path, scan: ScanFn, tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_removed_file_leaves_the_index(lora_dir: Path, scan: ScanFn, tmp_path: P
     lib = scan(lora_dir)
     assert [i.name for i in lib.all()] == ["stays"]
     (index,) = (tmp_path / "cache").glob("lora-index-*.json")
-    assert str(path) not in json.loads(index.read_text())["entries"]
+    assert str(path) not in marshal.loads(index.read_bytes())["entries"]
 
 
 def test_refresh_returns_a_new_library(lora_dir: Path, scan: ScanFn) -> None:
@@ -183,3 +183,24 @@ def test_refresh_returns_a_new_library(lora_dir: Path, scan: ScanFn) -> None:
     assert [i.name for i in lib.all()] == ["first"]
     assert [i.name for i in fresh.all()] == ["first", "second"]
     assert fresh.cache_dir == lib.cache_dir
+
+
+def test_catalog_edit_invalidates_cached_entries(lora_dir: Path, scan: ScanFn, tmp_path: Path) -> None:
+    lf.write_kohya(lora_dir, "styled")
+    catalog = tmp_path / "loras.yaml"
+    catalog.write_text("loras:\n  styled:\n    preferred_weight: 0.4\n", encoding="utf-8")
+    assert scan(lora_dir, catalog=catalog).resolve("styled").preferred_weight == 0.4
+    catalog.write_text("loras:\n  styled:\n    preferred_weight: 0.9\n    base: sd15\n", encoding="utf-8")
+    info = scan(lora_dir, catalog=catalog).resolve("styled")
+    assert info.preferred_weight == 0.9
+    assert info.base_source == "catalog (agrees with metadata ss_base_model_version 'sd_v1')"
+    assert scan(lora_dir).resolve("styled").preferred_weight is None
+
+
+def test_preview_added_later_is_found_on_a_warm_scan(lora_dir: Path, scan: ScanFn) -> None:
+    lf.write_kohya(lora_dir, "pic")
+    assert scan(lora_dir).resolve("pic").preview is None
+    (lora_dir / "pic.preview.jpeg").write_bytes(b"jpg")
+    (lora_dir / "pic.webp").write_bytes(b"webp")
+    # A1111's order: by extension (png, jpg, jpeg, webp, gif), <stem>.<ext> before <stem>.preview.<ext>
+    assert scan(lora_dir).resolve("pic").preview == str(lora_dir / "pic.preview.jpeg")
