@@ -17,6 +17,7 @@ Goals from the issue: cold ≤ 2 s, warm ≤ 0.2 s, resolve ≤ 20 µs. Prints o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -28,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.library import Library  # noqa: E402
+from assistant.library import Library
 
 _MODULES = {
     "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q": (320, 320),
@@ -129,7 +130,8 @@ def main() -> int:
             colds.append(seconds)
             seconds, library = _timed_scan(root, cache)
             warms.append(seconds)
-        assert library is not None and len(library.loadable()) == args.files, "benchmark files must all load"
+        assert library is not None
+        assert len(library.loadable()) == args.files, "benchmark files must all load"
 
         exact = names[:: max(1, len(names) // 2000)]
         upper = [n.upper() for n in exact]
@@ -137,17 +139,13 @@ def main() -> int:
         miss = [n[:-2] + "zz" for n in exact[:50]]
 
         def resolve_miss(name: str) -> None:
-            try:
+            with contextlib.suppress(LookupError):
                 library.resolve(name)
-            except LookupError:
-                pass
 
-        print(
-            f"cold scan   {statistics.median(colds):.3f} s  (goal <= 2 s; runs: {', '.join(f'{s:.3f}' for s in colds)})"
-        )
-        print(
-            f"warm scan   {statistics.median(warms):.3f} s  (goal <= 0.2 s; runs: {', '.join(f'{s:.3f}' for s in warms)})"
-        )
+        runs = ", ".join(f"{s:.3f}" for s in colds)
+        print(f"cold scan   {statistics.median(colds):.3f} s  (goal <= 2 s; runs: {runs})")
+        runs = ", ".join(f"{s:.3f}" for s in warms)
+        print(f"warm scan   {statistics.median(warms):.3f} s  (goal <= 0.2 s; runs: {runs})")
         print(f"resolve     {_per_call_us(library.resolve, exact):.2f} us exact stem (goal <= 20 us)")
         print(f"resolve     {_per_call_us(library.resolve, upper):.2f} us case-insensitive")
         print(f"resolve     {_per_call_us(library.resolve, alias):.2f} us alias (ss_output_name)")
@@ -156,9 +154,8 @@ def main() -> int:
         )
         started = time.perf_counter()
         library.hashes(names[0])
-        print(
-            f"hashes      {(time.perf_counter() - started) * 1e3:.2f} ms first call on one file (lazy, then cached)"
-        )
+        elapsed_ms = (time.perf_counter() - started) * 1e3
+        print(f"hashes      {elapsed_ms:.2f} ms first call on one file (lazy, then cached)")
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
