@@ -12,7 +12,6 @@ Good: ``1girl, <lora:catgirl_v1:0.5>, <lora:cyberpunk_style:0.3>``
 
 from __future__ import annotations
 
-from ..prompt import reorder_tags
 from ..types import Change, LoraTag
 from .state import RuleState, show
 
@@ -29,7 +28,7 @@ def apply(state: RuleState) -> RuleState:
     change = Change(
         ID, " ".join(t.raw or show(t) for t in tags), " ".join(t.raw or show(t) for t in ranked), reason
     )
-    return state.edit(change, positive=reorder_tags(state.positive, ranked))
+    return state.reorder(change, ranked)
 
 
 def _kind(state: RuleState, tag: LoraTag) -> str:

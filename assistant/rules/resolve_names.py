@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 
 from ..errors import AmbiguousLoraName, LoraNotFound
-from ..prompt import replace_tag
 from ..types import Change, LoraInfo
 from .state import RuleState, show
 
@@ -75,11 +74,9 @@ def apply(state: RuleState) -> RuleState:
                     f"'{tag.name}' is {how} the LoRA file '{info.name}'; written exactly as the file "
                     "is named so every tool finds it (A1111 on Linux says 'LoRA not found' otherwise)."
                 )
-                change = Change(ID, tag.raw or show(tag), show(new_tag), reason)
-                if tag.in_negative:
-                    state = state.edit(change, negative=replace_tag(state.negative, tag, new_tag))
-                else:
-                    state = state.edit(change, positive=replace_tag(state.positive, tag, new_tag))
+                state = state.replace_tags(
+                    Change(ID, tag.raw or show(tag), show(new_tag), reason), [(tag, new_tag)]
+                )
                 break
         else:
             return state

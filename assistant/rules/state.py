@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..prompt import parse
+from ..prompt import parse, reorder_tags, replace_tag
 from ..types import AdviceWarning, Change, LoraInfo, LoraTag, Prompt, format_weight
 from .config import RulesConfig
 
@@ -110,6 +110,75 @@ class RuleState:
             changes=(*self.changes, change),
         )
 
+    def replace_tags(self, change: Change, pairs: Sequence[tuple[LoraTag, LoraTag]]) -> RuleState:
+        """Replace tags of one side (``old → new`` pairs) in one edit.
+
+        The text is edited with :func:`assistant.prompt.replace_tag`; the new tags are known
+        (rendered text, spans shifted), so nothing is parsed again.
+        """
+        if not pairs:
+            return self
+        in_negative = pairs[0][0].in_negative
+        text = self.negative if in_negative else self.positive
+        by_span = {old.span: new for old, new in pairs}
+        for old, new in sorted(pairs, key=lambda p: (p[0].span or (0, 0))[0], reverse=True):
+            text = replace_tag(text, old, new)
+        side: list[LoraTag] = []
+        shift = 0
+        for tag in self.negative_loras if in_negative else self.positive_loras:
+            new = by_span.get(tag.span)
+            if new is None or tag.span is None:
+                side.append(_shift(tag, shift))
+                continue
+            raw = new.render()
+            start = tag.span[0] + shift
+            side.append(
+                LoraTag(
+                    new.name,
+                    float(format_weight(new.weight)),
+                    None if new.unet is None else float(format_weight(new.unet)),
+                    new.dyn,
+                    in_negative,
+                    (start, start + len(raw)),
+                    new.tag_type,
+                    raw,
+                )
+            )
+            shift += len(raw) - (tag.span[1] - tag.span[0])
+        return self._with_side(change, in_negative, text, tuple(side))
+
+    def reorder(self, change: Change, ranked: Sequence[LoraTag]) -> RuleState:
+        """Put the positive prompt's tags in the order ``ranked`` (slots keep their positions)."""
+        text = reorder_tags(self.positive, ranked)
+        slots = sorted(t.span or (0, 0) for t in ranked)
+        side: list[LoraTag] = []
+        shift = 0
+        for (start, end), tag in zip(slots, ranked, strict=True):
+            raw = tag.raw or tag.render()
+            side.append(
+                LoraTag(
+                    tag.name,
+                    tag.weight,
+                    tag.unet,
+                    tag.dyn,
+                    tag.in_negative,
+                    (start + shift, start + shift + len(raw)),
+                    tag.tag_type,
+                    raw,
+                )
+            )
+            shift += len(raw) - (end - start)
+        return self._with_side(change, False, text, tuple(side))
+
+    def _with_side(
+        self, change: Change, in_negative: bool, text: str, side: tuple[LoraTag, ...]
+    ) -> RuleState:
+        if in_negative:
+            loras = (*self.positive_loras, *side)
+            return dataclasses.replace(self, negative=text, loras=loras, changes=(*self.changes, change))
+        loras = (*side, *self.negative_loras)
+        return dataclasses.replace(self, positive=text, loras=loras, changes=(*self.changes, change))
+
     def warn(self, rule: str, message: str, lora: str | None = None) -> RuleState:
         """A new state with one more warning (an identical warning is not repeated)."""
         warning = AdviceWarning(rule=rule, message=message, lora=lora)
@@ -144,7 +213,10 @@ def rebase_tags(
             start, end = min(start, a), max(end, b)
     before = tuple(t for t, (_a, b) in zip(tags, spans, strict=True) if b <= start)
     after = tuple(_shift(t, delta) for t, (a, _b) in zip(tags, spans, strict=True) if a >= end)
-    middle = tuple(_shift(t, start) for t in _parse_side(new[start : end + delta], in_negative, limits))
+    region = new[start : end + delta]
+    middle = (
+        tuple(_shift(t, start) for t in _parse_side(region, in_negative, limits)) if "<" in region else ()
+    )
     if not new.count("<") == new.count(">") == len(before) + len(middle) + len(after):
         return _parse_side(new, in_negative, limits)
     return (*before, *middle, *after)
@@ -206,7 +278,16 @@ def with_weights(tag: LoraTag, weight: float, unet: float | None) -> LoraTag:
     """``tag`` with new weights; ``unet`` collapses to None when it equals ``weight``."""
     if unet is not None and unet == weight and tag.dyn is None:
         unet = None
-    return dataclasses.replace(tag, weight=weight + 0.0, unet=None if unet is None else unet + 0.0)
+    return LoraTag(
+        tag.name,
+        weight + 0.0,
+        None if unet is None else unet + 0.0,
+        tag.dyn,
+        tag.in_negative,
+        tag.span,
+        tag.tag_type,
+        tag.raw,
+    )
 
 
 def show(tag: LoraTag) -> str:

@@ -19,7 +19,6 @@ Good: ``<lora:catgirl_v1:0.56>, <lora:cyberpunk_style:0.35>, <lora:soft_light:0.
 
 from __future__ import annotations
 
-from ..prompt import replace_tag
 from ..types import Change, LoraTag
 from .state import RuleState, floor2, fmt, show, strength, with_weights
 
@@ -42,8 +41,7 @@ def _clamp(state: RuleState) -> RuleState:
             f"A single LoRA above {fmt(limit)} usually breaks the image; clamped '{tag.name}' from "
             f"{fmt(strength(tag))} to {fmt(limit)} (the per-LoRA limit in presets/rules.yaml)."
         )
-        change = Change(ID, tag.raw or show(tag), show(new_tag), reason)
-        state = state.edit(change, positive=replace_tag(state.positive, tag, new_tag))
+        state = state.replace_tags(Change(ID, tag.raw or show(tag), show(new_tag), reason), [(tag, new_tag)])
     return state
 
 
@@ -66,11 +64,8 @@ def _budget(state: RuleState) -> RuleState:
         f"{cap:g}/{total:g} ≈ {factor:.3f} (keeps the balance of the mix) and rounded down to 2 decimals "
         f"so the total stays at or under {fmt(cap)}: {before} → {after}."
     )
-    positive = state.positive
-    for old, new in reversed(scaled):  # right to left: earlier spans stay valid
-        if (old.weight, old.unet) != (new.weight, new.unet):
-            positive = replace_tag(positive, old, new)
-    return state.edit(Change(ID, before, after, reason), positive=positive)
+    changed = [(old, new) for old, new in scaled if (old.weight, old.unet) != (new.weight, new.unet)]
+    return state.replace_tags(Change(ID, before, after, reason), changed)
 
 
 def _clip(value: float, limit: float) -> float:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..prompt import append_terms, has_term, replace_tag
+from ..prompt import append_terms, has_term
 from ..types import Change, LoraTag
 from .config import LowerConfig, RulesConfig, SymptomConfig
 from .state import RuleState, fmt, show, strength, with_weights
@@ -183,8 +183,7 @@ def _lower(state: RuleState, symptom: SymptomConfig, lower: LowerConfig) -> Rule
             f"{symptom.title.en} ({symptom.title.zh}): {symptom.cause.en}. Lowered '{tag.name}' "
             f"({info.kind}) from {fmt(strength(tag))} to {fmt(strength(new_tag))}."
         )
-        change = Change(ID, tag.raw or show(tag), show(new_tag), reason)
-        state = state.edit(change, positive=replace_tag(state.positive, tag, new_tag))
+        state = state.replace_tags(Change(ID, tag.raw or show(tag), show(new_tag), reason), [(tag, new_tag)])
     return state
 
 
