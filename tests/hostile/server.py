@@ -107,6 +107,9 @@ def start_server(
             "GRADIO_ANALYTICS_ENABLED": "False",
             "HF_HUB_OFFLINE": "1",
             "PYTHONUNBUFFERED": "1",
+            # One torch thread: on a shared 2-core machine OpenMP's spinning threads make a tiny
+            # 64x64 render 30x slower; the server handles one render at a time anyway.
+            "OMP_NUM_THREADS": "1",
         }
     )
     env.update(extra_env or {})
