@@ -455,9 +455,13 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
     resolved = []
     for name in names:
         try:
-            resolved.append(context.library.resolve(name).name)
+            info = context.library.resolve(name)
         except (LoraNotFound, AmbiguousLoraName) as exc:
-            return _reply(str(exc), intent, context)
+            return _reply(str(exc), _with_error(intent, str(exc)), context)
+        problem = _unusable(info, context.base)
+        if problem:
+            return _reply(problem, _with_error(intent, problem), context)
+        resolved.append(info.name)
     args = {
         **args,
         **({"a": resolved[0], "b": resolved[1]} if intent.kind == "ab" else {"name": resolved[0]}),
@@ -477,6 +481,25 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
             else f"Sweep: `{resolved[0]}` at {weights}, same seed for every cell."
         )
     return _reply(text, intent, context)
+
+
+def _with_error(intent: Intent, error: str) -> Intent:
+    """The intent marked as not to be rendered (``args["error"]``)."""
+    return Intent(intent.kind, {**intent.args, "error": error}, intent.language, intent.text)
+
+
+def _unusable(info: LoraInfo, base: str) -> str:
+    """Why a LoRA cannot be rendered on this model, or "" when it can."""
+    if not info.loadable:
+        return (
+            f"LoRA '{info.name}' cannot be used: it is {info.status} ({info.problem or 'no reason given'})."
+        )
+    if info.base not in ("unknown", base) and base != "unknown":
+        return (
+            f"LoRA '{info.name}' is made for {info.base} but the loaded model is {base}; "
+            f"load a {info.base} model to use it."
+        )
+    return ""
 
 
 _HELP: dict[Language, str] = {

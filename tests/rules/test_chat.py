@@ -285,3 +285,24 @@ def test_full_width_punctuation() -> None:
     assert route("\uff0fhelp").kind == "help"
     assert route("/sweep catgirl_v1 0.2\uff5e0.6x3").args["weights"] == [0.2, 0.4, 0.6]
     assert route("1girl, <lora:x:1>\n负面提示词\uff1alowres").args["negative"] == "lowres"
+
+
+def test_ab_and_sweep_refuse_unusable_loras_before_rendering() -> None:
+    from .library_spec import build_library
+
+    library = build_library(
+        {
+            "extra_loras": [
+                {"name": "old_style", "kind": "style", "status": "refused", "problem": "pickle format"}
+            ]
+        }
+    )
+    ctx = ChatContext(library=library, positive=PROMPT)
+    refused = respond("/ab old_style catgirl_v1", ctx)
+    assert "refused (pickle format)" in refused.text
+    assert "error" in refused.intent.args  # the app does not render it
+    wrong_base = respond("/sweep watercolor_xl 0..1x3", ctx)
+    assert "made for sdxl" in wrong_base.text
+    assert "error" in wrong_base.intent.args
+    unknown = respond("/ab catgrl_v1 catgirl_v1", ctx)
+    assert "error" in unknown.intent.args
