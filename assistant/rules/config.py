@@ -161,11 +161,26 @@ def load_rules_config(path: str | Path | None = None) -> RulesConfig:
     return _load_cached(str(resolved), mtime)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``safe_load`` that rejects a key given twice (plain ``safe_load`` keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 @lru_cache(maxsize=8)
 def _load_cached(path: str, _mtime: int) -> RulesConfig:
     file = Path(path)
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise PresetError(f"{file}: not valid YAML ({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:

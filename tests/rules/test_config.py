@@ -149,3 +149,10 @@ def test_reloads_when_the_file_changes(tmp_path: Path) -> None:
     file.write_text("strength: {cap: 0.9}\n", encoding="utf-8")
     os.utime(file, ns=(os.stat(file).st_atime_ns, os.stat(file).st_mtime_ns + 1_000_000))
     assert load_rules_config(file).strength.cap == 0.9
+
+
+def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    file = tmp_path / "rules.yaml"
+    file.write_text("strength: {cap: 1.2}\nstrength: {cap: 3}\n", encoding="utf-8")
+    with pytest.raises(PresetError, match="key 'strength' appears twice"):
+        load_rules_config(file)
