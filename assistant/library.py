@@ -88,7 +88,7 @@ DEFAULT_CATALOG = PRESETS_DIR / "loras.yaml"
 #: Characters that cannot appear in a name written as ``<lora:name:weight>``.
 _TAG_UNSAFE = re.compile(r"[:<>\x00-\x1f]")
 _FIRST_READ = 64 * 1024
-_INDEX_VERSION = 3
+_INDEX_VERSION = 4
 _MAX_NAME = 512
 
 _DTYPE_SIZES: dict[str, float] = {
@@ -753,31 +753,31 @@ def _short_error(exc: Exception) -> str:
 
 
 class _Index:
-    """The scan cache: ``path -> [size, mtime_ns, facts, merged_signature, merged_fields]``.
+    """The scan cache, two :mod:`marshal` files per set of roots.
 
-    ``facts`` is what the header (or a sidecar) said; ``merged_fields`` the finished
-    :class:`LoraInfo` fields, valid while the signature (sidecar stats, catalog digest) holds.
-    Stored with :mod:`marshal` (plain dicts, lists, tuples and strings only: loading it runs no
-    code) under a version key that includes the Python version; anything unexpected is ignored.
+    * hot ``lora-index-*.marshal``: ``path -> [size, mtime_ns, signature, fields, metadata]``,
+      the finished :class:`LoraInfo` fields (``metadata`` as JSON text), valid while the file's
+      size/mtime and the ``signature`` (catalog digest, sidecar stats) hold. A warm scan reads
+      only this file.
+    * cold ``lora-facts-*.marshal``: ``path -> [size, mtime_ns, facts_json]``, what each header
+      or sidecar said; loaded only when some entry must be merged again.
+
+    marshal holds plain dicts, lists, tuples and strings here (loading it runs no code); a
+    version key includes the Python version, and anything unexpected is ignored.
     """
 
-    def __init__(self, file: Path | None) -> None:
-        self.file = file
-        self.old: dict[str, list[Any]] = {}
+    def __init__(self, hot: Path | None, cold: Path | None) -> None:
+        self.hot_file, self.cold_file = hot, cold
+        self.old: dict[str, list[Any]] = _load_marshal(hot)
         self.new: dict[str, list[Any]] = {}
         self.changed = False
-        if file is not None:
-            try:
-                with open(file, "rb") as handle:
-                    data = marshal.loads(handle.read())
-                if isinstance(data, dict) and data.get("version") == _index_version():
-                    entries = data.get("entries")
-                    self.old = entries if isinstance(entries, dict) else {}
-            except (OSError, ValueError, EOFError, TypeError):
-                self.old = {}
+        self._old_facts: dict[str, list[Any]] | None = None
+        self.new_facts: dict[str, list[Any]] = {}
+        self.facts_changed = False
+        self.live: set[str] = set()  # sidecar paths seen by this scan
 
     def entry(self, path: str, size: int, mtime_ns: int) -> list[Any] | None:
-        """The cached entry when the file is unchanged (and carry it into the new index)."""
+        """The hot entry when the file is unchanged (and carry it into the new index)."""
         cached = self.old.get(path)
         if type(cached) is list and len(cached) == 5 and cached[0] == size and cached[1] == mtime_ns:
             self.new[path] = cached
@@ -785,24 +785,62 @@ class _Index:
         return None
 
     def facts(self, path: str, size: int, mtime_ns: int, compute: Any) -> dict[str, Any]:
-        cached = self.entry(path, size, mtime_ns)
-        if cached is not None and type(cached[2]) is dict:
-            return cached[2]
+        """A file's facts: decoded from the cold index when unchanged, else ``compute(path, size)``."""
+        self.live.add(path)
+        if self._old_facts is None:
+            self._old_facts = _load_marshal(self.cold_file)
+        cached = self._old_facts.get(path)
+        if type(cached) is list and len(cached) == 3 and cached[0] == size and cached[1] == mtime_ns:
+            with contextlib.suppress(ValueError, TypeError):
+                facts = json.loads(cached[2])
+                if type(facts) is dict:
+                    self.new_facts[path] = cached
+                    return facts
         facts = compute(path, size)
-        self.new[path] = [size, mtime_ns, facts, None, None]
-        self.changed = True
+        self.new_facts[path] = [size, mtime_ns, json.dumps(facts, ensure_ascii=False)]
+        self.facts_changed = True
         return facts
 
-    def remember(self, path: str, signature: tuple[Any, ...], fields: dict[str, Any]) -> None:
-        entry = self.new[path]
-        if entry[3] != signature or entry[4] != fields:
-            self.new[path] = [entry[0], entry[1], entry[2], signature, fields]
+    def remember(
+        self,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        *,
+        signature: tuple[Any, ...],
+        fields: dict[str, Any],
+        metadata: str,
+    ) -> None:
+        entry = [size, mtime_ns, signature, fields, metadata]
+        if self.old.get(path) != entry:
             self.changed = True
+        self.new[path] = entry
 
     def save(self) -> None:
-        if self.file is None or (not self.changed and self.new.keys() == self.old.keys()):
-            return
-        _atomic_write(self.file, marshal.dumps({"version": _index_version(), "entries": self.new}))
+        if self.hot_file is not None and (self.changed or self.new.keys() != self.old.keys()):
+            _atomic_write(self.hot_file, marshal.dumps({"version": _index_version(), "entries": self.new}))
+        if self.cold_file is not None and (self.facts_changed or self._old_facts is not None):
+            old = self._old_facts if self._old_facts is not None else _load_marshal(self.cold_file)
+            live = self.live | self.new.keys()
+            facts = {p: v for p, v in old.items() if p in live}
+            facts.update(self.new_facts)
+            if facts != old:
+                _atomic_write(self.cold_file, marshal.dumps({"version": _index_version(), "entries": facts}))
+
+
+def _load_marshal(file: Path | None) -> dict[str, list[Any]]:
+    if file is None:
+        return {}
+    try:
+        with open(file, "rb") as handle:
+            data = marshal.loads(handle.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    if isinstance(data, dict) and data.get("version") == _index_version():
+        entries = data.get("entries")
+        if isinstance(entries, dict):
+            return entries
+    return {}
 
 
 def _index_version() -> str:
@@ -838,6 +876,7 @@ class _Found:
     listing: frozenset[str]  # names in the same folder (sidecars, previews)
     links: frozenset[str]  # names in the folder that are symlinks
     previews: dict[str, str]  # stem -> preview image file name in the same folder
+    sidecar_stems: frozenset[str]  # stems with a <stem>.json or <stem>.civitai.info here
     size: int = 0
     mtime_ns: int = 0
     problem: str = ""
@@ -877,6 +916,11 @@ def _walk(roots: Sequence[str], notes: list[str]) -> Iterator[_Found]:
             listing = frozenset(e.name for e in items)
             links = frozenset(e.name for e in items if e.is_symlink())
             previews = _previews(listing)
+            sidecar_stems = frozenset(
+                n[: -len(".civitai.info")] if n.endswith(".civitai.info") else n[: -len(".json")]
+                for n in listing
+                if n.endswith((".json", ".civitai.info"))
+            )
             subdirs: list[str] = []
             for entry in items:
                 name = entry.name
@@ -889,7 +933,7 @@ def _walk(roots: Sequence[str], notes: list[str]) -> Iterator[_Found]:
                         else:
                             subdirs.append(entry.path)
                     continue
-                found = _Found(entry.path, root, name, directory, listing, links, previews)
+                found = _Found(entry.path, root, name, directory, listing, links, previews, sidecar_stems)
                 if is_link:
                     target = os.path.realpath(entry.path)
                     if not os.path.exists(target):
@@ -984,13 +1028,27 @@ class _CatalogView:
             with contextlib.suppress(OSError):
                 digest = hashlib.sha1(Path(file).read_bytes()).hexdigest()
         self.digest = digest
+        self.plain_key = (digest, None, None)  # the signature of a file without sidecars
 
     def get(self, name: str) -> Any:
         found = self.exact.get(name)
         return found if found is not None else self.folded.get(name.casefold())
 
 
-def _build_info(found: _Found, index: _Index, catalog: _CatalogView, real_roots: Sequence[str]) -> LoraInfo:
+_NO_SIDECARS: tuple[tuple[None, None], ...] = ((None, None), (None, None))
+
+
+def _build_info(
+    found: _Found,
+    index: _Index,
+    *,
+    catalog: _CatalogView,
+    real_roots: Sequence[str],
+    reuse: Mapping[str, tuple[tuple[Any, ...], LoraInfo]],
+    keys: dict[str, tuple[Any, ...]],
+) -> LoraInfo:
+    """One entry. ``reuse`` holds the previous scan's entries (path -> (key, info)) for refresh();
+    the key of every loadable-format file is written to ``keys``."""
     name = _stem(found.name)
     suffix = found.name[len(name) :].lower()
     if found.status != "ok":
@@ -1011,54 +1069,102 @@ def _build_info(found: _Found, index: _Index, catalog: _CatalogView, real_roots:
             status="refused",
             problem=f"{suffix} is a pickle format: loading it can run arbitrary code; use .safetensors",
         )
-    cached = index.entry(found.path, found.size, found.mtime_ns)
-    facts = (
-        cached[2]
-        if cached is not None
-        else index.facts(found.path, found.size, found.mtime_ns, _header_facts)
-    )
     preview = found.previews.get(name)
     if preview is not None:
         preview = _sidecar_path(found, preview, real_roots)
-    if facts["status"] != "ok":
-        return LoraInfo(
-            name=name,
-            path=found.path,
-            size=found.size,
-            mtime=found.mtime_ns / 1e9,
-            status=facts["status"],
-            problem=facts["problem"],
-        )
 
-    # the sidecars' stats and the catalog digest decide whether the merged fields are still valid
-    sidecars = []
-    signature: list[Any] = [catalog.digest]
-    for sidecar in (f"{name}.json", f"{name}.civitai.info"):
-        path = _sidecar_path(found, sidecar, real_roots)
-        stat = None
-        if path is not None:
-            try:
-                st = os.stat(path)
-                stat = (st.st_size, st.st_mtime_ns)
-            except OSError:
-                path = None
-        sidecars.append((path, stat))
-        signature.append(stat)
-    key = tuple(signature)
-    if cached is not None and cached[3] == key and type(cached[4]) is dict:
-        fields = cached[4]
+    # the catalog digest and the sidecars' stats decide whether the cached fields still hold
+    if name in found.sidecar_stems:
+        sidecars: Sequence[tuple[str | None, tuple[int, int] | None]] = []
+        signature: list[Any] = [catalog.digest]
+        for sidecar in (f"{name}.json", f"{name}.civitai.info"):
+            path = _sidecar_path(found, sidecar, real_roots)
+            stat = None
+            if path is not None:
+                try:
+                    st = os.stat(path)
+                    stat = (st.st_size, st.st_mtime_ns)
+                except OSError:
+                    path = None
+            sidecars.append((path, stat))  # type: ignore[attr-defined]
+            signature.append(stat)
+        signature_key = tuple(signature)
     else:
-        fields = _merge(name, found, facts=facts, sidecars=sidecars, catalog=catalog, index=index)
-        index.remember(found.path, key, fields)
+        sidecars, signature_key = _NO_SIDECARS, catalog.plain_key
+    key = (found.size, found.mtime_ns, signature_key, preview)
+    keys[found.path] = key
+    previous = reuse.get(found.path)
+    if previous is not None and previous[0] == key:
+        index.entry(found.path, found.size, found.mtime_ns)
+        _keep_sidecars(index, sidecars)
+        return previous[1]
+
+    cached = index.entry(found.path, found.size, found.mtime_ns)
+    if (
+        cached is not None
+        and cached[2] == signature_key
+        and type(cached[3]) is dict
+        and type(cached[4]) is str
+    ):
+        fields, metadata = cached[3], cached[4]
+        _keep_sidecars(index, sidecars)
+    else:
+        facts = index.facts(found.path, found.size, found.mtime_ns, _header_facts)
+        if facts["status"] != "ok":
+            fields, metadata = {"status": facts["status"], "problem": facts["problem"]}, ""
+        else:
+            fields = _merge(name, found, facts=facts, sidecars=sidecars, catalog=catalog, index=index)
+            metadata = json.dumps(facts["metadata"], ensure_ascii=False) if facts["metadata"] else ""
+        index.remember(
+            found.path, found.size, found.mtime_ns, signature=signature_key, fields=fields, metadata=metadata
+        )
     return LoraInfo(
         name=name,
         path=found.path,
         size=found.size,
         mtime=found.mtime_ns / 1e9,
-        preview=preview,
-        metadata=facts["metadata"],
+        preview=preview if fields.get("status", "ok") == "ok" else None,
+        metadata=_LazyMetadata(metadata) if metadata else {},
         **fields,
     )
+
+
+def _keep_sidecars(index: _Index, sidecars: Sequence[tuple[str | None, tuple[int, int] | None]]) -> None:
+    """Mark sidecars as still present, so their cached facts survive for the next re-merge."""
+    for path, stat in sidecars:
+        if path is not None and stat is not None:
+            index.live.add(path)
+
+
+class _LazyMetadata(Mapping[str, str]):
+    """Read-only metadata decoded from its JSON text on first use (keeps warm scans cheap)."""
+
+    __slots__ = ("_data", "_raw")
+
+    def __init__(self, raw: str) -> None:
+        self._raw = raw
+        self._data: dict[str, str] | None = None
+
+    def _load(self) -> dict[str, str]:
+        if self._data is None:
+            try:
+                data = json.loads(self._raw)
+            except ValueError:
+                data = {}
+            self._data = data if isinstance(data, dict) else {}
+        return self._data
+
+    def __getitem__(self, key: str) -> str:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return repr(self._load())
 
 
 def _merge(
@@ -1177,6 +1283,7 @@ class Library:
         self._real_roots = tuple(os.path.realpath(r) for r in self.roots)
         self._hash_lock = threading.Lock()
         self._hash_cache: dict[str, list[Any]] | None = None
+        self._scan_keys: dict[str, tuple[Any, ...]] = {}
         self._build_maps()
 
     # -- construction -----------------------------------------------------------------------------
@@ -1188,13 +1295,15 @@ class Library:
         *,
         catalog: str | os.PathLike[str] | None = DEFAULT_CATALOG,
         cache_dir: str | os.PathLike[str] | None = None,
+        _previous: Library | None = None,
     ) -> Library:
         """Scan the folders (subfolders included) into a library.
 
         ``catalog``: a ``loras.yaml`` file (the default one may be absent; an explicitly given
         file must exist), or ``None`` for no catalog. Catalog errors raise :class:`PresetError`.
-        ``cache_dir``: where the scan index (``lora-index-*.json``, keyed by path, size and
-        mtime) and the hash cache (``lora-hashes.json``) live; ``None`` writes nothing to disk.
+        ``cache_dir``: where the scan index (``lora-index-*.marshal`` and ``lora-facts-*.marshal``,
+        keyed by path, size and mtime, see :class:`_Index`) and the hash cache
+        (``lora-hashes.json``) live; ``None`` writes nothing to disk.
         A missing root is recorded in :attr:`notes`, never an error. Bad files never break the
         scan: they are listed with status ``broken``/``refused`` and the reason.
         """
@@ -1207,29 +1316,39 @@ class Library:
         if catalog_file is not None and (os.path.exists(catalog_file) or catalog != DEFAULT_CATALOG):
             loaded = load_catalog(catalog_file)
         cache = os.fspath(cache_dir) if cache_dir is not None else None
-        index_file = None
+        hot = cold = None
         if cache is not None:
             digest = hashlib.sha1("\0".join(os.path.realpath(r) for r in root_list).encode()).hexdigest()[:16]
-            index_file = Path(cache) / f"lora-index-{digest}.json"
-        index = _Index(index_file)
+            hot = Path(cache) / f"lora-index-{digest}.marshal"
+            cold = Path(cache) / f"lora-facts-{digest}.marshal"
+        index = _Index(hot, cold)
         notes: list[str] = []
         real_roots = [os.path.realpath(r) for r in root_list]
         view = _CatalogView(loaded, catalog_file)
-        infos = [_build_info(found, index, view, real_roots) for found in _walk(root_list, notes)]
+        reuse: dict[str, tuple[tuple[Any, ...], LoraInfo]] = {}
+        if _previous is not None:
+            reuse = {
+                p: (k, _previous._by_path[p])
+                for p, k in _previous._scan_keys.items()
+                if p in _previous._by_path
+            }
+        keys: dict[str, tuple[Any, ...]] = {}
+        infos = [
+            _build_info(found, index, catalog=view, real_roots=real_roots, reuse=reuse, keys=keys)
+            for found in _walk(root_list, notes)
+        ]
         index.save()
         if loaded is not None:
             present = {i.name.casefold() for i in infos}
             missing = sorted(n for n in loaded.loras if n.casefold() not in present)
             if missing:
                 notes.append("catalog entries without a file: " + ", ".join(missing[:20]))
-        return cls(
-            infos,
-            roots=root_list,
-            catalog=catalog_file,
-            cache_dir=cache,
-            notes=notes,
-            scan_seconds=time.perf_counter() - started,
-        )
+        library = cls(infos, roots=root_list, catalog=catalog_file, cache_dir=cache, notes=notes)
+        library._scan_keys = keys
+        if _previous is not None and _previous.cache_dir == cache:
+            library._hash_cache = _previous._hash_cache
+        library.scan_seconds = time.perf_counter() - started
+        return library
 
     @classmethod
     def from_infos(cls, infos: Iterable[LoraInfo]) -> Library:
@@ -1239,11 +1358,13 @@ class Library:
     def refresh(self) -> Library:
         """Rescan the same roots, catalog and cache: a NEW library (this one is left unchanged).
 
+        Unchanged files (same size, mtime, sidecars, catalog and preview) keep their
+        :class:`LoraInfo` objects, so a refresh costs little more than a ``stat`` per file.
         A library made by :meth:`from_infos` has nothing to rescan and returns itself.
         """
         if not self.roots:
             return self
-        return Library.scan(self.roots, catalog=self.catalog_path, cache_dir=self.cache_dir)
+        return Library.scan(self.roots, catalog=self.catalog_path, cache_dir=self.cache_dir, _previous=self)
 
     def _build_maps(self) -> None:
         """The maps resolve() needs; the rarer ones (paths, spellings, search text) are built lazily."""

@@ -126,7 +126,7 @@ def test_warm_scan_reads_no_headers(
     lf.write_a1111_sidecar(lora_dir, "lora_0", activation_text="card")
     lf.write_html(lora_dir, "broken")
     cold = scan(lora_dir)
-    index_files = list((tmp_path / "cache").glob("lora-index-*.json"))
+    index_files = list((tmp_path / "cache").glob("lora-index-*.marshal"))
     assert len(index_files) == 1
 
     def boom(*_args: object) -> dict[str, object]:
@@ -157,7 +157,7 @@ def test_changed_sidecar_is_re_read(lora_dir: Path, scan: ScanFn) -> None:
 def test_corrupt_index_is_ignored(lora_dir: Path, scan: ScanFn, tmp_path: Path) -> None:
     lf.write_kohya(lora_dir, "fine")
     scan(lora_dir)
-    (index,) = (tmp_path / "cache").glob("lora-index-*.json")
+    (index,) = (tmp_path / "cache").glob("lora-index-*.marshal")
     index.write_bytes(b"{garbage")
     assert scan(lora_dir).resolve("fine").status == "ok"
     assert marshal.loads(index.read_bytes())["entries"]
@@ -170,7 +170,7 @@ def test_removed_file_leaves_the_index(lora_dir: Path, scan: ScanFn, tmp_path: P
     path.unlink()
     lib = scan(lora_dir)
     assert [i.name for i in lib.all()] == ["stays"]
-    (index,) = (tmp_path / "cache").glob("lora-index-*.json")
+    (index,) = (tmp_path / "cache").glob("lora-index-*.marshal")
     assert str(path) not in marshal.loads(index.read_bytes())["entries"]
 
 
@@ -204,3 +204,39 @@ def test_preview_added_later_is_found_on_a_warm_scan(lora_dir: Path, scan: ScanF
     (lora_dir / "pic.webp").write_bytes(b"webp")
     # A1111's order: by extension (png, jpg, jpeg, webp, gif), <stem>.<ext> before <stem>.preview.<ext>
     assert scan(lora_dir).resolve("pic").preview == str(lora_dir / "pic.preview.jpeg")
+
+
+def test_unchanged_warm_scan_does_not_rewrite_the_index(lora_dir: Path, scan: ScanFn, tmp_path: Path) -> None:
+    lf.write_kohya(lora_dir, "steady")
+    lf.write_a1111_sidecar(lora_dir, "steady", activation_text="x")
+    lf.write_civitai_info(lora_dir, "steady", trained_words=["y"])
+    scan(lora_dir)
+    (index,) = (tmp_path / "cache").glob("lora-index-*.marshal")
+    os.utime(index, ns=(5, 5))
+    lib = scan(lora_dir)
+    assert index.stat().st_mtime_ns == 5
+    assert lib.resolve("steady").triggers == ("y",)
+    assert lib.resolve("steady").metadata["ss_output_name"] == "steady"
+
+
+def test_refresh_reuses_unchanged_entries(lora_dir: Path, scan: ScanFn) -> None:
+    lf.write_kohya(lora_dir, "same")
+    changing = lf.write_kohya(lora_dir, "changing")
+    lf.write_kohya(lora_dir, "card")
+    lib = scan(lora_dir)
+    before = {i.name: i for i in lib.all()}
+    changing.write_bytes(b"<html>replaced</html>")
+    lf.write_a1111_sidecar(lora_dir, "card", activation_text="new trigger")
+    fresh = lib.refresh()
+    assert fresh.resolve("same") is before["same"]
+    assert fresh.resolve("changing").status == "broken"
+    assert fresh.resolve("card") is not before["card"]
+    assert fresh.resolve("card").triggers == ("new trigger",)
+
+
+def test_refresh_keeps_the_hash_cache(lora_dir: Path, scan: ScanFn, monkeypatch: pytest.MonkeyPatch) -> None:
+    lf.write_kohya(lora_dir, "h")
+    lib = scan(lora_dir, cache=False)
+    first = lib.hashes("h")
+    monkeypatch.setattr(library_module, "_file_hashes", lambda info: (_ for _ in ()).throw(AssertionError))
+    assert lib.refresh().hashes("h") == first
