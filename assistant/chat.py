@@ -561,6 +561,28 @@ def _fence(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
+#: For Chinese replies: what each rule's change means, shown before the (English) reason.
+_ZH_CHANGE: dict[str, str] = {
+    "resolve-names": "LoRA 名字改成文件的真实写法(大小写、别名),否则会 LoRA not found",
+    "duplicates": "同一个 LoRA 写了两次,只保留第一个(A1111 会叠加两次)",
+    "trigger-words": "补上缺失的触发词,否则 LoRA 几乎不起作用",
+    "order": "调整顺序:角色在前,服装/概念其次,画风最后",
+    "strength-budget": "强度总和不超过上限:按比例缩放,向下取两位小数",
+    "symptom-fixes": "按翻车库的方子修正",
+    "negative-tags": "负面提示词里的 LoRA 标签改为负向分支权重(A1111 会悄悄忽略它)",
+    "negative-text": "加上 LoRA 自带的负面提示词",
+}
+#: For Chinese replies: what each rule's warning is about.
+_ZH_WARNING: dict[str, str] = {
+    "resolve-names": "LoRA 找不到或不能用",
+    "base-model": "基础模型不匹配,不参与生成",
+    "trigger-words": "触发词冲突",
+    "symptom-fixes": "排查结果",
+    "plan": "不会加载",
+    "prompt": "提示词提醒",
+}
+
+
 def format_advice(advice: Advice, language: Language = "en", *, applied: bool = True) -> str:
     """Advice as markdown: the prompt in a code block, a compact diff with reasons, warnings, plan."""
     lang = language
@@ -573,13 +595,17 @@ def format_advice(advice: Advice, language: Language = "en", *, applied: bool = 
         for change in advice.changes:
             before = f"`{_inline(change.before)}`" if change.before else "∅"
             after = f"`{_inline(change.after)}`" if change.after else "∅"
-            lines.append(f"- `{change.rule}` {before} → {after} — {change.reason}")
+            summary = _ZH_CHANGE.get(change.rule, "") if lang == "zh" else ""
+            detail = f"{summary}({change.reason})" if summary else change.reason
+            lines.append(f"- `{change.rule}` {before} → {after} — {detail}")
         parts.append("\n".join(lines))
     else:
         parts.append(_t("no_changes", lang))
     if advice.warnings:
         lines = [f"**{_t('warnings', lang)}**"]
-        lines += [f"- ⚠️ `{w.rule}` {w.message}" for w in advice.warnings]
+        for w in advice.warnings:
+            summary = _ZH_WARNING.get(w.rule, "") if lang == "zh" else ""
+            lines.append(f"- ⚠️ `{w.rule}` {summary + ':' if summary else ''}{w.message}")
         parts.append("\n".join(lines))
     plan = []
     for p in advice.plan:

@@ -306,3 +306,11 @@ def test_ab_and_sweep_refuse_unusable_loras_before_rendering() -> None:
     assert "error" in wrong_base.intent.args
     unknown = respond("/ab catgrl_v1 catgirl_v1", ctx)
     assert "error" in unknown.intent.args
+
+
+def test_chinese_replies_explain_each_change_in_chinese() -> None:
+    reply = respond("一个女孩, <lora:Catgirl_V1:0.8>, <lora:catgrl:0.5>", EMPTY)
+    assert "LoRA 名字改成文件的真实写法" in reply.text
+    assert "补上缺失的触发词" in reply.text
+    assert "LoRA 找不到或不能用" in reply.text
+    assert "Did you mean" in reply.text  # the specifics stay
