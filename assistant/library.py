@@ -88,7 +88,7 @@ DEFAULT_CATALOG = PRESETS_DIR / "loras.yaml"
 #: Characters that cannot appear in a name written as ``<lora:name:weight>``.
 _TAG_UNSAFE = re.compile(r"[:<>\x00-\x1f]")
 _FIRST_READ = 64 * 1024
-_INDEX_VERSION = 4
+_INDEX_VERSION = 5
 _MAX_NAME = 512
 
 _DTYPE_SIZES: dict[str, float] = {
@@ -625,22 +625,32 @@ def _person_share(counts: Mapping[str, int]) -> float:
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
+_KIND_TOKENS = tuple((kind, words, frozenset(words)) for kind, words in _KIND_WORDS)
+_KIND_SUBSTRINGS = tuple(
+    (kind, re.compile("|".join(re.escape(w) for w in words if len(w) >= 4))) for kind, words in _KIND_WORDS
+)
+_TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")
+
+
 def _guess_kind(name: str, facts: Mapping[str, Any]) -> tuple[str, str]:
     """(kind, kind_source) from the documented heuristic; the source always starts with 'guessed'."""
-    tokens = {t for t in re.split(r"[^a-z0-9]+", _CAMEL.sub(" ", name).lower()) if t}
-    tokens |= {t.rstrip("0123456789") for t in tokens}
     low = name.lower()
-    for kind, words in _KIND_WORDS:
-        for word in words:
-            if word in tokens or (len(word) >= 4 and word in low):
-                return kind, f"guessed from name word '{word}'"
+    tokens = {t for t in _TOKEN_SPLIT.split(_CAMEL.sub(" ", name).lower()) if t}
+    tokens |= {t.rstrip("0123456789") for t in tokens}
+    for (kind, words, word_set), (_kind, pattern) in zip(_KIND_TOKENS, _KIND_SUBSTRINGS, strict=True):
+        if tokens & word_set:
+            word = next(w for w in words if w in tokens)
+            return kind, f"guessed from name word '{word}'"
+        match = pattern.search(low)
+        if match:
+            return kind, f"guessed from name word '{match.group(0)}'"
     share = float(facts.get("person_share") or 0.0)
     if share >= 0.5:
         return "character", f"guessed from tag frequency (person tags in {share:.0%} of captions)"
-    top = str(facts.get("top_tag") or "")
-    for kind, words in _KIND_WORDS[1:3]:
-        if any(word in top.split() for word in words):
-            return kind, f"guessed from tag frequency (most frequent tag '{top}')"
+    top = str(facts.get("top_tag") or "").split()
+    for kind, word_set in ((k, ws) for k, _w, ws in _KIND_TOKENS[1:3]):
+        if word_set.intersection(top):
+            return kind, f"guessed from tag frequency (most frequent tag '{' '.join(top)}')"
     return "other", "guessed: no name word or tag evidence"
 
 
@@ -759,8 +769,8 @@ class _Index:
       the finished :class:`LoraInfo` fields (``metadata`` as JSON text), valid while the file's
       size/mtime and the ``signature`` (catalog digest, sidecar stats) hold. A warm scan reads
       only this file.
-    * cold ``lora-facts-*.marshal``: ``path -> [size, mtime_ns, facts_json]``, what each header
-      or sidecar said; loaded only when some entry must be merged again.
+    * cold ``lora-facts-*.marshal``: ``path -> [size, mtime_ns, facts]``, what each header or
+      sidecar said; loaded only when some entry must be merged again.
 
     marshal holds plain dicts, lists, tuples and strings here (loading it runs no code); a
     version key includes the Python version, and anything unexpected is ignored.
@@ -790,14 +800,17 @@ class _Index:
         if self._old_facts is None:
             self._old_facts = _load_marshal(self.cold_file)
         cached = self._old_facts.get(path)
-        if type(cached) is list and len(cached) == 3 and cached[0] == size and cached[1] == mtime_ns:
-            with contextlib.suppress(ValueError, TypeError):
-                facts = json.loads(cached[2])
-                if type(facts) is dict:
-                    self.new_facts[path] = cached
-                    return facts
+        if (
+            type(cached) is list
+            and len(cached) == 3
+            and cached[0] == size
+            and cached[1] == mtime_ns
+            and type(cached[2]) is dict
+        ):
+            self.new_facts[path] = cached
+            return cached[2]
         facts = compute(path, size)
-        self.new_facts[path] = [size, mtime_ns, json.dumps(facts, ensure_ascii=False)]
+        self.new_facts[path] = [size, mtime_ns, facts]
         self.facts_changed = True
         return facts
 
