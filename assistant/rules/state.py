@@ -301,5 +301,10 @@ def show(tag: LoraTag) -> str:
     return tag.render()
 
 
+def split_triggers(triggers: tuple[str, ...]) -> list[str]:
+    """Trigger words one by one ("catgirl, cat ears" is two), spaces tidied, empties dropped."""
+    return [" ".join(part.split()) for raw in triggers for part in raw.split(",") if part.strip()]
+
+
 def fmt(value: float) -> str:
     return format_weight(value)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from ..prompt import append_terms, has_term
 from ..types import Change, LoraTag
 from .config import LowerConfig, RulesConfig, SymptomConfig
-from .state import RuleState, fmt, show, strength, with_weights
+from .state import RuleState, fmt, show, split_triggers, strength, with_weights
 
 ID = "symptom-fixes"
 
@@ -72,14 +72,15 @@ def _wanted_terms(state: RuleState, symptom: SymptomConfig) -> list[tuple[str, f
         for tag, info in state.applied_positive():
             if tag.weight <= 0:
                 continue
-            for raw in info.triggers:
-                for word in (" ".join(p.split()) for p in raw.split(",")):
-                    if word and any(c.casefold() in word.casefold() for c in spec.contains):
-                        wanted.append((f"extra {word}", spec.weight))
+            for word in split_triggers(info.triggers):
+                if any(c.casefold() in word.casefold() for c in spec.contains):
+                    wanted.append((f"extra {word}", spec.weight))
     if not wanted:
         wanted = [_split_weight(t) for t in symptom.negative_terms]
-    seen: set[str] = set()
-    return [(t, w) for t, w in wanted if not (t.casefold() in seen or seen.add(t.casefold()))]
+    unique: dict[str, tuple[str, float]] = {}
+    for term, weight in wanted:
+        unique.setdefault(term.casefold(), (term, weight))
+    return list(unique.values())
 
 
 def _negative_terms(state: RuleState, symptom: SymptomConfig) -> RuleState:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..prompt import has_term, insert_terms
 from ..types import Change
-from .state import RuleState
+from .state import RuleState, split_triggers
 
 ID = "trigger-words"
 
@@ -31,7 +31,7 @@ def apply(state: RuleState) -> RuleState:
         if tag.weight <= 0 or info.name in seen_loras:
             continue
         seen_loras.add(info.name)
-        for word in _split(info.triggers):
+        for word in split_triggers(info.triggers):
             key = word.casefold()
             if not key:
                 continue
@@ -65,8 +65,3 @@ def apply(state: RuleState) -> RuleState:
     )
     change = Change(ID, "", ", ".join(missing), reason)
     return state.edit(change, positive=insert_terms(state.positive, missing))
-
-
-def _split(triggers: tuple[str, ...]) -> list[str]:
-    """Trigger words one by one ("catgirl, cat ears" is two), spaces tidied."""
-    return [" ".join(part.split()) for raw in triggers for part in raw.split(",") if part.strip()]

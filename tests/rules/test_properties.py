@@ -43,7 +43,7 @@ weights = st.integers(min_value=-200, max_value=200).map(lambda n: n / 100)
 
 
 @st.composite
-def prompts(draw: st.DrawFn) -> tuple[str, str, list[str]]:
+def prompts(draw: st.DrawFn) -> tuple[str, str, list[str], str]:
     terms = draw(st.lists(st.sampled_from(FILLER), unique_by=lambda t: t.casefold(), max_size=6))
     tags = [
         f"<lora:{name}:{format_weight(w)}>"
@@ -58,7 +58,8 @@ def prompts(draw: st.DrawFn) -> tuple[str, str, list[str]]:
         draw(st.sampled_from(["", "lowres", "extra cat ears, blurry"])).split(", ") + negative_tags
     )
     symptoms = draw(st.lists(st.sampled_from(SYMPTOMS), max_size=2, unique=True))
-    return ", ".join(parts), negative.strip(", "), symptoms
+    base = draw(st.sampled_from(["sd15", "sd15", "sdxl"]))
+    return ", ".join(parts), negative.strip(", "), symptoms, base
 
 
 def _strength(weight: float, unet: float | None) -> float:
@@ -70,9 +71,9 @@ COMMON = settings(max_examples=100, deadline=None, suppress_health_check=[Health
 
 @COMMON
 @given(prompts())
-def test_total_positive_weight_within_cap(case: tuple[str, str, list[str]]) -> None:
-    positive, negative, symptoms = case
-    advice = advise(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms)
+def test_total_positive_weight_within_cap(case: tuple[str, str, list[str], str]) -> None:
+    positive, negative, symptoms, base = case
+    advice = advise(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms, base=base)
     total = sum(_strength(p.weight, p.unet) for p in advice.plan)
     assert total <= CONFIG.strength.cap + 1e-9
     assert all(_strength(p.weight, p.unet) <= CONFIG.strength.per_lora_max + 1e-9 for p in advice.plan)
@@ -80,9 +81,9 @@ def test_total_positive_weight_within_cap(case: tuple[str, str, list[str]]) -> N
 
 @COMMON
 @given(prompts())
-def test_every_trigger_present_exactly_once(case: tuple[str, str, list[str]]) -> None:
-    positive, negative, symptoms = case
-    advice = advise(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms)
+def test_every_trigger_present_exactly_once(case: tuple[str, str, list[str], str]) -> None:
+    positive, negative, symptoms, base = case
+    advice = advise(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms, base=base)
     terms = [" ".join(t.split()).casefold() for t in split_terms(advice.positive)]
     for planned in advice.plan:
         if planned.weight <= 0:
@@ -93,9 +94,9 @@ def test_every_trigger_present_exactly_once(case: tuple[str, str, list[str]]) ->
 
 @COMMON
 @given(prompts())
-def test_lora_tags_are_in_kind_order(case: tuple[str, str, list[str]]) -> None:
-    positive, negative, symptoms = case
-    advice = advise(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms)
+def test_lora_tags_are_in_kind_order(case: tuple[str, str, list[str], str]) -> None:
+    positive, negative, symptoms, base = case
+    advice = advise(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms, base=base)
     ranks = []
     for tag in parse(advice.positive, advice.negative).positive_loras:
         info = DEMO_LIBRARY.get(tag.name)
@@ -105,20 +106,20 @@ def test_lora_tags_are_in_kind_order(case: tuple[str, str, list[str]]) -> None:
 
 @COMMON
 @given(prompts())
-def test_advise_is_idempotent(case: tuple[str, str, list[str]]) -> None:
-    positive, negative, symptoms = case
-    first = advise(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms)
-    again = advise(first.positive, first.negative, library=DEMO_LIBRARY, symptoms=symptoms)
+def test_advise_is_idempotent(case: tuple[str, str, list[str], str]) -> None:
+    positive, negative, symptoms, base = case
+    first = advise(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms, base=base)
+    again = advise(first.positive, first.negative, library=DEMO_LIBRARY, symptoms=symptoms, base=base)
     assert again.changes == (), [c.reason for c in again.changes]
     assert (again.positive, again.negative) == (first.positive, first.negative)
 
 
 @COMMON
 @given(prompts())
-def test_no_tag_is_silently_dropped(case: tuple[str, str, list[str]]) -> None:
+def test_no_tag_is_silently_dropped(case: tuple[str, str, list[str], str]) -> None:
     """Every LoRA tag of the input is in the output, in the plan, or named by a change/warning."""
-    positive, negative, symptoms = case
-    advice = advise(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms)
+    positive, negative, symptoms, base = case
+    advice = advise(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms, base=base)
     out_names = {t.name.casefold() for t in parse(advice.positive, advice.negative).loras}
     planned = {p.name.casefold() for p in advice.plan}
     said = " ".join([*(c.before for c in advice.changes), *(w.message for w in advice.warnings)]).casefold()
@@ -131,10 +132,10 @@ def test_no_tag_is_silently_dropped(case: tuple[str, str, list[str]]) -> None:
 
 @COMMON
 @given(prompts())
-def test_incremental_spans_equal_a_full_parse(case: tuple[str, str, list[str]]) -> None:
+def test_incremental_spans_equal_a_full_parse(case: tuple[str, str, list[str], str]) -> None:
     """RuleState.edit re-parses only the edited region; the result must equal parsing it all."""
     from assistant.advisor import run_rules
 
-    positive, negative, symptoms = case
-    state = run_rules(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms)
+    positive, negative, symptoms, base = case
+    state = run_rules(positive, negative, library=DEMO_LIBRARY, symptoms=symptoms, base=base)
     assert state.loras == parse(state.positive, state.negative).loras
