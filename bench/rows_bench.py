@@ -18,8 +18,9 @@ On the tiny offline SD1.x pipeline with two demo LoRAs from ``models/Lora`` load
    of hooks left outside contexts (must be 0: ordinary generation is untouched).
 
 One script run measures both sides; each figure is the best of ``--repeat`` timed runs (the two
-sides interleaved) after one warm-up generation. The reference machine is a shared 2-core CPU
-box, where single runs can be off by a factor when neighbours are busy: read the best-of figures.
+sides interleaved) after one warm-up generation, as wall-clock and as process CPU seconds (all
+threads). The reference machine is a shared 2-core CPU box where a single wall-clock run can be
+off by a factor when neighbours are busy; the CPU figures are the steadier ones there.
 """
 
 from __future__ import annotations
@@ -49,13 +50,28 @@ SEED = 7
 CFG = 7.0
 
 
-def timed(fn, repeat: int = 1):  # -> (result of the last run, best seconds)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
+class Best:
+    """Best wall-clock and best process-CPU seconds over several runs of the same work.
+
+    CPU seconds (all threads) are less sensitive than wall time to neighbours on a shared box.
+    """
+
+    def __init__(self) -> None:
+        self.wall = float("inf")
+        self.cpu = float("inf")
+
+    def run(self, fn):  # -> fn's result
+        wall, cpu = time.perf_counter(), time.process_time()
         result = fn()
-        best = min(best, time.perf_counter() - start)
-    return result, best
+        self.wall = min(self.wall, time.perf_counter() - wall)
+        self.cpu = min(self.cpu, time.process_time() - cpu)
+        return result
+
+    def ratio(self, other: Best) -> str:
+        return f"{self.wall / other.wall:.2f}x wall, {self.cpu / other.cpu:.2f}x cpu"
+
+    def __str__(self) -> str:
+        return f"{self.wall:.2f} s wall / {self.cpu:.2f} s cpu"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,12 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             pipe, scaler, cond=cond, uncond=uncond, cond_scales=scales, generator=gens, **common
         ).images
 
-    t_seq = t_batch = float("inf")
+    t_seq, t_batch = Best(), Best()
     for _ in range(args.repeat):  # interleaved, so that a busy neighbour hurts both sides alike
-        sequential, seconds = timed(lambda: [plain(c) for c in cells])
-        t_seq = min(t_seq, seconds)
-        together, seconds = timed(batched)
-        t_batch = min(t_batch, seconds)
+        sequential = t_seq.run(lambda: [plain(c) for c in cells])
+        together = t_batch.run(batched)
     diff = max(
         int(np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max())
         for a, b in zip(sequential, together, strict=True)
@@ -124,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {os.cpu_count()} cpu, torch {torch.__version__}, device {args.device}; "
         f"{args.size}x{args.size}, {args.steps} steps, CFG {CFG}, LoRAs {', '.join(LORAS)}"
     )
-    print(f"blind box, {len(cells)} cells: sequential {t_seq:.2f} s, batched {t_batch:.2f} s")
-    print(f"  speed-up sequential/batched = {t_seq / t_batch:.2f}x; max pixel diff {diff}/255")
+    print(f"blind box, {len(cells)} cells: sequential {t_seq}, batched {t_batch}")
+    print(f"  speed-up sequential/batched = {t_seq.ratio(t_batch)}; max pixel diff {diff}/255")
 
     # 3. Negative-branch weights vs a plain generation (one cell).
     c = cells[0]
@@ -146,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
             **common,
         ).images[0]
 
-    t_plain = t_same = t_neg = float("inf")
+    t_plain, t_same, t_neg = Best(), Best(), Best()
     for _ in range(repeat):
-        t_plain = min(t_plain, timed(lambda: plain(c))[1])
-        t_same = min(t_same, timed(lambda: rows(None))[1])
-        t_neg = min(t_neg, timed(lambda: rows({LORAS[0]: [-0.1], LORAS[1]: [c[1]]}))[1])
+        t_plain.run(lambda: plain(c))
+        t_same.run(lambda: rows(None))
+        t_neg.run(lambda: rows({LORAS[0]: [-0.1], LORAS[1]: [c[1]]}))
     print(
-        f"negative-branch weights: plain {t_plain:.3f} s, rows u==c {t_same:.3f} s "
-        f"({t_same / t_plain:.3f}x), rows u!=c {t_neg:.3f} s ({t_neg / t_plain:.3f}x plain)"
+        f"negative-branch weights: plain {t_plain}; rows u==c {t_same} ({t_same.ratio(t_plain)}); "
+        f"rows u!=c {t_neg} ({t_neg.ratio(t_plain)} of plain)"
     )
 
     # 4. Context entry/exit and what is left outside.
