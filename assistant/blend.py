@@ -324,7 +324,8 @@ _VERSION_TOKEN = re.compile(r"^(v\d+([._]\d+)*|\d+)$", re.IGNORECASE)
 def short_names(names: Sequence[str], max_len: int = 12) -> dict[str, str]:
     """Short label names: ``catgirl_v1`` -> ``catgirl``, ``cyberpunk_style`` -> ``cyberpunk``.
 
-    The first word of the name, version tokens dropped; names whose short forms would collide
+    The first word of the name (two when the first is 3 letters or fewer: ``add_detail``),
+    version tokens dropped; names whose short forms would collide
     (``catgirl_v1`` and ``catgirl_v2``) keep their full names.
     """
     shorts: dict[str, str] = {}
@@ -332,6 +333,8 @@ def short_names(names: Sequence[str], max_len: int = 12) -> dict[str, str]:
         tokens = [t for t in re.split(r"[_\-\s.]+", name) if t]
         words = [t for t in tokens if not _VERSION_TOKEN.match(t)]
         short = words[0] if words else name
+        if len(short) <= 3 and len(words) > 1:  # "add_detail", "jk_uniform": one word says too little
+            short = f"{words[0]}_{words[1]}"
         if len(short) > max_len:
             short = short[: max_len - 1] + "…"
         shorts[name] = short
@@ -448,6 +451,9 @@ def blind_box(
     spread matches ``spread``) clipped to their ranges. LoRAs with a negative range (adjusters
     such as add_detail at −0.5) draw independently. Weights are rounded to 2 decimals, the sum of
     |weights| stays within ``budget``, and no two cells are the same.
+
+    A cell's weight applies to the text encoder and the UNet alike (a planned ``unet`` multiplier
+    is dropped); negative-branch weights (``negative_weight``) are kept as planned.
 
     ``seed`` seeds the draws (None: a random seed, recorded in the plan). All cells share one image
     seed (``base.seed``, or one drawn from the plan seed when it is -1), so only the weights

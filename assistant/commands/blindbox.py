@@ -120,6 +120,8 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
 
     if not -1 <= image_seed <= 2**32 - 1:
         raise PromptError(f"seed {image_seed} is not a seed; use 0 to 4294967295, or -1 for random")
+    if not args.prompt.strip():
+        raise PromptError("the prompt is empty; describe what to draw, e.g. '1girl, <lora:catgirl_v1:0.6>'")
     settings = _settings(args)
     library = Library.scan(list(settings.lora_dirs), catalog=settings.catalog, cache_dir=settings.cache_dir)
     context = Context(settings=settings, library=library, base=GenerationRequest(prompt=""))
@@ -142,16 +144,10 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
             context.banner = (
                 "Demo model: the tiny built-in pipeline would render (random weights, noise images)."
             )
-    if not args.prompt.strip():
-        raise PromptError("the prompt is empty; describe what to draw, e.g. '1girl, <lora:catgirl_v1:0.6>'")
     if args.no_assistant:
-        positive, negative, loras = (
-            args.prompt,
-            args.negative,
-            _as_written(args.prompt, args.negative, library),
-        )
-        context.notes.extend(loras[1])
-        plan_loras = loras[0]
+        positive, plan_loras, notes = _as_written(args.prompt, args.negative, library)
+        negative = args.negative
+        context.notes.extend(notes)
     else:
         from ..advisor import advise
 
@@ -192,19 +188,28 @@ def _guess_base(settings: Settings) -> str:
     return "sdxl" if "xl" in str(settings.model).lower() else "sd15"
 
 
-def _as_written(positive: str, negative: str, library: Any) -> tuple[list[PlannedLora], list[str]]:
+def _as_written(positive: str, negative: str, library: Any) -> tuple[str, list[PlannedLora], list[str]]:
+    """The prompt's own LoRA tags as the plan (``--no-assistant``), aliases renamed to file names.
+
+    Renaming keeps one tag per LoRA when a plan rewrites the weights (``<lora:catgirl:…>`` would
+    otherwise stay next to the plan's ``<lora:catgirl_v1:…>``).
+    """
     from ..prompt import parse
 
     prompt = parse(positive, negative)
-    loras = []
-    for tag in prompt.positive_loras:
+    loras: list[PlannedLora] = []
+    text = positive
+    for tag in sorted(prompt.positive_loras, key=lambda t: t.span[0] if t.span else -1, reverse=True):
         info = library.resolve(tag.name)
-        loras.append(PlannedLora(name=info.name, path=info.path, weight=tag.weight, unet=tag.unet))
+        loras.insert(0, PlannedLora(name=info.name, path=info.path, weight=tag.weight, unet=tag.unet))
+        if tag.span is not None and info.name != tag.name:
+            start, end = tag.span
+            text = text[:start] + text[start:end].replace(tag.name, info.name, 1) + text[end:]
     notes = [
         f"<lora:{t.name}:…> in the negative prompt is not applied with --no-assistant"
         for t in prompt.negative_loras
     ]
-    return loras, notes
+    return text, loras, notes
 
 
 def plan_seed(value: int | None) -> int:

@@ -69,6 +69,26 @@ def test_blindbox_dry_run_text_prints_plan_seed_and_demo_note() -> None:
     assert result.stdout.count("<lora:catgirl_v1:") == 3
 
 
+def test_no_assistant_keeps_one_tag_per_lora_when_aliases_are_used() -> None:
+    result = cli(
+        "blindbox",
+        "1girl, <lora:catgirl:0.7>, <lora:cyberpunk_style:0.5>",
+        "-n",
+        "2",
+        "--seed",
+        "1",
+        "--dry-run",
+        "--no-assistant",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    for cell in json.loads(result.stdout)["plan"]["cells"]:
+        prompt = cell["request"]["prompt"]
+        assert prompt.count("<lora:") == 2
+        assert "<lora:catgirl_v1:" in prompt
+        assert prompt.startswith("1girl, <lora:catgirl_v1:")
+
+
 def test_ab_and_sweep_dry_run_json() -> None:
     ab = cli("ab", PROMPT, "--a", "catgirl_v1", "--b", "catgirl_v2", "--seed", "5", "--dry-run", "--json")
     assert ab.returncode == 0, ab.stderr

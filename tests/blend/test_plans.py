@@ -232,6 +232,11 @@ def test_short_names_avoid_collisions() -> None:
         "catgirl_v1": "catgirl",
         "cyberpunk_style": "cyberpunk",
     }
+    assert blend.short_names(["add_detail", "jk_uniform", "soft_light"]) == {
+        "add_detail": "add_detail",
+        "jk_uniform": "jk_uniform",
+        "soft_light": "soft",
+    }
     assert blend.short_names(["catgirl_v1", "catgirl_v2"]) == {
         "catgirl_v1": "catgirl_v1",
         "catgirl_v2": "catgirl_v2",
