@@ -58,6 +58,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -1406,6 +1407,14 @@ class Library:
         return spellings
 
     @functools.cached_property
+    def _trigrams(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for key in self._spellings:
+            for gram in _grams(key):
+                index.setdefault(gram, []).append(key)
+        return index
+
+    @functools.cached_property
     def _haystacks(self) -> list[tuple[LoraInfo, str]]:
         return [
             (
@@ -1521,7 +1530,13 @@ class Library:
             (k for k in keys if len(key) >= 3 and (k.startswith(key) or key in k or k in key) and k != key),
             key=lambda k: (not k.startswith(key), abs(len(k) - len(key)), k),
         )
-        close = difflib.get_close_matches(key, list(keys), n=n, cutoff=0.6)
+        # similar spellings: difflib on the 100 keys sharing the most 3-grams (not on all keys)
+        shared: Counter[str] = Counter()
+        grams = self._trigrams
+        for gram in _grams(key):
+            shared.update(grams.get(gram, ()))
+        pool = [k for k, _count in shared.most_common(100)]
+        close = difflib.get_close_matches(key, pool, n=n, cutoff=0.6)
         picked = list(dict.fromkeys([*contained, *close]))
         return [keys[k] for k in picked[:n]]
 
@@ -1589,6 +1604,12 @@ def _read_hash_file(file: Path) -> dict[str, list[Any]]:
         for k, v in entries.items()
         if isinstance(v, list) and len(v) == 4 and all(isinstance(x, str) and len(x) == 64 for x in v[2:])
     }
+
+
+def _grams(text: str) -> set[str]:
+    """The 3-character pieces of `` text `` (padded, so short names have some)."""
+    padded = f" {text} "
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
 
 def _index_by(pairs: Iterable[tuple[str, LoraInfo]]) -> dict[str, _Hit]:

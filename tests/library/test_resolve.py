@@ -182,3 +182,11 @@ def test_from_infos_refresh_returns_itself_and_is_truthy_when_empty() -> None:
     assert empty.refresh() is empty
     assert bool(empty)
     assert len(empty) == 0
+
+
+def test_did_you_mean_in_a_large_library() -> None:
+    infos = [_info(f"style_{i:05d}") for i in range(3000)] + [_info("catgirl_v1"), _info("cyberpunk_style")]
+    lib = Library.from_infos(infos)
+    assert lib.suggest("catgrl_v1") == ["catgirl_v1"]
+    assert lib.suggest("cyberpunk_stlye")[0] == "cyberpunk_style"
+    assert lib.suggest("style_0001", n=2) == ["style_00010", "style_00011"]
