@@ -61,7 +61,7 @@ PROMPT_CASES: tuple[PromptCase, ...] = (
     ),
     PromptCase(
         "name-traversal-deep",
-        "<lora:../../../../../../../../etc/shadow:0.5>",
+        "1girl, <lora:../../../../../../../../etc/shadow:0.5>",
         parse="ok",
         user="skip",
         mentions=(r"etc/shadow",),
