@@ -548,7 +548,7 @@ def blind_box(
         "n": n,
         "ranges": {s.lora.name: [s.low / 100, s.high / 100] for s in slots},
         "split": [slots[i].lora.name for i in positive],
-        "total": split_total_c / 100 if positive else None,
+        "total": split_total_c / 100 if len(positive) >= 2 else None,
         "budget": budget,
         "spread": spread,
         "per_lora_limit": per_lora_limit,
@@ -1151,7 +1151,7 @@ def _axis_value(spec: str, kind: AxisKind, value: float) -> Any:
     return number
 
 
-def _apply_axis(request: GenerationRequest, axis: Axis, value: Any, managed: list[str]) -> GenerationRequest:
+def _apply_axis(request: GenerationRequest, axis: Axis, value: Any) -> GenerationRequest:
     if axis.kind == "seed":
         return dataclasses.replace(request, seed=int(value))
     if axis.kind == "cfg":
@@ -1217,10 +1217,10 @@ def sweep(
     cells: list[Cell] = []
     for row, y_value in enumerate(y.values if y else (None,)):
         for col, x_value in enumerate(x.values):
-            request = _apply_axis(start, x, x_value, managed)
+            request = _apply_axis(start, x, x_value)
             label = x.header(x_value)
             if y is not None:
-                request = _apply_axis(request, y, y_value, managed)
+                request = _apply_axis(request, y, y_value)
                 label += " · " + y.header(y_value)
             request = dataclasses.replace(
                 request, prompt=retag_prompt(base.prompt, managed, request.loras), label=label
