@@ -54,6 +54,19 @@ except ImportError:  # everywhere else: a no-op decorator
 # ----------------------------------------------------------------------------------------------
 
 
+class SettingSlider(gr.Slider):
+    """A slider that leaves range checks to :class:`RenderSettings` (shared with the API).
+
+    Gradio's own check answers "Value 0 is less than minimum value 1." without saying which
+    setting; ours names it and the allowed range. ``is_template`` keeps the stock slider UI.
+    """
+
+    is_template = True
+
+    def preprocess(self, payload: float | None) -> float | None:
+        return payload
+
+
 def thumbs_dir(settings: Settings) -> Path:
     """Where library-card thumbnails are written (served; the LoRA folders are not)."""
     return Path(settings.cache_dir).expanduser().resolve() / "thumbs"
@@ -321,21 +334,29 @@ class Handlers:
 
     # -- library ----------------------------------------------------------------------------------
 
-    def library(self, query: str, kind: str, base: str) -> tuple[Any, list[str]]:
-        """Library cards matching the search box and filters, and the names in card order."""
+    def library(self, query: str, kind: str, base: str) -> tuple[Any, list[str], list[dict[str, Any]]]:
+        """Cards matching the search box and filters, their names in card order, and the same
+        entries as JSON (what API clients read)."""
         infos = self.service.loras(
             query or "",
             kind=None if kind in ("", "any") else kind,
             base=None if base in ("", "any") else base,
         )
         rows, names = cards.card_rows(infos, self.thumbs_dir, self.service.lora_hash)
-        return gr.Dataset(samples=rows), names
+        return gr.Dataset(samples=rows), names, cards.listing(infos, self.service.lora_hash)
 
-    def refresh_library(self, query: str, kind: str, base: str) -> tuple[Any, list[str], str]:
+    def refresh_library(
+        self, query: str, kind: str, base: str
+    ) -> tuple[Any, list[str], list[dict[str, Any]], str]:
         """Rescan the LoRA folders, then show the cards again."""
         count = self.service.refresh_loras()
-        dataset, names = self.library(query, kind, base)
-        return dataset, names, f"Library rescanned: {count} loadable LoRA{'s' if count != 1 else ''}."
+        dataset, names, listing = self.library(query, kind, base)
+        return (
+            dataset,
+            names,
+            listing,
+            f"Library rescanned: {count} loadable LoRA{'s' if count != 1 else ''}.",
+        )
 
     def insert_card(self, index: int | None, names: list[str], positive: str) -> str:
         """A card click: ``<lora:name:preferred_weight>`` and its trigger words go into the prompt."""
@@ -526,14 +547,14 @@ def build_demo(service: Service) -> gr.Blocks:
                             allow_custom_value=True,
                         )
                         with gr.Row():
-                            steps = gr.Slider(*LIMITS["steps"], value=20, step=1, label="Steps")
-                            cfg = gr.Slider(1.0, LIMITS["cfg"][1], value=7.0, step=0.5, label="CFG scale")
+                            steps = SettingSlider(*LIMITS["steps"], value=20, step=1, label="Steps")
+                            cfg = SettingSlider(1.0, LIMITS["cfg"][1], value=7.0, step=0.5, label="CFG scale")
                         with gr.Row():
-                            width = gr.Slider(64, 1536, value=512, step=8, label="Width")
-                            height = gr.Slider(64, 1536, value=512, step=8, label="Height")
+                            width = SettingSlider(64, 1536, value=512, step=8, label="Width")
+                            height = SettingSlider(64, 1536, value=512, step=8, label="Height")
                         with gr.Row():
                             seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
-                            batch = gr.Slider(*LIMITS["batch_size"], value=1, step=1, label="Batch size")
+                            batch = SettingSlider(*LIMITS["batch_size"], value=1, step=1, label="Batch size")
                         gr.Dropdown(
                             [service.settings.model or "tiny demo pipeline"],
                             value=service.settings.model or "tiny demo pipeline",
@@ -577,6 +598,7 @@ def build_demo(service: Service) -> gr.Blocks:
                         label="Saved images (newest first)", columns=4, height=560, elem_id="history"
                     )
 
+        library_listing = gr.JSON(visible=False)
         settings_inputs = [sampler, steps, cfg, width, height, seed, batch]
         render_events = []
 
@@ -634,14 +656,14 @@ def build_demo(service: Service) -> gr.Blocks:
             [search.submit, kind.change, base.change],
             friendly(h.library),
             inputs=[search, kind, base],
-            outputs=[library_cards, card_names],
+            outputs=[library_cards, card_names, library_listing],
             api_name="loras",
             concurrency_limit=None,
         )
         refresh.click(
             friendly(h.refresh_library),
             inputs=[search, kind, base],
-            outputs=[library_cards, card_names, library_note],
+            outputs=[library_cards, card_names, library_listing, library_note],
             api_name="refresh_loras",
         )
         library_cards.click(

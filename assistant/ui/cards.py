@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from ..types import LoraInfo, format_weight
 
@@ -97,3 +98,20 @@ def card_rows(
         rows.append([thumbnail(info, thumbs), card_html(info, hash_of(info))])
         names.append(info.name)
     return rows, names
+
+
+def listing(infos: list[LoraInfo], hash_of: Callable[[LoraInfo], str]) -> list[dict[str, Any]]:
+    """The cards' facts as JSON-ready dicts (for API clients of the app)."""
+    return [
+        {
+            "name": info.name,
+            "kind": info.kind,
+            "base": info.base,
+            "triggers": list(info.triggers),
+            "preferred_weight": info.preferred_weight,
+            "hash": hash_of(info),
+            "status": info.status,
+            "problem": info.problem,
+        }
+        for info in infos
+    ]
