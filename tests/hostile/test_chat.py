@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .cases import FILE_CASES, GOOD, PROMPT_CASES, PromptCase
+from .cases import CHAT_NOT_A_PROMPT, FILE_CASES, GOOD, PROMPT_CASES, PromptCase
 from .conftest import hostile_stem
 
 chat = pytest.importorskip("assistant.chat")
@@ -26,7 +26,6 @@ MAX_REPLY = 28_000
 #: Messages the chat does not read as a prompt at all (no words, only brackets): it says so.
 #: One reply must not hold the (single, shared) chat worker for longer than this.
 RESPOND_BUDGET_S = 3.0
-NOT_A_PROMPT = {"parens-100k", "angles-100k"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +48,7 @@ def _check(reply_text: str, mentions: tuple[str, ...], case_id: str) -> None:
 def test_chat_prompt(context, case: PromptCase) -> None:  # type: ignore[no-untyped-def]
     message = case.positive if not case.negative else f"{case.positive}\nNegative prompt: {case.negative}"
     reply = chat.respond(message, context)
-    if case.id in NOT_A_PROMPT:
+    if case.id in CHAT_NOT_A_PROMPT:
         _check(reply.text, (r"not sure what you mean",), case.id)
         assert reply.intent.kind == "unknown"
         return
