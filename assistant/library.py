@@ -89,7 +89,7 @@ DEFAULT_CATALOG = PRESETS_DIR / "loras.yaml"
 #: Characters that cannot appear in a name written as ``<lora:name:weight>``.
 _TAG_UNSAFE = re.compile(r"[:<>\x00-\x1f]")
 _FIRST_READ = 64 * 1024
-_INDEX_VERSION = 5
+_INDEX_VERSION = 6
 _MAX_NAME = 512
 
 _DTYPE_SIZES: dict[str, float] = {
@@ -766,8 +766,9 @@ def _short_error(exc: Exception) -> str:
 class _Index:
     """The scan cache, two :mod:`marshal` files per set of roots.
 
-    * hot ``lora-index-*.marshal``: ``path -> [size, mtime_ns, signature, fields, metadata]``,
-      the finished :class:`LoraInfo` fields (``metadata`` as JSON text), valid while the file's
+    * hot ``lora-index-*.marshal``: ``path -> [size, mtime_ns, signature, fields, has_metadata]``,
+      the finished :class:`LoraInfo` fields (metadata itself is read lazily from the cold file,
+      see :class:`_LazyMetadata`), valid while the file's
       size/mtime and the ``signature`` (catalog digest, sidecar stats) hold. A warm scan reads
       only this file.
     * cold ``lora-facts-*.marshal``: ``path -> [size, mtime_ns, facts]``, what each header or
@@ -786,6 +787,7 @@ class _Index:
         self.new_facts: dict[str, list[Any]] = {}
         self.facts_changed = False
         self.live: set[str] = set()  # sidecar paths seen by this scan
+        self.metadata_store = _MetadataStore(cold)
 
     def entry(self, path: str, size: int, mtime_ns: int) -> list[Any] | None:
         """The hot entry when the file is unchanged (and carry it into the new index)."""
@@ -823,9 +825,11 @@ class _Index:
         *,
         signature: tuple[Any, ...],
         fields: dict[str, Any],
-        metadata: str,
+        metadata: Mapping[str, str],
     ) -> None:
-        entry = [size, mtime_ns, signature, fields, metadata]
+        """Store the finished fields (strings interned, so marshal writes repeats once)."""
+        fields = {k: _intern(v) for k, v in fields.items()}
+        entry = [size, mtime_ns, signature, fields, 1 if metadata else 0]
         if self.old.get(path) != entry:
             self.changed = True
         self.new[path] = entry
@@ -840,6 +844,14 @@ class _Index:
             facts.update(self.new_facts)
             if facts != old:
                 _atomic_write(self.cold_file, marshal.dumps({"version": _index_version(), "entries": facts}))
+
+
+def _intern(value: Any) -> Any:
+    if type(value) is str:
+        return sys.intern(value)
+    if type(value) is tuple:
+        return tuple(sys.intern(v) if type(v) is str else v for v in value)
+    return value
 
 
 def _load_marshal(file: Path | None) -> dict[str, list[Any]]:
@@ -1118,7 +1130,7 @@ def _build_info(
         cached is not None
         and cached[2] == signature_key
         and type(cached[3]) is dict
-        and type(cached[4]) is str
+        and type(cached[4]) is int
     ):
         fields, metadata = cached[3], cached[4]
         _keep_sidecars(index, sidecars)
@@ -1128,7 +1140,7 @@ def _build_info(
             fields, metadata = {"status": facts["status"], "problem": facts["problem"]}, ""
         else:
             fields = _merge(name, found, facts=facts, sidecars=sidecars, catalog=catalog, index=index)
-            metadata = json.dumps(facts["metadata"], ensure_ascii=False) if facts["metadata"] else ""
+            metadata = facts["metadata"]
         index.remember(
             found.path, found.size, found.mtime_ns, signature=signature_key, fields=fields, metadata=metadata
         )
@@ -1138,7 +1150,13 @@ def _build_info(
         size=found.size,
         mtime=found.mtime_ns / 1e9,
         preview=preview if fields.get("status", "ok") == "ok" else None,
-        metadata=_LazyMetadata(metadata) if metadata else {},
+        metadata=(
+            metadata
+            if type(metadata) is dict
+            else _LazyMetadata(index.metadata_store, found.path, found.size, found.mtime_ns)
+            if metadata
+            else {}
+        ),
         **fields,
     )
 
@@ -1150,22 +1168,45 @@ def _keep_sidecars(index: _Index, sidecars: Sequence[tuple[str | None, tuple[int
             index.live.add(path)
 
 
+class _MetadataStore:
+    """Header metadata for warm-scanned entries, read from the cold index on first use (or, when
+    the index no longer has the file, from the file's header again)."""
+
+    def __init__(self, cold_file: Path | None) -> None:
+        self.cold_file = cold_file
+        self._facts: dict[str, list[Any]] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, path: str, size: int, mtime_ns: int) -> dict[str, str]:
+        with self._lock:
+            if self._facts is None:
+                self._facts = _load_marshal(self.cold_file)
+            cached = self._facts.get(path)
+        if (
+            type(cached) is list
+            and len(cached) == 3
+            and cached[:2] == [size, mtime_ns]
+            and type(cached[2]) is dict
+        ):
+            metadata = cached[2].get("metadata")
+        else:
+            metadata = _header_facts(path, size).get("metadata")
+        return metadata if isinstance(metadata, dict) else {}
+
+
 class _LazyMetadata(Mapping[str, str]):
-    """Read-only metadata decoded from its JSON text on first use (keeps warm scans cheap)."""
+    """Read-only trimmed header metadata, fetched on first use (keeps warm scans cheap)."""
 
-    __slots__ = ("_data", "_raw")
+    __slots__ = ("_data", "_key", "_store")
 
-    def __init__(self, raw: str) -> None:
-        self._raw = raw
+    def __init__(self, store: _MetadataStore, path: str, size: int, mtime_ns: int) -> None:
+        self._store = store
+        self._key = (path, size, mtime_ns)
         self._data: dict[str, str] | None = None
 
     def _load(self) -> dict[str, str]:
         if self._data is None:
-            try:
-                data = json.loads(self._raw)
-            except ValueError:
-                data = {}
-            self._data = data if isinstance(data, dict) else {}
+            self._data = self._store.get(*self._key)
         return self._data
 
     def __getitem__(self, key: str) -> str:
@@ -1179,6 +1220,13 @@ class _LazyMetadata(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return repr(self._load())
+
+    def __reduce__(self) -> tuple[type[dict[str, str]], tuple[dict[str, str]]]:
+        """Copies and pickles are plain dicts (``dataclasses.asdict``, ``copy.deepcopy``)."""
+        return (dict, (dict(self._load()),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, str]:
+        return dict(self._load())
 
 
 def _merge(

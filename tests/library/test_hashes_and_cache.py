@@ -134,8 +134,25 @@ def test_warm_scan_reads_no_headers(
 
     monkeypatch.setattr(library_module, "_header_facts", boom)
     monkeypatch.setattr(library_module, "_a1111_sidecar_facts", boom)
+    monkeypatch.setattr(library_module, "_merge", boom)
+    monkeypatch.setattr(library_module, "_load_marshal", _only_hot(library_module._load_marshal))
     warm = scan(lora_dir)
-    assert warm.all() == cold.all()
+    assert [i.name for i in warm.all()] == [i.name for i in cold.all()]
+    assert warm.all() == cold.all()  # metadata is read lazily, from the facts file
+
+
+def _only_hot(load):  # type: ignore[no-untyped-def]
+    """A _load_marshal that refuses the facts file while the scan runs (a warm scan reads only the
+    hot index); afterwards lazy metadata may read it."""
+    import inspect
+
+    def wrapped(file):  # type: ignore[no-untyped-def]
+        if file is not None and file.name.startswith("lora-facts-"):
+            callers = {frame.function for frame in inspect.stack()[1:6]}
+            assert "scan" not in callers, "a warm scan loaded the facts file"
+        return load(file)
+
+    return wrapped
 
 
 def test_changed_file_is_re_read(lora_dir: Path, scan: ScanFn) -> None:
@@ -240,3 +257,27 @@ def test_refresh_keeps_the_hash_cache(lora_dir: Path, scan: ScanFn, monkeypatch:
     first = lib.hashes("h")
     monkeypatch.setattr(library_module, "_file_hashes", lambda info: (_ for _ in ()).throw(AssertionError))
     assert lib.refresh().hashes("h") == first
+
+
+def test_warm_metadata_survives_a_lost_facts_file(lora_dir: Path, scan: ScanFn, tmp_path: Path) -> None:
+    lf.write_kohya(lora_dir, "meta")
+    scan(lora_dir)
+    for facts in (tmp_path / "cache").glob("lora-facts-*.marshal"):
+        facts.unlink()
+    info = scan(lora_dir).resolve("meta")
+    assert dict(info.metadata)["ss_base_model_version"] == "sd_v1"
+    assert info == scan(lora_dir, cache=False).resolve("meta")
+
+
+def test_warm_entries_copy_pickle_and_serialise(lora_dir: Path, scan: ScanFn) -> None:
+    import copy
+    import pickle
+
+    from assistant.library import info_to_dict
+
+    lf.write_kohya(lora_dir, "warm")
+    scan(lora_dir)
+    info = scan(lora_dir).resolve("warm")
+    assert info_to_dict(info)["metadata"]["ss_output_name"] == "warm"
+    assert copy.deepcopy(info) == info
+    assert pickle.loads(pickle.dumps(info)).metadata == {**info.metadata}
