@@ -281,3 +281,15 @@ def test_warm_entries_copy_pickle_and_serialise(lora_dir: Path, scan: ScanFn) ->
     assert info_to_dict(info)["metadata"]["ss_output_name"] == "warm"
     assert copy.deepcopy(info) == info
     assert pickle.loads(pickle.dumps(info)).metadata == {**info.metadata}
+
+
+def test_embedded_kohya_hash_is_what_a1111_writes(lora_dir: Path, scan: ScanFn) -> None:
+    embedded = "ab" * 32
+    path = lf.write_kohya(lora_dir, "kohya_hashed", metadata={"sshs_model_hash": embedded.upper()})
+    hashes = scan(lora_dir).hashes("kohya_hashed")
+    assert hashes.a1111 == _expected(path).a1111
+    assert hashes.embedded == embedded
+    assert hashes.infotext == "abababababab"
+    lf.write_kohya(lora_dir, "plain")
+    plain = scan(lora_dir).hashes("plain")
+    assert plain.infotext == plain.a1111
