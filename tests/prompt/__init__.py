@@ -1,0 +1,1 @@
+"""Tests of assistant.prompt (the A1111 prompt language) and the parse command."""
