@@ -547,11 +547,15 @@ def build_demo(service: Service) -> gr.Blocks:
                             allow_custom_value=True,
                         )
                         with gr.Row():
-                            steps = SettingSlider(*LIMITS["steps"], value=20, step=1, label="Steps")
+                            steps = SettingSlider(
+                                *LIMITS["steps"], value=20, step=1, label="Steps", elem_id="steps"
+                            )
                             cfg = SettingSlider(1.0, LIMITS["cfg"][1], value=7.0, step=0.5, label="CFG scale")
                         with gr.Row():
-                            width = SettingSlider(64, 1536, value=512, step=8, label="Width")
-                            height = SettingSlider(64, 1536, value=512, step=8, label="Height")
+                            width = SettingSlider(64, 1536, value=512, step=8, label="Width", elem_id="width")
+                            height = SettingSlider(
+                                64, 1536, value=512, step=8, label="Height", elem_id="height"
+                            )
                         with gr.Row():
                             seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
                             batch = SettingSlider(*LIMITS["batch_size"], value=1, step=1, label="Batch size")

@@ -13,10 +13,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.engine, pytes
 def _set_tiny_settings(page: Any) -> None:
     """Open the settings accordion and make renders tiny (64x64, 2 steps)."""
     page.get_by_text("Settings", exact=True).click()
-    for label, value in (("Steps", "2"), ("Width", "64"), ("Height", "64")):
-        box = page.get_by_label(label, exact=True).first
+    for elem_id, value in (("steps", "2"), ("width", "64"), ("height", "64")):
+        box = page.locator(f"#{elem_id} input[type=number]")
         box.fill(value)
         box.press("Enter")
+        box.blur()
 
 
 def test_chat_prompt_shows_the_image_in_the_conversation(page: Any, artifacts: Path) -> None:
