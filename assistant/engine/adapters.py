@@ -191,10 +191,10 @@ class AdapterCache:
 
 def _explain(exc: Exception) -> str:
     text = str(exc)
-    if "size mismatch" in text:
+    if "size mismatch" in text or "ignore_mismatched_sizes" in text:
         first = next((line.strip() for line in text.splitlines() if "size mismatch" in line), "")
         return (
-            "its tensor shapes do not fit this model — it was made for another base model "
-            f"(SD1.5 vs SDXL). First mismatch: {first[:220]}"
+            "its tensor shapes do not fit this model — it was made for another base model (SD1.5 vs SDXL)"
+            + (f". First mismatch: {first[:220]}" if first else "")
         )
     return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"

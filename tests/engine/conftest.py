@@ -16,6 +16,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
+# Two shared cores: torch's OpenMP threads spin against each other and against other processes
+# (one 64x64 generation: 0.15 s on one thread, 2-6 s on two under load). Tests are tiny anyway.
+torch.set_num_threads(1)
 
 from assistant.config import DEFAULT_LORA_DIR, Settings  # noqa: E402
 
