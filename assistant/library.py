@@ -1391,7 +1391,10 @@ class Library:
         root_list = [os.path.abspath(os.fspath(r)) for r in roots]
         catalog_file = os.fspath(catalog) if catalog is not None else None
         loaded: Catalog | None = None
-        if catalog_file is not None and (os.path.exists(catalog_file) or catalog != DEFAULT_CATALOG):
+        is_default = catalog_file is not None and os.path.abspath(catalog_file) == os.path.abspath(
+            DEFAULT_CATALOG
+        )
+        if catalog_file is not None and (os.path.exists(catalog_file) or not is_default):
             loaded = load_catalog(catalog_file)
         cache = os.fspath(cache_dir) if cache_dir is not None else None
         hot = cold = None
