@@ -67,6 +67,12 @@ components (``torch.compile``), nested or concurrent contexts on one scaler. Not
 design: the engine holds one lock around adapter changes and pipeline calls; state lives on the
 scaler object, never in globals.
 
+Negative-branch semantics: with weights ``c`` (cond) and ``u`` (uncond) per adapter, every step
+computes ``eps = eps(x, uncond; u) + g * (eps(x, cond; c) - eps(x, uncond; u))``, exactly as two
+separate UNet calls with ``set_adapters(u)`` and ``set_adapters(c)`` would. A LoRA written only in
+the negative prompt gets weight 0 on the cond rows (:func:`unet_row_scales`). Because CFG already
+runs both branches in one batch, this costs no extra UNet pass, only the per-row multiply.
+
 Cost: entering a context walks the indexed layers of the requested adapters (a few hundred dict
 writes and hook registrations for SD1.5); per hooked layer call one elementwise multiply on the
 LoRA delta. ``bench/rows_bench.py`` measures batched vs sequential generation.
@@ -313,7 +319,8 @@ class RowScaler:
         try:
             present = [c for c in components if getattr(self._pipe, c, None) is not None]
             for component in present:
-                if hasattr(getattr(self._pipe, component), "_orig_mod"):
+                model = getattr(self._pipe, component)
+                if hasattr(model, "_orig_mod") or getattr(model, "_compiled_call_impl", None) is not None:
                     raise RowWeightsError(
                         f"{what}: pipe.{component} is compiled with torch.compile; per-row weights need "
                         "the uncompiled module (hooks are attached per call)"

@@ -451,10 +451,12 @@ def test_fused_dora_embedding_and_compiled_are_refused():
     with scaler.unet_rows({"x": [0.5, 0.5]}):  # one weight for all rows is just set_scale
         assert embedding[0].scaling["x"] == 0.5 * 8 / 2
     assert embedding[0].scaling["x"] == 8 / 2
-    compiled = torch.compile(small_unet())
-    with pytest.raises(RowWeightsError, match=r"compiled with torch\.compile"):  # noqa: SIM117
-        with RowScaler(SimpleNamespace(unet=compiled)).unet_rows({"x": [0.5, 1.0]}):
-            pass
+    in_place = small_unet()
+    in_place.compile()  # nn.Module.compile(): compiled lazily, on the first call (never made here)
+    for compiled in (torch.compile(small_unet()), in_place):
+        with pytest.raises(RowWeightsError, match=r"compiled with torch\.compile"):  # noqa: SIM117
+            with RowScaler(SimpleNamespace(unet=compiled)).unet_rows({"x": [0.5, 1.0]}):
+                pass
 
 
 # -- SDXL ----------------------------------------------------------------------------------------
