@@ -394,16 +394,20 @@ class Handlers:
         set_weight.__name__ = f"set_weight_{index + 1}"
         return set_weight
 
-    def recipe(self, name: str, positive: str, negative: str) -> tuple[str, str, str]:
-        """Apply a recipe: its LoRA tags and prompt terms added, its negative terms appended."""
+    def recipe(self, name: str, positive: str, negative: str) -> tuple[Any, ...]:
+        """Apply a recipe: its LoRA tags and prompt terms added, its negative terms appended, and
+        the settings it names (sampler, steps, CFG, size, seed) set; the others are left alone."""
         if not name:
-            return positive, negative, ""
+            return (positive, negative, "", *[gr.skip()] * 6)
         recipe = self.service.recipes().get(name)
         if recipe is None:
             raise gr.Error(f"Unknown recipe '{name}'; choose one from the list.", print_exception=False)
         new_positive = prompts.recipe_prompt(positive or "", recipe.tags(), recipe.prompt)
         new_negative = prompts.recipe_prompt(negative or "", "", recipe.negative)
-        return new_positive, new_negative, recipe.description or ""
+        chosen = recipe.settings
+        values = [chosen.sampler, chosen.steps, chosen.cfg, chosen.width, chosen.height, chosen.seed]
+        settings = [gr.skip() if value is None else value for value in values]
+        return (new_positive, new_negative, recipe.description or "", *settings)
 
     # -- status and history -----------------------------------------------------------------------
 
@@ -707,7 +711,7 @@ def build_demo(service: Service) -> gr.Blocks:
         recipe.change(
             friendly(h.recipe),
             inputs=[recipe, positive, negative],
-            outputs=[positive, negative, recipe_note],
+            outputs=[positive, negative, recipe_note, sampler, steps, cfg, width, height, seed],
             api_name="recipe",
             concurrency_limit=None,
         )

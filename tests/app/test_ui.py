@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,25 @@ def test_history_lists_saved_images(ui: Any) -> None:
     items = ui.predict(api_name="/history")
     assert items
     assert any("seed" in (item.get("caption") or "") for item in items)
+
+
+def test_recipe_fills_prompts(ui: Any) -> None:
+    result = ui.predict("catgirl_portrait", "", "", api_name="/recipe")
+    positive, negative, note = result[:3]
+    assert "<lora:catgirl_v1:0.8>" in positive
+    assert "1girl" in positive
+    assert "extra cat ears" in negative
+    assert isinstance(note, str)
+
+
+def test_cancel_stops_a_running_render(ui: Any) -> None:
+    slow = [*SETTINGS]
+    slow[1] = 150  # steps: long enough to be cancelled midway
+    job = ui.submit("1girl", "", True, *slow, [], api_name="/generate")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job.status().code.name not in ("PROCESSING", "ITERATING"):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    ui.predict(api_name="/cancel")
+    with pytest.raises(Exception, match=r"(?i)cancel"):
+        job.result(timeout=120)
