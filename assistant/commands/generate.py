@@ -1,0 +1,150 @@
+"""``python -m assistant generate "<prompt>" --out DIR``: advise, then render PNGs with A1111 infotext.
+
+Steps: load settings and the LoRA library, start the engine (the tiny demo model when no model
+is configured — said plainly on stderr), run the assistant on the prompt (``--no-assistant``
+applies the tags as written), render ``--batch-size`` images, save each as
+``<index>-<seed>.png`` with the ``parameters`` text chunk A1111 writes. ``--dry-run`` prints the
+request without rendering (torch is never imported). ``--json`` prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..types import BASES, DEFAULT_SAMPLER
+from .blindbox import parse_size, prepare
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", help='the positive prompt, e.g. "1girl, cat ears, <lora:catgirl_v1:0.7>"')
+    parser.add_argument("--negative", default="", metavar="TEXT", help="the negative prompt")
+    parser.add_argument(
+        "--seed", type=int, default=-1, help="image seed; -1 (default) draws one and prints it"
+    )
+    parser.add_argument("--steps", type=int, default=None, metavar="N", help="sampling steps (default 28)")
+    parser.add_argument("--cfg", type=float, default=None, metavar="X", help="CFG scale (default 7)")
+    parser.add_argument(
+        "--sampler", default=None, metavar="NAME", help=f"A1111 sampler name (default '{DEFAULT_SAMPLER}')"
+    )
+    parser.add_argument("--scheduler", default=None, metavar="NAME", help="A1111 schedule type, e.g. Karras")
+    parser.add_argument(
+        "--size", default=None, metavar="WxH", help="image size, e.g. 512x512 (default: the model's)"
+    )
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per run (1-8)")
+    parser.add_argument(
+        "--model", default=None, metavar="MODEL", help="base model: hub id, folder or .safetensors"
+    )
+    parser.add_argument("--lora-dir", action="append", metavar="DIR", help="a LoRA folder (repeatable)")
+    parser.add_argument(
+        "--base", choices=[b for b in BASES if b != "unknown"], default=None, help="base family for --dry-run"
+    )
+    parser.add_argument("--no-assistant", action="store_true", help="apply the LoRA tags exactly as written")
+    parser.add_argument(
+        "--out", default=None, metavar="DIR", help="output folder (default: outputs/generate)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the request only; render nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    if args.size:
+        parse_size(args.size)  # fail on a bad size before loading anything
+    context = prepare(args, image_seed=args.seed)
+    request = dataclasses.replace(context.base, batch_size=args.batch_size)
+    out_dir = Path(args.out or Path(context.settings.outputs_dir) / "generate")
+    report: dict[str, Any] = {
+        "ok": True,
+        "tiny_model": context.tiny,
+        "banner": context.banner,
+        "prompt": request.prompt,
+        "negative": request.negative,
+        "loras": [dataclasses.asdict(lora) for lora in request.loras],
+        "changes": [dataclasses.asdict(c) for c in getattr(context.advice, "changes", ())],
+        "warnings": [dataclasses.asdict(w) for w in getattr(context.advice, "warnings", ())],
+        "notes": list(context.notes),
+    }
+    if context.banner:
+        print(context.banner, file=sys.stderr)
+    for change in report["changes"]:
+        print(
+            f"changed ({change['rule']}): {change['before']!r} -> {change['after']!r} — {change['reason']}",
+            file=sys.stderr,
+        )
+    for warning in report["warnings"]:
+        print(f"warning ({warning['rule']}): {warning['message']}", file=sys.stderr)
+    for note in context.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.dry_run:
+        report["request"] = dataclasses.asdict(request)
+        _emit(args, report, [])
+        return 0
+    engine = context.engine
+    report["model"] = engine.info.model_name
+    result = engine.generate(request, progress=_progress(args.json), cancel=threading.Event())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = _save(result, out_dir)
+    report["images"] = [
+        {"path": str(path), "seed": seed, "infotext": text}
+        for path, seed, text in zip(files, result.seeds, result.infotexts, strict=True)
+    ]
+    report["timings"] = dict(result.timings)
+    report["engine_warnings"] = list(result.warnings)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    _emit(args, report, files)
+    return 0
+
+
+def _save(result: Any, out_dir: Path) -> list[Path]:
+    """One PNG per image, named like A1111's ``<index>-<seed>.png``, with its infotext chunk."""
+    from ..infotext import png_info
+
+    existing = len(list(out_dir.glob("*.png")))
+    paths = []
+    for offset, (image, seed, text) in enumerate(
+        zip(result.images, result.seeds, result.infotexts, strict=True)
+    ):
+        path = out_dir / f"{existing + offset:05d}-{seed}.png"
+        image.save(path, pnginfo=png_info(text))
+        paths.append(path)
+    return paths
+
+
+def _progress(quiet: bool) -> Any:
+    def show(step: int, total: int) -> None:
+        if not quiet:
+            end = "\n" if step == total else ""
+            print(f"\rstep {step}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _emit(args: argparse.Namespace, report: dict[str, Any], files: list[Path]) -> None:
+    if args.json:
+        from ..cli import print_json
+
+        print_json(report)
+        return
+    if not files:
+        request = report.get("request", {})
+        print(f"prompt: {report['prompt']}")
+        if report["negative"]:
+            print(f"negative: {report['negative']}")
+        for lora in report["loras"]:
+            print(
+                f"lora: {lora['name']} weight {lora['weight']}"
+                + (f" unet {lora['unet']}" if lora["unet"] is not None else "")
+            )
+        if request:
+            print(
+                f"would render {request['width']}x{request['height']}, {request['steps']} steps, "
+                f"{request['sampler']}, CFG {request['cfg']}, seed {request['seed']}"
+            )
+        return
+    for image in report["images"]:
+        print(f"{image['path']}  (seed {image['seed']})")
