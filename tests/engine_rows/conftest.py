@@ -18,6 +18,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
+torch.set_num_threads(1)  # the shared 2-core box: one thread per test process, like tests/engine
 
 SIZE = 64
 STEPS = 3
