@@ -56,6 +56,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from .errors import PromptError
 from .types import ExtraTag, LoraTag, Prompt
@@ -177,8 +178,7 @@ def _strip_comment_lines(text: str) -> str:
     return "".join(text[s:e] for s, e in _comment_free_regions(text))
 
 
-@dataclass(frozen=True, slots=True)
-class _RawTag:
+class _RawTag(NamedTuple):
     start: int
     end: int
     tag_type: str  # as written
@@ -255,25 +255,20 @@ def _remove_spans(text: str, spans: Sequence[tuple[int, int]]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _number(value: str, what: str, raw: str, in_negative: bool, limits: PromptLimits) -> float:
-    allowed = f"use a value from {limits.min_weight:g} to {limits.max_weight:g}"
+def _number(value: str, what: str, raw: str, in_negative: bool, allowed: str) -> float:
+    """A weight as A1111 reads it (``float()``), refusing text, NaN and infinities."""
     try:
         number = float(value)
     except ValueError:
-        shown = f"'{_show(value)}'" if value.strip() else "is empty and"
+        where = _where(in_negative)
         if value.strip():
             raise PromptError(
-                f"{what} {shown} in {_show(raw)} ({_where(in_negative)}) is not a number; {allowed}"
+                f"{what} '{_show(value)}' in {_show(raw)} ({where}) is not a number; {allowed}"
             ) from None
-        raise PromptError(f"{what} in {_show(raw)} ({_where(in_negative)}) is empty; {allowed}") from None
+        raise PromptError(f"{what} in {_show(raw)} ({where}) is empty; {allowed}") from None
     if not math.isfinite(number):
         raise PromptError(
             f"{what} '{_show(value)}' in {_show(raw)} ({_where(in_negative)}) is not a finite number; "
-            f"{allowed}"
-        )
-    if not limits.min_weight <= number <= limits.max_weight:
-        raise PromptError(
-            f"{what} {value.strip()} in {_show(raw)} ({_where(in_negative)}) is outside the allowed range; "
             f"{allowed}"
         )
     return number
@@ -292,49 +287,72 @@ def _dyn(value: str, raw: str, in_negative: bool) -> int:
     return number
 
 
-def _lora_tag(
-    raw_tag: _RawTag, raw: str, in_negative: bool, limits: PromptLimits, notes: list[str]
-) -> LoraTag:
-    """One ``<lora:…>`` tag, read the way A1111's extra_networks_lora reads it, then validated."""
-    args = raw_tag.args
+class _TagValues(NamedTuple):
+    """What a LoRA tag says, before the configurable limits are applied."""
+
+    name: str
+    te: float
+    te_text: tuple[str, str]  # (label, text as written) for range errors
+    unet: float | None
+    unet_text: tuple[str, str]
+    dyn: int | None
+    tag_type: str
+    notes: tuple[str, ...]
+
+
+@lru_cache(maxsize=2048)
+def _tag_values(tag_type_written: str, args: str, raw: str, in_negative: bool, allowed: str) -> _TagValues:
+    """Read one ``<lora:…>`` tag the way A1111's extra_networks_lora does (cached: pure).
+
+    ``allowed`` is the "use a value from … to …" hint for error messages."""
     where = _where(in_negative)
     if "<" in args:
         raise PromptError(
             f"tag {_show(raw)} ({where}) contains '<': a tag cannot hold another tag; "
             "close the first tag with '>'"
         )
-    positional: list[str] = []
-    named: dict[str, str] = {}
-    for item in args.split(":"):
-        parts = item.split("=", 2)
-        if len(parts) == 2:
-            named[parts[0]] = parts[1]
-        else:
-            positional.append(item)
+    if "=" not in args and args.count(":") <= 1:  # the common <lora:name> / <lora:name:w>
+        positional = args.split(":")
+        named: dict[str, str] = {}
+    else:
+        positional = []
+        named = {}
+        for item in args.split(":"):
+            parts = item.split("=", 2)
+            if len(parts) == 2:
+                named[parts[0]] = parts[1]
+            else:
+                positional.append(item)
     if not positional or not positional[0].strip():
         raise PromptError(
             f"LoRA tag {_show(raw)} ({where}) has no name; write <lora:NAME> or <lora:NAME:WEIGHT>"
         )
     name = positional[0]
-    if _CONTROL.search(name):
+    control = _CONTROL.search(name)
+    if control:
         raise PromptError(
             f"LoRA name in {_show(raw)} ({where}) contains a control character "
-            f"({_show(_CONTROL.search(name).group())}); names are file names without control characters"
+            f"({_show(control.group())}); names are file names without control characters"
         )
-    if len(name) > limits.max_name_length:
-        raise PromptError(
-            f"LoRA name in {_show(raw)} ({where}) is {len(name)} characters long; "
-            f"the limit is {limits.max_name_length} characters"
-        )
-    te = _number(positional[1], "weight", raw, in_negative, limits) if len(positional) > 1 else 1.0
+    te, te_text = 1.0, ("weight", "1")
+    if len(positional) > 1:
+        te, te_text = _number(positional[1], "weight", raw, in_negative, allowed), ("weight", positional[1])
     if "te" in named:
-        te = _number(named["te"], "text-encoder weight te", raw, in_negative, limits)
-    unet = _number(positional[2], "UNet weight", raw, in_negative, limits) if len(positional) > 2 else None
+        label = "text-encoder weight te"
+        te, te_text = _number(named["te"], label, raw, in_negative, allowed), (label, named["te"])
+    unet, unet_text = None, ("", "")
+    if len(positional) > 2:
+        unet, unet_text = (
+            _number(positional[2], "UNet weight", raw, in_negative, allowed),
+            ("UNet weight", positional[2]),
+        )
     if "unet" in named:
-        unet = _number(named["unet"], "UNet weight unet", raw, in_negative, limits)
+        label = "UNet weight unet"
+        unet, unet_text = _number(named["unet"], label, raw, in_negative, allowed), (label, named["unet"])
     dyn = _dyn(positional[3], raw, in_negative) if len(positional) > 3 else None
     if "dyn" in named:
         dyn = _dyn(named["dyn"], raw, in_negative)
+    notes: list[str] = []
     if len(positional) > 4:
         notes.append(f"{_show(raw)}: arguments after the 4th are ignored (A1111 ignores them too)")
     unknown = sorted(k for k in named if k not in ("te", "unet", "dyn"))
@@ -343,21 +361,52 @@ def _lora_tag(
             f"{_show(raw)}: unknown named argument(s) {', '.join(repr(k) for k in unknown)} ignored; "
             "known: te=, unet=, dyn="
         )
-    tag_type = raw_tag.tag_type.lower()
-    if raw_tag.tag_type != tag_type:
+    tag_type = tag_type_written.lower()
+    if tag_type_written != tag_type:
         notes.append(
             f"{_show(raw)}: read as <{tag_type}:…>; A1111 only knows lower-case '{tag_type}' "
             "and would skip it"
         )
+    return _TagValues(name, te, te_text, unet, unet_text, dyn, tag_type, tuple(notes))
+
+
+@lru_cache(maxsize=64)
+def _allowed(limits: PromptLimits) -> str:
+    return f"use a value from {limits.min_weight:g} to {limits.max_weight:g}"
+
+
+def _check_limits(values: _TagValues, raw: str, in_negative: bool, limits: PromptLimits) -> None:
+    lo, hi = limits.min_weight, limits.max_weight
+    for number, (label, text) in ((values.te, values.te_text), (values.unet, values.unet_text)):
+        if number is not None and not lo <= number <= hi:
+            raise PromptError(
+                f"{label} {text.strip()} in {_show(raw)} ({_where(in_negative)}) is outside the allowed "
+                f"range; {_allowed(limits)}"
+            )
+    if len(values.name) > limits.max_name_length:
+        raise PromptError(
+            f"LoRA name in {_show(raw)} ({_where(in_negative)}) is {len(values.name)} characters long; "
+            f"the limit is {limits.max_name_length} characters"
+        )
+
+
+def _lora_tag(
+    raw_tag: _RawTag, raw: str, in_negative: bool, limits: PromptLimits, notes: list[str]
+) -> LoraTag:
+    """One ``<lora:…>`` tag, read the way A1111's extra_networks_lora reads it, then validated."""
+    values = _tag_values(raw_tag.tag_type, raw_tag.args, raw, in_negative, _allowed(limits))
+    _check_limits(values, raw, in_negative, limits)
+    if values.notes:
+        notes.extend(values.notes)
     return LoraTag(
-        name=name,
-        weight=te,
-        unet=unet,
-        dyn=dyn,
-        in_negative=in_negative,
-        span=(raw_tag.start, raw_tag.end),
-        tag_type=tag_type,
-        raw=raw,
+        values.name,
+        values.te,
+        values.unet,
+        values.dyn,
+        in_negative,
+        (raw_tag.start, raw_tag.end),
+        values.tag_type,
+        raw,
     )
 
 
@@ -518,19 +567,16 @@ def _render_side(text: str, tags: Sequence[LoraTag], in_negative: bool) -> str:
 
 def _same_as_written(tag: LoraTag, slot: _RawTag, raw: str, in_negative: bool) -> bool:
     try:
-        written = _lora_tag(slot, raw, in_negative, _PERMISSIVE, [])
+        written = _tag_values(slot.tag_type, slot.args, raw, in_negative, "")
     except PromptError:
         return False
-    return (written.name, written.weight, written.unet, written.dyn, written.tag_type) == (
+    return (written.name, written.te, written.unet, written.dyn, written.tag_type) == (
         tag.name,
         tag.weight,
         tag.unet,
         tag.dyn,
         tag.tag_type,
     )
-
-
-_PERMISSIVE = PromptLimits(min_weight=-math.inf, max_weight=math.inf, max_loras=1 << 30, max_length=1 << 62)
 
 
 def render(prompt: Prompt) -> tuple[str, str]:
