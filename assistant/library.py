@@ -21,7 +21,8 @@ Documented heuristics (used only when nothing above declares the value):
   else tensor widths: the cross-attention ``to_k``/``to_v`` input width is the text-embedding
   width (768 → sd15, 1024 → sd2, 2048 → sdxl); else the text-encoder width (768 → sd15,
   1024 → sd2); ``lora_te2_``/``text_encoder_2`` keys → sdxl. When metadata and tensor widths
-  disagree the tensors win (they decide whether the file loads at all) and ``base_source`` says so.
+  disagree the tensors win (they decide whether the file loads at all) and ``base_source`` says so;
+  non-standard widths (e.g. a tiny test model's 32) never override metadata.
 * **Kind**: words in the file name, in this priority: adjuster words (``add``, ``detail``,
   ``saturation``, ``brightness``, ``contrast``, ``slider`` …) → concept; clothing words
   (``uniform``, ``dress``, ``outfit``, ``jk`` …) → clothing; style words (``style``,
@@ -517,6 +518,8 @@ def _detect_base(tensors: Mapping[str, Any], metadata: Mapping[str, str], blob: 
     from_meta = _metadata_base(metadata)
     from_tensors = _tensor_base(tensors, blob)
     if from_meta and from_tensors and from_meta[0] != from_tensors[0] and from_meta[0] != "unknown":
+        if from_tensors[0] == "unknown":  # non-standard widths (e.g. a tiny test model): keep the metadata
+            return from_meta[0], f"{from_meta[1]}; {from_tensors[1]}"
         return from_tensors[0], f"{from_tensors[1]}, overriding {from_meta[1]}"
     if from_meta:
         return from_meta
@@ -791,7 +794,8 @@ class _Index:
       sidecar said; loaded only when some entry must be merged again.
 
     marshal holds plain dicts, lists, tuples and strings here (loading it runs no code); a
-    version key includes the Python version, and anything unexpected is ignored.
+    version key includes the Python version and a digest of this module's source (changed
+    heuristics invalidate the cache), and anything unexpected is ignored.
     """
 
     def __init__(self, hot: Path | None, cold: Path | None) -> None:
@@ -885,8 +889,19 @@ def _load_marshal(file: Path | None) -> dict[str, list[Any]]:
     return {}
 
 
+def _code_digest() -> str:
+    """A digest of this module's source: cached entries die with the heuristics that made them."""
+    try:
+        return hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "unknown"
+
+
+_CODE_DIGEST = _code_digest()
+
+
 def _index_version() -> str:
-    return f"{_INDEX_VERSION}/{sys.version_info[0]}.{sys.version_info[1]}"
+    return f"{_INDEX_VERSION}/{sys.version_info[0]}.{sys.version_info[1]}/{_CODE_DIGEST}"
 
 
 def _atomic_write(file: Path, data: bytes) -> None:

@@ -236,3 +236,21 @@ def test_unknown_layout_and_empty_file_are_loadable_with_a_warning(lora_dir: Pat
     assert (alien.status, alien.network_format) == ("ok", "unknown")
     assert alien.problem.startswith("no LoRA tensors recognised")
     assert empty.problem == "no LoRA tensors: the header lists no tensors at all"
+
+
+def test_non_standard_widths_do_not_override_metadata(lora_dir: Path, scan: ScanFn) -> None:
+    module = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k"
+    lf.write_safetensors(
+        lora_dir / "tiny.safetensors",
+        {
+            f"{module}.lora_down.weight": np.zeros((4, 32), np.float16),
+            f"{module}.lora_up.weight": np.zeros((32, 4), np.float16),
+        },
+        {"ss_base_model_version": "sd_v1"},
+    )
+    info = scan(lora_dir).resolve("tiny")
+    assert info.base == "sd15"
+    assert info.base_source == (
+        "metadata ss_base_model_version 'sd_v1'; "
+        "tensor widths (cross-attention input 32: not 768, 1024 or 2048)"
+    )
