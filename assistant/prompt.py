@@ -99,8 +99,8 @@ _LORA_TYPES = frozenset({"lora", "lyco"})
 
 # -- regular expressions (compiled once) --------------------------------------------------------
 
-#: The start of an extra-network tag; the end is the first ``>`` after it (A1111's ``[^>]+``).
-_TAG_START = re.compile(r"<(\w+):")
+#: An extra-network tag, A1111's modules/extra_networks.py ``re_extra_net``.
+_TAG = re.compile(r"<(\w+):([^>]+)>")
 #: An unclosed LoRA tag left in the text (A1111 reads it as words).
 _UNCLOSED = re.compile(r"<(?:lora|lyco):[^,<>\n]*", re.IGNORECASE)
 #: A1111's attention tokenizer, verbatim (modules/prompt_parser.py).
@@ -186,24 +186,21 @@ class _RawTag(NamedTuple):
 
 
 def _scan_tags(text: str) -> list[_RawTag]:
-    """Every extra-network tag outside comment lines, in text order (A1111's regex, linear)."""
-    tags: list[_RawTag] = []
+    """Every extra-network tag outside comment lines, in text order (A1111's regex).
+
+    ``[^>]+`` only fails (and rescans to the end) after the last ``>``, so each search stops
+    there: linear time even for ``<a:<a:<a:…`` without any ``>``.
+    """
     if "<" not in text:
-        return tags
+        return []
+    tags: list[_RawTag] = []
     for region_start, region_end in _comment_free_regions(text):
-        pos = region_start
-        while True:
-            m = _TAG_START.search(text, pos, region_end)
-            if m is None:
-                break
-            close = text.find(">", m.end(), region_end)
-            if close == -1:
-                break  # no '>' after this point: no later tag can close either
-            if close == m.end():  # "<lora:>": [^>]+ needs one character
-                pos = m.start() + 1
-                continue
-            tags.append(_RawTag(m.start(), close + 1, m.group(1), text[m.end() : close]))
-            pos = close + 1
+        stop = text.rfind(">", region_start, region_end) + 1
+        if stop > region_start:
+            tags.extend(
+                _RawTag(m.start(), m.end(), m.group(1), m.group(2))
+                for m in _TAG.finditer(text, region_start, stop)
+            )
     return tags
 
 
@@ -394,11 +391,19 @@ def _lora_tag(
     raw_tag: _RawTag, raw: str, in_negative: bool, limits: PromptLimits, notes: list[str]
 ) -> LoraTag:
     """One ``<lora:…>`` tag, read the way A1111's extra_networks_lora reads it, then validated."""
+    tag, tag_notes = _cached_lora_tag(raw_tag, raw, in_negative, limits)
+    if tag_notes:
+        notes.extend(tag_notes)
+    return tag
+
+
+@lru_cache(maxsize=2048)
+def _cached_lora_tag(
+    raw_tag: _RawTag, raw: str, in_negative: bool, limits: PromptLimits
+) -> tuple[LoraTag, tuple[str, ...]]:
     values = _tag_values(raw_tag.tag_type, raw_tag.args, raw, in_negative, _allowed(limits))
     _check_limits(values, raw, in_negative, limits)
-    if values.notes:
-        notes.extend(values.notes)
-    return LoraTag(
+    tag = LoraTag(
         values.name,
         values.te,
         values.unet,
@@ -408,6 +413,7 @@ def _lora_tag(
         values.tag_type,
         raw,
     )
+    return tag, values.notes
 
 
 @dataclass(frozen=True, slots=True)
