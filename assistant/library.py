@@ -68,6 +68,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -1349,10 +1350,11 @@ class Library:
 
     Build one with :meth:`scan` (folders on disk) or :meth:`from_infos` (in memory, for tests).
     :meth:`refresh` returns a *new* library; the old one stays valid. Resolution order:
-    exact stem → case-insensitive stem → alias (``ss_output_name``, catalog aliases; exact then
-    case-insensitive) → relative path (``sub/folder/name``) → :class:`LoraNotFound` with
-    did-you-mean suggestions. When a step matches several files and exactly one is loadable,
-    that one wins; otherwise :class:`AmbiguousLoraName` lists the candidates.
+    exact stem → case-insensitive stem (also width- and Unicode-form-insensitive: NFKC) → alias
+    (``ss_output_name``, catalog aliases; exact then case-insensitive) → relative path
+    (``sub/folder/name``) → :class:`LoraNotFound` with did-you-mean suggestions. When a step
+    matches several files and exactly one is loadable, that one wins; otherwise
+    :class:`AmbiguousLoraName` lists the candidates.
     """
 
     def __init__(
@@ -1466,26 +1468,24 @@ class Library:
         """The maps resolve() needs; the rarer ones (paths, spellings, search text) are built lazily."""
         infos = self._infos
         self._exact = _index_by((info.name, info) for info in infos)
-        self._lower = _index_by((info.name.casefold(), info) for info in infos)
+        self._lower = _index_by((_fold(info.name), info) for info in infos)
         with_aliases = [info for info in infos if info.aliases]
         self._alias = _index_by((name, info) for info in with_aliases for name in info.aliases)
-        self._alias_lower = _index_by(
-            (name.casefold(), info) for info in with_aliases for name in info.aliases
-        )
+        self._alias_lower = _index_by((_fold(name), info) for info in with_aliases for name in info.aliases)
         self._by_path = {info.path: info for info in infos}
 
     @functools.cached_property
     def _relative_map(self) -> dict[str, _Hit]:
         pairs = ((self._relative(info), info) for info in self._infos)
-        return _index_by((rel.casefold(), info) for rel, info in pairs if rel and rel != info.name)
+        return _index_by((_fold(rel), info) for rel, info in pairs if rel and rel != info.name)
 
     @functools.cached_property
     def _spellings(self) -> dict[str, str]:
         spellings: dict[str, str] = {}
         for info in self._infos:
-            spellings.setdefault(info.name.casefold(), info.name)
+            spellings.setdefault(_fold(info.name), info.name)
             for name in info.aliases:
-                spellings.setdefault(name.casefold(), name)
+                spellings.setdefault(_fold(name), name)
         return spellings
 
     @functools.cached_property
@@ -1498,15 +1498,11 @@ class Library:
 
     @functools.cached_property
     def _haystacks(self) -> list[tuple[LoraInfo, str]]:
-        return [
-            (
-                info,
-                "\n".join(
-                    (info.name, *info.aliases, *info.triggers, info.notes, info.description, info.kind)
-                ).casefold(),
-            )
-            for info in self._infos
-        ]
+        rows = []
+        for info in self._infos:
+            parts = (info.name, *info.aliases, *info.triggers, info.notes, info.description, info.kind)
+            rows.append((info, _fold("\n".join(parts))))
+        return rows
 
     def _relative(self, info: LoraInfo) -> str:
         """``sub/name`` of an entry relative to its root (posix separators), "" when not under one."""
@@ -1552,7 +1548,7 @@ class Library:
             raise LibraryError(f"unknown kind '{kind}'; use one of: {', '.join(KINDS)}")
         if base is not None and base not in BASES:
             raise LibraryError(f"unknown base '{base}'; use one of: {', '.join(BASES)}")
-        needle = (text or "").strip().casefold()
+        needle = _fold((text or "").strip())
         return [
             info
             for info, hay in self._haystacks
@@ -1569,7 +1565,7 @@ class Library:
             return hit
         if type(name) is not str or not name or len(name) > _MAX_NAME:
             return None
-        key = name.casefold()
+        key = _fold(name)
         hit = self._lower.get(key) or self._alias.get(name) or self._alias_lower.get(key)
         if hit is None:
             hit = self._relative_map.get(key.replace("\\", "/"))
@@ -1606,7 +1602,7 @@ class Library:
         matches, then similar spellings). Empty for empty, over-long or non-text input."""
         if not isinstance(name, str) or not name.strip() or len(name) > 200 or n <= 0:
             return []
-        key = name.strip().casefold()
+        key = _fold(name.strip())
         keys = self._spellings
         contained = sorted(
             (k for k in keys if len(key) >= 3 and (k.startswith(key) or key in k or k in key) and k != key),
@@ -1689,6 +1685,12 @@ def _read_hash_file(file: Path) -> dict[str, list[Any]]:
         for k, v in entries.items()
         if isinstance(v, list) and len(v) == 4 and all(isinstance(x, str) and len(x) == 64 for x in v[2:])
     }
+
+
+def _fold(text: str) -> str:
+    """The case- and width-insensitive form of a name: NFKC (full-width ｃａｔ → cat, composed
+    accents) then casefold."""
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def _grams(text: str) -> set[str]:

@@ -190,3 +190,13 @@ def test_did_you_mean_in_a_large_library() -> None:
     assert lib.suggest("catgrl_v1") == ["catgirl_v1"]
     assert lib.suggest("cyberpunk_stlye")[0] == "cyberpunk_style"
     assert lib.suggest("style_0001", n=2) == ["style_00010", "style_00011"]
+
+
+def test_full_width_and_decomposed_names_resolve() -> None:
+    import unicodedata
+
+    lib = Library.from_infos([_info("catgirl_v1"), _info("Ärger_Stil"), _info("猫娘_v1")])
+    assert lib.resolve("ｃａｔｇｉｒｌ＿ｖ１").name == "catgirl_v1"  # typed with a full-width IME
+    assert lib.resolve(unicodedata.normalize("NFD", "ärger_stil")).name == "Ärger_Stil"
+    assert lib.resolve("猫娘＿Ｖ１").name == "猫娘_v1"
+    assert [i.name for i in lib.search("ＣＡＴ")] == ["catgirl_v1"]
