@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,14 +52,16 @@ class Tally:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     latencies: list[float] = field(default_factory=list)
+    by_path: dict[str, list[float]] = field(default_factory=lambda: {"api": [], "ui": []})
     outcomes: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
-    def add(self, outcome: str, latency: float, error: str = "") -> None:
+    def add(self, outcome: str, latency: float, error: str = "", path: str = "") -> None:
         with self.lock:
             self.outcomes[outcome] += 1
             if outcome == "served":
                 self.latencies.append(latency)
+                self.by_path.setdefault(path, []).append(latency)
             if error and len(self.errors) < 20:
                 self.errors.append(error)
 
@@ -92,23 +95,31 @@ def api_client(server: Server, budget: Budget, tally: Tally) -> None:
                 continue
             elapsed = time.monotonic() - started
             if response.status_code == 200 and response.json().get("images"):
-                tally.add("served", elapsed)
+                tally.add("served", elapsed, path="api")
             elif response.status_code in (429, 503):
                 tally.add("queue_full", elapsed)
             else:
                 tally.add("error", elapsed, f"api: HTTP {response.status_code}: {response.text[:200]}")
 
 
-def ui_client(server: Server, budget: Budget, tally: Tally, api_name: str) -> None:
-    """One Gradio client (the UI's path, through the bounded queue)."""
+def connect_ui(server: Server, attempts: int = 5) -> Any:
+    """A gradio_client for the server, made before the clock starts (setup is not a request)."""
     from gradio_client import Client
+
+    for attempt in range(attempts):
+        try:
+            return Client(server.url, verbose=False, httpx_kwargs={"timeout": 60})
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
+def ui_client(client: Any, budget: Budget, tally: Tally, api_name: str) -> None:
+    """One Gradio client (the UI's path, through the bounded queue)."""
     from gradio_client.exceptions import AppError
 
-    try:
-        client = Client(server.url, verbose=False)
-    except Exception as exc:  # connection refused etc.: count it, don't hide it
-        tally.add("error", 0, f"ui connect: {type(exc).__name__}: {exc}")
-        return
     while (number := budget.take()) is not None:
         started = time.monotonic()
         try:
@@ -136,7 +147,7 @@ def ui_client(server: Server, budget: Budget, tally: Tally, api_name: str) -> No
             else:
                 tally.add("error", elapsed, f"ui: {type(exc).__name__}: {text[:200]}")
             continue
-        tally.add("served", time.monotonic() - started)
+        tally.add("served", time.monotonic() - started, path="ui")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -147,7 +158,15 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def run(requests: int, clients: int, duration: float, ui_share: float, ui_api_name: str) -> dict[str, object]:
+def run(
+    requests: int,
+    clients: int,
+    duration: float,
+    *,
+    ui_share: float,
+    ui_api_name: str,
+    max_queue: int | None = None,
+) -> dict[str, object]:
     """Start the server, run the clients, stop the server; returns the figures."""
     from assistant.engine.demo_loras import write_demo_loras
 
@@ -156,17 +175,19 @@ def run(requests: int, clients: int, duration: float, ui_share: float, ui_api_na
         lora_dir = work / "Lora"
         write_demo_loras(lora_dir)
         started_server = time.monotonic()
-        server = start_server(lora_dir, work)
+        extra = ("--max-queue", str(max_queue)) if max_queue is not None else ()
+        server = start_server(lora_dir, work, extra_args=extra)
         startup_s = time.monotonic() - started_server
         try:
             # Warm up once (first render compiles kernels, loads adapters) so latencies are steady.
             httpx.post(f"{server.url}/sdapi/v1/txt2img", json={**TINY, "prompt": MIXES[0]}, timeout=300)
             tally = Tally()
-            budget = Budget(requests, time.monotonic() + duration)
             ui_clients = round(clients * ui_share)
+            ui_connections = [connect_ui(server) for _ in range(ui_clients)]
+            budget = Budget(requests, time.monotonic() + duration)  # the clock starts now
             threads = [
-                threading.Thread(target=ui_client, args=(server, budget, tally, ui_api_name), daemon=True)
-                for _ in range(ui_clients)
+                threading.Thread(target=ui_client, args=(conn, budget, tally, ui_api_name), daemon=True)
+                for conn in ui_connections
             ] + [
                 threading.Thread(target=api_client, args=(server, budget, tally), daemon=True)
                 for _ in range(clients - ui_clients)
@@ -200,6 +221,13 @@ def run(requests: int, clients: int, duration: float, ui_share: float, ui_api_na
         "throughput_rps": tally.outcomes["served"] / wall if wall else 0.0,
         "p50_s": percentile(tally.latencies, 50),
         "p99_s": percentile(tally.latencies, 99),
+        "api_served": len(tally.by_path["api"]),
+        "api_p50_s": percentile(tally.by_path["api"], 50),
+        "api_p99_s": percentile(tally.by_path["api"], 99),
+        "ui_served": len(tally.by_path["ui"]),
+        "ui_p50_s": percentile(tally.by_path["ui"], 50),
+        "ui_p99_s": percentile(tally.by_path["ui"], 99),
+        "max_queue": "app default (32)" if max_queue is None else max_queue,
         "startup_s": startup_s,
         "alive_after": alive_after,
     }
@@ -209,8 +237,12 @@ def markdown_row(figures: dict[str, object]) -> str:
     return (
         f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {platform.machine()}, {_cores()} cores | "
         f"{figures['sent']}/{figures['requests']} | {figures['clients']} ({figures['ui_clients']} UI) | "
+        f"{figures['max_queue']} | "
         f"{figures['served']} | {figures['queue_full']} | {figures['errors']} | "
-        f"{figures['p50_s']:.2f} | {figures['p99_s']:.2f} | {figures['throughput_rps']:.2f} | "
+        f"{figures['p50_s']:.2f} | {figures['p99_s']:.2f} | "
+        f"{figures['api_p50_s']:.2f} / {figures['api_p99_s']:.2f} | "
+        f"{figures['ui_p50_s']:.2f} / {figures['ui_p99_s']:.2f} | "
+        f"{figures['throughput_rps']:.2f} | "
         f"{'yes' if figures['alive_after'] else 'NO'} |"
     )
 
@@ -223,9 +255,9 @@ def _cores() -> int:
 
 SECTION = "## Load test (`bench/load_test.py`)"
 TABLE_HEAD = (
-    "| when (UTC) | machine | sent/planned | clients | served | queue_full | errors | p50 s | p99 s "
-    "| served/s | answers after |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    "| when (UTC) | machine | sent/planned | clients | queue max | served | queue_full | errors "
+    "| p50 s | p99 s | API p50/p99 s | UI p50/p99 s | served/s | answers after |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
 
@@ -251,11 +283,21 @@ def main(argv: list[str] | None = None) -> int:
         "--ui-share", type=float, default=0.5, help="fraction of clients using the Gradio queue"
     )
     parser.add_argument("--ui-api-name", default="/generate", help="gradio api_name of the generate event")
+    parser.add_argument(
+        "--max-queue", type=int, default=None, help="pass --max-queue N to app.py (default: the app's own)"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 2000 or not 1 <= args.clients <= 64 or not 0 < args.duration <= 600:
         parser.error("keep it bounded: 1-2000 requests, 1-64 clients, a duration of at most 600 s")
-    figures = run(args.requests, args.clients, args.duration, args.ui_share, args.ui_api_name)
+    figures = run(
+        args.requests,
+        args.clients,
+        args.duration,
+        ui_share=args.ui_share,
+        ui_api_name=args.ui_api_name,
+        max_queue=args.max_queue,
+    )
     for key, value in figures.items():
         if key != "error_samples":
             print(f"{key:>15}: {value:.3f}" if isinstance(value, float) else f"{key:>15}: {value}")
