@@ -946,7 +946,8 @@ def _inside(real: str, real_roots: Sequence[str]) -> bool:
 
 
 def _walk(roots: Sequence[str], notes: list[str]) -> Iterator[_Found]:
-    """Every LoRA-like file under the roots (subfolders included, hidden folders skipped)."""
+    """Every LoRA-like file under the roots (subfolders included; hidden folders and macOS
+    ``._*`` AppleDouble files skipped)."""
     real_roots = [os.path.realpath(r) for r in roots]
     visited: set[str] = set()
     suffixes = LOADABLE_SUFFIXES + PICKLE_SUFFIXES
@@ -990,6 +991,8 @@ def _walk(roots: Sequence[str], notes: list[str]) -> Iterator[_Found]:
                             notes.append(f"folder link {entry.path} points outside the LoRA folders; skipped")
                         else:
                             subdirs.append(entry.path)
+                    continue
+                if name.startswith("._"):  # macOS AppleDouble metadata, not a model
                     continue
                 found = _Found(entry.path, root, name, directory, listing, links, previews, sidecar_stems)
                 if is_link:

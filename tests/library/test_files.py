@@ -215,3 +215,9 @@ def test_unreadable_file_is_broken_not_fatal(lora_dir: Path, scan: Callable[...,
         path.chmod(0o644)
     assert entry.status == "broken"
     assert "cannot read" in entry.problem
+
+
+def test_macos_appledouble_files_are_skipped(lora_dir: Path, scan: Callable[..., Library]) -> None:
+    lf.write_kohya(lora_dir, "real")
+    (lora_dir / "._real.safetensors").write_bytes(b"\x00\x05\x16\x07" + b"\0" * 4000)
+    assert [i.name for i in scan(lora_dir).all()] == ["real"]
