@@ -46,7 +46,7 @@ from ..types import GenerationRequest, GenerationResult, PlannedLora
 from . import tiny
 from .adapters import AdapterCache
 from .device import DeviceChoice, choose_device, configure_attention
-from .prompts import Embeddings, PromptEncoder
+from .prompts import Embeddings, PromptEncoder, compel_text
 from .schedulers import make_scheduler, sampler_names, split_name
 
 log = logging.getLogger(__name__)
@@ -606,15 +606,19 @@ def _stack_embeddings(embeds: list[Embeddings], batch: int) -> dict[str, torch.T
 
 
 def _batch_groups(requests: Sequence[GenerationRequest]) -> list[list[int]]:
-    """Indices of requests that can share one denoising pass (same everything but LoRA weights)."""
+    """Indices of requests that can share one denoising pass (same everything but LoRA weights).
+
+    Prompts are compared as they are encoded (LoRA tags removed), so blind-box cells whose text
+    differs only in ``<lora:…>`` weights share a pass; each keeps its own text in its infotext.
+    """
     groups: dict[tuple[Any, ...], list[int]] = {}
     for index, r in enumerate(requests):
         base, _schedule = split_name(r.sampler, r.scheduler)
         seed_key = r.seed if "SDE" in base or r.seed == -1 else None  # one Brownian tree per pass
         files = tuple(sorted(str(Path(lora.path).expanduser().resolve()) for lora in r.loras))
         key = (
-            r.prompt,
-            r.negative,
+            compel_text(r.prompt),  # LoRA tags are not encoded: cells that differ only there batch
+            compel_text(r.negative),
             r.width,
             r.height,
             r.steps,

@@ -392,9 +392,20 @@ def test_negative_branch_weights_run_the_uncond_pass_with_their_own_weights(clea
 def test_batched_cells_equal_sequential_within_tolerance(clean_engine) -> None:
     pytest.importorskip("assistant.engine.rows")
     cells = [
-        req(lora("catgirl_v1", w1), lora("cyberpunk_style", round(1.0 - w1, 2)), label=f"{w1}")
+        req(
+            lora("catgirl_v1", w1),
+            lora("cyberpunk_style", round(1.0 - w1, 2)),
+            prompt=f"1girl, <lora:catgirl_v1:{w1}>, city",  # tags differ, encoded text does not
+            label=f"{w1}",
+        )
         for w1 in (0.4, 0.55, 0.7)
-    ] + [req(lora("catgirl_v1", 0.5, negative_weight=-0.2), lora("cyberpunk_style", 0.0))]
+    ] + [
+        req(
+            lora("catgirl_v1", 0.5, negative_weight=-0.2),
+            lora("cyberpunk_style", 0.0),
+            prompt="1girl, <lora:catgirl_v1:0.5>, city",
+        )
+    ]
     sequential = clean_engine.generate_many(cells, batched=False)
     loads = clean_engine._adapters.loads
     batched = clean_engine.generate_many(cells, batched=True)
