@@ -216,6 +216,8 @@ def _tidy_join(left: str, right: str, gap: bool = False) -> str:
         rhs = rhs[1:].lstrip(" \t")
     if (not rhs or rhs.startswith("\n")) and lhs.endswith(","):
         lhs = lhs[:-1].rstrip(" \t")
+    if lhs.endswith("\n") and rhs.startswith("\n"):
+        rhs = rhs[1:]  # the removed piece stood on a line of its own
     if not lhs or not rhs or lhs.endswith("\n") or rhs.startswith(("\n", ",")):
         return lhs + rhs
     return lhs + (" " if gap else "") + rhs
@@ -1084,7 +1086,7 @@ def insert_terms(
         if not item.text.strip():
             continue
         words = _terms(item.text)
-        if len(words) == 1 and _norm(words[0]) in leading:
+        if words and all(_norm(w) in leading for w in words):
             continue
         return text[: item.start] + addition + ", " + text[item.start :]
     return append_terms(text, terms)
