@@ -103,6 +103,19 @@ def _timed_scan(root: Path, cache: Path, cpu: list[float]) -> tuple[float, Libra
     return time.perf_counter() - started, library
 
 
+def _calibration() -> float:
+    """µs to parse one benchmark header with json.loads: a yardstick to compare machines/loads."""
+    raw = _lora_bytes("calibration", 0)
+    text = raw[8 : 8 + int.from_bytes(raw[:8], "little")].decode()
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(200):
+            json.loads(text)
+        best = min(best, (time.perf_counter() - started) / 200)
+    return best * 1e6
+
+
 def _per_call_us(function, names: list[str], rounds: int = 5) -> float:  # type: ignore[no-untyped-def]
     best = float("inf")
     for _ in range(rounds):
@@ -154,7 +167,9 @@ def main() -> int:
                 library.resolve(name)
 
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        print(f"machine     {os.cpu_count()} CPUs, load average {load}")
+        print(
+            f"machine     {os.cpu_count()} CPUs, load average {load}; {_calibration():.1f} us per json.loads"
+        )
         runs = ", ".join(f"{s:.3f}" for s in colds)
         cpu = statistics.median(cold_cpu)
         print(
