@@ -716,7 +716,9 @@ class Service:
         if rendered is None:
             return turn
         if isinstance(rendered, PlanRendered):
-            summary = f"**{rendered.title}** · seed {getattr(rendered.plan, 'seed', '?')}"
+            summary = f"**{rendered.title}**"
+            if "seed" not in rendered.title:
+                summary += f" · seed {getattr(rendered.plan, 'seed', '?')}"
             images: tuple[str, ...] = (rendered.grid_path,)
         else:
             summary = "Seed " + ", ".join(str(seed) for seed in rendered.seeds)

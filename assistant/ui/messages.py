@@ -65,7 +65,8 @@ def plan_markdown(kind: str, plan: Any, grid_path: str) -> str:
     title = getattr(plan, "title", "") or kind
     seed = getattr(plan, "seed", None)
     cells = getattr(plan, "cells", ())
-    lines = [f"**{title}**" + (f" · seed {seed}" if seed is not None else "")]
+    shown_seed = seed is not None and "seed" not in str(title)
+    lines = [f"**{title}**" + (f" · seed {seed}" if shown_seed else "")]
     labels = [getattr(c, "label", "") for c in cells]
     if any(labels):
         lines.extend(f"{i + 1}. {label}" for i, label in enumerate(labels) if label)
