@@ -64,6 +64,7 @@ from .types import ExtraTag, LoraTag, Prompt
 __all__ = [
     "PromptLimits",
     "append_terms",
+    "clear_caches",
     "encoder_text",
     "has_term",
     "insert_terms",
@@ -135,6 +136,21 @@ _ROUND = 1.1
 _SQUARE = 1 / 1.1
 
 
+def clear_caches() -> None:
+    """Forget memoised tag scans and tag readings (they are pure; this only frees memory, and
+    lets benchmarks measure the uncached path)."""
+    for cached in (
+        _scan_tags,
+        _tag_values,
+        _cached_lora_tag,
+        _allowed,
+        _encoder_and_notes,
+        _terms,
+        _term_set,
+    ):
+        cached.cache_clear()
+
+
 # ----------------------------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------------------------
@@ -185,14 +201,15 @@ class _RawTag(NamedTuple):
     args: str
 
 
-def _scan_tags(text: str) -> list[_RawTag]:
+@lru_cache(maxsize=256)
+def _scan_tags(text: str) -> tuple[_RawTag, ...]:
     """Every extra-network tag outside comment lines, in text order (A1111's regex).
 
     ``[^>]+`` only fails (and rescans to the end) after the last ``>``, so each search stops
     there: linear time even for ``<a:<a:<a:…`` without any ``>``.
     """
     if "<" not in text:
-        return []
+        return ()
     tags: list[_RawTag] = []
     for region_start, region_end in _comment_free_regions(text):
         stop = text.rfind(">", region_start, region_end) + 1
@@ -201,7 +218,7 @@ def _scan_tags(text: str) -> list[_RawTag]:
                 _RawTag(m.start(), m.end(), m.group(1), m.group(2))
                 for m in _TAG.finditer(text, region_start, stop)
             )
-    return tags
+    return tuple(tags)
 
 
 def _tidy_join(left: str, right: str, gap: bool = False) -> str:
@@ -453,7 +470,16 @@ def _read_side(text: str, in_negative: bool, limits: PromptLimits, notes: list[s
                     f"{_show(raw)} ({where}) looks like an extra-network tag of unknown type "
                     f"'{_show(raw_tag.tag_type)}'; it is removed from the text like A1111 does"
                 )
-    encoder = _build_encoder_text(text, raw_tags)
+    encoder, encoder_notes = _encoder_and_notes(text, where)
+    notes.extend(encoder_notes)
+    return _Side(tuple(loras), tuple(extras), encoder)
+
+
+@lru_cache(maxsize=256)
+def _encoder_and_notes(text: str, where: str) -> tuple[str, tuple[str, ...]]:
+    """The encoder text of ``text`` and the notes about it (unclosed tags, bad numbers)."""
+    notes: list[str] = []
+    encoder = _build_encoder_text(text, _scan_tags(text))
     if "<" in encoder and _UNCLOSED.search(encoder):
         found = [m.group() for m in _UNCLOSED.finditer(encoder)]
         for fragment in found[:3]:
@@ -463,7 +489,7 @@ def _read_side(text: str, in_negative: bool, limits: PromptLimits, notes: list[s
             )
         encoder = _remove_unclosed(encoder)
     _attention_notes(encoder, where, notes)
-    return _Side(tuple(loras), tuple(extras), encoder)
+    return encoder, tuple(notes)
 
 
 def _build_encoder_text(text: str, raw_tags: Sequence[_RawTag]) -> str:
@@ -575,7 +601,7 @@ def _render_side(text: str, tags: Sequence[LoraTag], in_negative: bool) -> str:
 
 def _same_as_written(tag: LoraTag, slot: _RawTag, raw: str, in_negative: bool) -> bool:
     try:
-        written = _tag_values(slot.tag_type, slot.args, raw, in_negative, "")
+        written = _tag_values(slot.tag_type, slot.args, raw, in_negative, _allowed(DEFAULT_LIMITS))
     except PromptError:
         return False
     return (written.name, written.te, written.unet, written.dyn, written.tag_type) == (
