@@ -95,6 +95,18 @@ def test_break_splitting_matches_a1111_regex() -> None:
         assert prompt_module._split_break(text) == a1111.split(text), text
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["BREAK", " ", "\t", "\n", "\u3000", "\x1c", "a", "_", "1"]), max_size=12).map(
+        "".join
+    )
+)
+def test_break_splitting_matches_a1111_regex_everywhere(text: str) -> None:
+    import re
+
+    assert prompt_module._split_break(text) == re.split(r"\s*\bBREAK\b\s*", text)
+
+
 def test_comment_lines_are_removed() -> None:
     text = "# quality first\n(masterpiece:1.2), 1girl\n#(old:1.5)\ncat ears # not a comment"
     assert parse_attention(text) == [
