@@ -360,7 +360,8 @@ class Engine:
         if not self._lora_enabled:
             self._pipe.enable_lora()
             self._lora_enabled = True
-        self._pipe.set_adapters(names, [dict(w) for w in weights])
+        assert self._adapters is not None
+        self._adapters.activate(names, [dict(w) for w in weights])
 
     def _encode(self, positive: str, negative: str, applied: _Applied, *, split: bool) -> Embeddings:
         """Prompt embeddings; with split branches the negative prompt uses the uncond TE weights.
@@ -372,11 +373,12 @@ class Engine:
         cond = self._encoder.encode(positive, negative)
         if not split or applied.uncond == applied.cond:
             return cond
-        self._pipe.set_adapters(applied.names, [dict(w) for w in applied.uncond])
+        assert self._adapters is not None
+        self._adapters.activate(applied.names, [dict(w) for w in applied.uncond])
         try:
             uncond = self._encoder.encode(positive, negative)
         finally:
-            self._pipe.set_adapters(applied.names, [dict(w) for w in applied.cond])
+            self._adapters.activate(applied.names, [dict(w) for w in applied.cond])
         return Embeddings(
             cond.prompt_embeds,
             uncond.negative_prompt_embeds,
@@ -448,9 +450,9 @@ class Engine:
         for applied in applied_cells:
             cell_names = applied.names
             if cell_names:
-                self._pipe.set_adapters(cell_names, [dict(w) for w in applied.cond])
+                self._adapters.activate(cell_names, [dict(w) for w in applied.cond])
             else:
-                self._pipe.set_adapters(names, [_weight_dict(parts[n], 0.0, 0.0) for n in names])
+                self._adapters.activate(names, [_weight_dict(parts[n], 0.0, 0.0) for n in names])
             embeds.append(
                 self._encode(first.prompt, first.negative, applied, split=applied.split and guidance)
             )

@@ -434,3 +434,24 @@ def test_sdxl_engine_with_te1_te2_lora(tiny_xl_pipe) -> None:
         assert np.array_equal(pixels(engine.generate(BASE)), pixels(base))
     finally:
         engine.unload_all()
+
+
+def test_fast_activation_equals_diffusers_set_adapters(clean_engine) -> None:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    plan = (lora("catgirl_v1", 0.7, unet=0.3), lora("soft_light", -0.4))
+    clean_engine.generate(req(*plan))
+    pipe = clean_engine.pipeline
+
+    def state():
+        out = {}
+        for component in ("unet", "text_encoder"):
+            for name, module in getattr(pipe, component).named_modules():
+                if isinstance(module, BaseTunerLayer):
+                    out[(component, name)] = (list(module.active_adapters), dict(module.scaling))
+        return out
+
+    ours = state()
+    names = clean_engine.loaded_adapters()
+    pipe.set_adapters(names, [{"text_encoder": 0.7, "unet": 0.3}, {"unet": -0.4}])
+    assert state() == ours
