@@ -97,6 +97,14 @@ class PromptLimits:
     max_length: int = 20_000
     max_name_length: int = 255
 
+    def __post_init__(self) -> None:
+        if not self.min_weight <= self.max_weight:
+            raise ValueError(
+                f"PromptLimits: min_weight {self.min_weight:g} is above max_weight {self.max_weight:g}"
+            )
+        if min(self.max_loras, self.max_length, self.max_name_length) < 0:
+            raise ValueError("PromptLimits: max_loras, max_length and max_name_length must be 0 or more")
+
 
 DEFAULT_LIMITS = PromptLimits()
 

@@ -203,6 +203,13 @@ def test_limits_are_configurable() -> None:
         parse("<lora:abcdef>", limits=limits)
 
 
+def test_limits_refuse_an_empty_range() -> None:
+    with pytest.raises(ValueError, match="min_weight 1 is above max_weight 0"):
+        PromptLimits(min_weight=1, max_weight=0)
+    with pytest.raises(ValueError, match="0 or more"):
+        PromptLimits(max_loras=-1)
+
+
 def test_default_limits_count_loras_of_both_prompts() -> None:
     positive = ", ".join(f"<lora:p{i}:0.1>" for i in range(15))
     negative = ", ".join(f"<lora:n{i}:0.1>" for i in range(5))
