@@ -10,7 +10,8 @@ LoRAs, a temporary outputs folder), then measures from the moment the process is
   (sent as soon as the server answers; it waits for the pipeline to finish loading).
 
 Goals on a 2-core machine: answer <= 15 s, first image <= 20 s. Prints the median of the runs
-(and every run) — numbers measured in this run only, nothing copied from elsewhere.
+(and every run) with the load average around them — numbers measured in this run only. On a
+shared machine (load above the CPU count) the times stretch with the load.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="cold starts to measure (median is reported)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     runs = [one_run() for _ in range(max(1, args.runs))]
+    load_after = os.getloadavg()[0]
     summary = {key: statistics.median(run[key] for run in runs) for key in GOALS}
     verdict = {key: summary[key] <= goal for key, goal in GOALS.items()}
     if args.json:
@@ -112,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     else:
-        print(f"cold start of python app.py, {len(runs)} run(s), {os.cpu_count()} CPUs")
+        print(
+            f"cold start of python app.py, {len(runs)} run(s), {os.cpu_count()} CPUs, "
+            f"1-min load average {load_before:.1f} before / {load_after:.1f} after "
+            "(a load above the CPU count means other work shared the CPUs)"
+        )
         for index, run in enumerate(runs, start=1):
             print(
                 f"  run {index}: server answers {run['answer_s']:.2f} s, "
