@@ -385,7 +385,7 @@ def _tag_values(tag_type_written: str, args: str, raw: str, in_negative: bool, a
     notes: list[str] = []
     if len(positional) > 4:
         notes.append(f"{_show(raw)}: arguments after the 4th are ignored (A1111 ignores them too)")
-    unknown = sorted(k for k in named if k not in ("te", "unet", "dyn"))
+    unknown = sorted(k for k in named if k not in ("te", "unet", "dyn")) if named else None
     if unknown:
         notes.append(
             f"{_show(raw)}: unknown named argument(s) {', '.join(repr(k) for k in unknown)} ignored; "
@@ -407,12 +407,13 @@ def _allowed(limits: PromptLimits) -> str:
 
 def _check_limits(values: _TagValues, raw: str, in_negative: bool, limits: PromptLimits) -> None:
     lo, hi = limits.min_weight, limits.max_weight
-    for number, (label, text) in ((values.te, values.te_text), (values.unet, values.unet_text)):
-        if number is not None and not lo <= number <= hi:
-            raise PromptError(
-                f"{label} {text.strip()} in {_show(raw)} ({_where(in_negative)}) is outside the allowed "
-                f"range; {_allowed(limits)}"
-            )
+    if not lo <= values.te <= hi or (values.unet is not None and not lo <= values.unet <= hi):
+        bad = values.te_text if not lo <= values.te <= hi else values.unet_text
+        label, text = bad
+        raise PromptError(
+            f"{label} {text.strip()} in {_show(raw)} ({_where(in_negative)}) is outside the allowed "
+            f"range; {_allowed(limits)}"
+        )
     if len(values.name) > limits.max_name_length:
         raise PromptError(
             f"LoRA name in {_show(raw)} ({_where(in_negative)}) is {len(values.name)} characters long; "
