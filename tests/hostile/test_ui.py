@@ -100,3 +100,24 @@ def test_empty_chat_message_is_a_friendly_error(
     with pytest.raises(gradio_client.exceptions.AppError, match=r"(?i)type a prompt"):
         ui.predict("   ", [], "", "", True, *_settings(), api_name="/chat")
     assert_unharmed(server, http, baseline)
+
+
+def test_cancel_a_running_render(ui: Any, server: Server, http: httpx.Client, baseline: str) -> None:
+    """Cancel from the UI while a long render runs: a clear 'cancelled' error, then business as usual."""
+    import time
+
+    job = ui.submit(NORMAL_PROMPT, "", True, *_settings(steps=150), [], api_name="/generate")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job.status().code.name not in (
+        "PROCESSING",
+        "PROGRESS",
+        "FINISHED",
+    ):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    started = time.monotonic()
+    ui.predict(api_name="/cancel")
+    with pytest.raises(gradio_client.exceptions.AppError, match=r"(?i)cancel"):
+        job.result(timeout=120)
+    assert time.monotonic() - started < 60, "the render did not stop between steps"
+    assert_unharmed(server, http, baseline)
