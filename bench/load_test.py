@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import statistics
 import sys
@@ -230,12 +231,15 @@ def run(
         "max_queue": "app default (32)" if max_queue is None else max_queue,
         "startup_s": startup_s,
         "alive_after": alive_after,
+        # 1-minute load average at the end: on a shared machine the figures scale with it.
+        "load_avg": os.getloadavg()[0],
     }
 
 
 def markdown_row(figures: dict[str, object]) -> str:
     return (
-        f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {platform.machine()}, {_cores()} cores | "
+        f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {platform.machine()}, {_cores()} cores, "
+        f"load {figures['load_avg']:.1f} | "
         f"{figures['sent']}/{figures['requests']} | {figures['clients']} ({figures['ui_clients']} UI) | "
         f"{figures['max_queue']} | "
         f"{figures['served']} | {figures['queue_full']} | {figures['errors']} | "
@@ -248,8 +252,6 @@ def markdown_row(figures: dict[str, object]) -> str:
 
 
 def _cores() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
