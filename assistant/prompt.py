@@ -989,11 +989,11 @@ def _term_set(text: str) -> frozenset[str]:
 def has_term(text: str, term: str) -> bool:
     """Whether ``term`` is one of the terms of ``text`` (case and spacing ignored).
 
-    A comma-separated ``term`` ("cat ears, tail") matches when every one of its terms is present.
-    An empty ``term`` never matches.
+    A comma-separated ``term`` ("cat ears, tail") matches when every one of its terms is present;
+    attention syntax in ``term`` is ignored (``"(cat ears:1.2)"`` looks for "cat ears"). An empty
+    ``term`` never matches.
     """
-    wanted = [_norm(t) for t in term.split(",")]
-    wanted = [t for t in wanted if t]
+    wanted = [_norm(t) for t in _terms(term)]  # attention syntax in ``term`` is ignored too
     if not wanted:
         return False
     present = _term_set(text)

@@ -105,6 +105,8 @@ def test_split_terms_and_has_term() -> None:
     assert not has_term(text, "cat")  # whole terms only
     assert not has_term(text, "x")  # the tag's name is not a term
     assert not has_term(text, " , ")
+    assert has_term(text, "(cat ears:1.3)")
+    assert has_term("1girl, <lora:x:1>, 猫耳", "猫耳")
 
 
 # -- edits ---------------------------------------------------------------------------------------
