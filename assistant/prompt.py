@@ -466,6 +466,7 @@ def _read_side(text: str, in_negative: bool, limits: PromptLimits, notes: list[s
     loras: list[LoraTag] = []
     extras: list[ExtraTag] = []
     raw_tags = _scan_tags(text)
+    noted_types: set[str] = set()
     for raw_tag in raw_tags:
         raw = text[raw_tag.start : raw_tag.end]
         if raw_tag.tag_type.lower() in _LORA_TYPES:
@@ -480,7 +481,8 @@ def _read_side(text: str, in_negative: bool, limits: PromptLimits, notes: list[s
                     raw=raw,
                 )
             )
-            if raw_tag.tag_type not in KNOWN_EXTRA_TYPES:
+            if raw_tag.tag_type not in KNOWN_EXTRA_TYPES and raw_tag.tag_type not in noted_types:
+                noted_types.add(raw_tag.tag_type)  # one note per unknown type is enough
                 notes.append(
                     f"{_show(raw)} ({where}) looks like an extra-network tag of unknown type "
                     f"'{_show(raw_tag.tag_type)}'; it is removed from the text like A1111 does"

@@ -62,6 +62,7 @@ def test_over_long_prompts_are_refused_quickly(text: str) -> None:
         "\\" * 20_000,
         "#" + "\n#" * 9_000,
         "a," * 10_000,
+        "<a:b> x " * 2_500,
         "+" * 20_000,
         "=" * 20_000,
     ],
@@ -100,6 +101,12 @@ def test_unclosed_tag_is_plain_text_with_a_note() -> None:
 def test_nested_or_runaway_tags_are_refused(text: str) -> None:
     with pytest.raises(PromptError, match=r"contains '<'"):
         parse(text)
+
+
+def test_many_unknown_tags_give_one_note_per_type() -> None:
+    prompt = parse("<wc:a>, <wc:b>, <dp:c>, " * 100)
+    assert len(prompt.extras) == 300
+    assert len(prompt.notes) == 2
 
 
 def test_long_name_is_refused_with_its_length() -> None:
