@@ -455,3 +455,14 @@ def test_fast_activation_equals_diffusers_set_adapters(clean_engine) -> None:
     names = clean_engine.loaded_adapters()
     pipe.set_adapters(names, [{"text_encoder": 0.7, "unet": 0.3}, {"unet": -0.4}])
     assert state() == ours
+
+
+def test_plain_prompt_fast_path_equals_compel(clean_engine) -> None:
+    encoder = clean_engine._encoder
+    assert encoder._plain("1girl, cat ears, city")
+    assert not encoder._plain("1girl, (cat ears)1.2")
+    clean_engine.generate(req(lora("catgirl_v1", 0.7)))  # a text-encoder LoRA active
+    fast = encoder.encode("1girl, cat ears, city", "lowres, blurry")
+    slow = encoder._compel("1girl, cat ears, city", negative_prompt="lowres, blurry")
+    assert torch.equal(fast.prompt_embeds, slow.embeds)
+    assert torch.equal(fast.negative_prompt_embeds, slow.negative_embeds)
