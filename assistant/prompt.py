@@ -538,8 +538,13 @@ def _attention_notes(text: str, where: str, notes: list[str]) -> None:
             break
     else:
         return
-    for note in _attention(text)[1]:
-        notes.append(f"{note} ({where})")
+    found = _attention(text)[1]
+    notes.extend(f"{note} ({where})" for note in found[:_MAX_NOTES_PER_KIND])
+    if len(found) > _MAX_NOTES_PER_KIND:
+        notes.append(f"… and {len(found) - _MAX_NOTES_PER_KIND} more attention notes ({where})")
+
+
+_MAX_NOTES_PER_KIND = 5
 
 
 def parse(positive: str, negative: str = "", *, limits: PromptLimits | None = None) -> Prompt:

@@ -109,6 +109,12 @@ def test_many_unknown_tags_give_one_note_per_type() -> None:
     assert len(prompt.notes) == 2
 
 
+def test_many_malformed_numbers_give_a_bounded_number_of_notes() -> None:
+    prompt = parse("(x:1.2.3), " * 500)
+    assert len(prompt.notes) == 6
+    assert "495 more" in prompt.notes[-1]
+
+
 def test_long_name_is_refused_with_its_length() -> None:
     with pytest.raises(PromptError, match=r"10000 characters long; the limit is 255"):
         parse(f"<lora:{'a' * 10_000}:1>")
