@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -124,3 +125,55 @@ def test_cli_advise_names_the_bad_file(
     warnings = " | ".join(json.dumps(w, ensure_ascii=False) for w in advice["warnings"])
     _mentions(warnings, (re.escape(stem), *case.mentions, *case.user_mentions), case.id)
     assert advice["plan"] == [], "a LoRA that cannot be used must not be planned"
+
+
+GENERATE_CASES = {
+    "size-70x64": (["--size", "70x64"], (r"70x64", r"multiples of 8")),
+    "size-0x0": (["--size", "0x0"], (r"0x0",)),
+    "size-100000": (["--size", "100000x64"], (r"100000x64", r"2048")),
+    "size-not-a-size": (["--size", "abcx64"], (r"abcx64", r"WIDTHxHEIGHT")),
+    "seed-2-70": (["--seed", str(2**70)], (r"seed", str(2**70))),
+    "seed-minus-5": (["--seed", "-5"], (r"seed -5", r"-1 for random")),
+}
+
+
+@pytest.mark.skipif(not _has("assistant.commands.generate"), reason="the generate command is not built yet")
+@pytest.mark.parametrize("name", list(GENERATE_CASES))
+def test_cli_generate_refuses_settings(
+    name: str, hostile_lora_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Settings refused before any model loads (``--dry-run`` never imports torch)."""
+    extra, mentions = GENERATE_CASES[name]
+    argv = [
+        "generate",
+        "1girl",
+        *extra,
+        "--lora-dir",
+        str(hostile_lora_dir),
+        "--out",
+        str(tmp_path),
+        "--dry-run",
+    ]
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2, f"{name}: exit {code}"
+    _mentions(_one_line_error(captured.err, name), mentions, name)
+    assert not any(tmp_path.iterdir()), "nothing may be written for a refused request"
+
+
+@pytest.mark.engine
+@pytest.mark.skipif(not _has("assistant.commands.generate"), reason="the generate command is not built yet")
+def test_cli_generate_refuses_zero_steps_after_loading(tmp_path: Path) -> None:
+    """A setting only the engine checks: exit 2, the error as the last stderr line, nothing saved."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LORA_MIXER_MODEL": "", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant", "generate", "1girl", "--steps", "0", "--size", "64x64",
+         "--out", str(tmp_path / "out")],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-500:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr[-500:]
+    _mentions(errors[0], (r"steps 0", r"1 to 150"), "steps-0")
+    assert "Traceback" not in done.stderr
+    assert not list(tmp_path.rglob("*.png")), "nothing may be saved for a refused request"
