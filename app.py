@@ -22,6 +22,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+# Gradio's usage analytics phone home at launch; off unless the user opts in (set it to "True").
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
 import gradio as gr
 
 from assistant.config import Settings, load_settings
@@ -81,9 +84,6 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except Cancelled as err:
-            gr.Warning(str(err) or "Cancelled.")
-            raise gr.Error(str(err) or "Cancelled.", print_exception=False) from None
         except LoraMixerError as err:
             raise gr.Error(str(err), print_exception=False) from None
         except Exception:
@@ -143,10 +143,10 @@ class Handlers:
             flag.clear()
         return flag
 
-    def cancel(self, request: gr.Request) -> str:
+    def cancel(self, request: gr.Request) -> None:
         """Ask this session's running render to stop after the current step."""
         self._cancel_flag(request, reset=False).set()
-        return "Cancelling…"
+        gr.Info("Cancelling after the current step…")
 
     # -- chat -------------------------------------------------------------------------------------
 
@@ -213,24 +213,35 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> tuple[list[dict[str, Any]], str, str]:
         """Generate button: advise (if applied), render, append the images to the chat."""
-        rendered: Rendered = self.service.generate(
-            positive,
-            negative,
-            _settings(sampler, steps, cfg, width, height, seed, batch),
-            use_assistant=bool(apply_changes),
-            progress=_progress(progress),
-            cancel=self._cancel_flag(request, reset=True),
-        )
+        user = f"🎨 Generate: {positive}"
+        try:
+            rendered: Rendered = self.service.generate(
+                positive,
+                negative,
+                _settings(sampler, steps, cfg, width, height, seed, batch),
+                use_assistant=bool(apply_changes),
+                progress=_progress(progress),
+                cancel=self._cancel_flag(request, reset=True),
+            )
+        except Cancelled as err:
+            return self._cancelled(history, user, err), positive, negative
         text = "\n\n".join(
             [
                 messages.advice_markdown(rendered.advice),
                 messages.render_markdown(rendered.seeds, rendered.paths, rendered.notes),
             ]
         )
-        history = self._append(history, f"🎨 Generate: {positive}", text, rendered.paths)
+        history = self._append(history, user, text, rendered.paths)
         new_positive = rendered.advice.positive if rendered.advice else positive
         new_negative = rendered.advice.negative if rendered.advice else negative
         return history, new_positive, new_negative
+
+    def _cancelled(
+        self, history: list[dict[str, Any]] | None, user: str, err: Cancelled
+    ) -> list[dict[str, Any]]:
+        """A cancel is not an error: a toast, and a note in the conversation."""
+        gr.Warning(str(err) or "Cancelled.")
+        return self._append(history, user, f"⏹ {err}", [])
 
     def _plan_reply(
         self, result: PlanRendered, user: str, history: list[dict[str, Any]] | None
@@ -258,17 +269,21 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> list[dict[str, Any]]:
         """Blind box button: ``count`` random weight mixes as one labelled grid in the chat."""
-        result = self.service.blindbox(
-            positive,
-            negative,
-            _settings(sampler, steps, cfg, width, height, seed, 1),
-            n=int(count),
-            seed=None if int(seed) == -1 else int(seed),
-            use_assistant=bool(apply_changes),
-            progress=_progress(progress),
-            cancel=self._cancel_flag(request, reset=True),
-        )
-        return self._plan_reply(result, f"🎲 Blind box ×{int(count)}: {positive}", history)
+        user = f"🎲 Blind box ×{int(count)}: {positive}"
+        try:
+            result = self.service.blindbox(
+                positive,
+                negative,
+                _settings(sampler, steps, cfg, width, height, seed, 1),
+                n=int(count),
+                seed=None if int(seed) == -1 else int(seed),
+                use_assistant=bool(apply_changes),
+                progress=_progress(progress),
+                cancel=self._cancel_flag(request, reset=True),
+            )
+        except Cancelled as err:
+            return self._cancelled(history, user, err)
+        return self._plan_reply(result, user, history)
 
     def ab(
         self,
@@ -289,17 +304,21 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> list[dict[str, Any]]:
         """A/B button: the same seed with variant A and variant B, side by side."""
-        result = self.service.ab(
-            positive,
-            negative,
-            _settings(sampler, steps, cfg, width, height, seed, 1),
-            a=(a or "").strip() or None,
-            b=(b or "").strip() or None,
-            use_assistant=bool(apply_changes),
-            progress=_progress(progress),
-            cancel=self._cancel_flag(request, reset=True),
-        )
-        return self._plan_reply(result, f"🆎 A/B: {positive}", history)
+        user = f"🆎 A/B: {positive}"
+        try:
+            result = self.service.ab(
+                positive,
+                negative,
+                _settings(sampler, steps, cfg, width, height, seed, 1),
+                a=(a or "").strip() or None,
+                b=(b or "").strip() or None,
+                use_assistant=bool(apply_changes),
+                progress=_progress(progress),
+                cancel=self._cancel_flag(request, reset=True),
+            )
+        except Cancelled as err:
+            return self._cancelled(history, user, err)
+        return self._plan_reply(result, user, history)
 
     def sweep(
         self,
@@ -320,17 +339,21 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> list[dict[str, Any]]:
         """Sweep button: an X/Y grid over LoRA weights, CFG, steps, seeds or samplers."""
-        result = self.service.sweep(
-            positive,
-            negative,
-            _settings(sampler, steps, cfg, width, height, seed, 1),
-            x_axis=x_axis or "",
-            y_axis=y_axis or "",
-            use_assistant=bool(apply_changes),
-            progress=_progress(progress),
-            cancel=self._cancel_flag(request, reset=True),
-        )
-        return self._plan_reply(result, f"📊 Sweep X=`{x_axis}` Y=`{y_axis}`: {positive}", history)
+        user = f"📊 Sweep X=`{x_axis}` Y=`{y_axis}`: {positive}"
+        try:
+            result = self.service.sweep(
+                positive,
+                negative,
+                _settings(sampler, steps, cfg, width, height, seed, 1),
+                x_axis=x_axis or "",
+                y_axis=y_axis or "",
+                use_assistant=bool(apply_changes),
+                progress=_progress(progress),
+                cancel=self._cancel_flag(request, reset=True),
+            )
+        except Cancelled as err:
+            return self._cancelled(history, user, err)
+        return self._plan_reply(result, user, history)
 
     # -- library ----------------------------------------------------------------------------------
 
@@ -656,9 +679,7 @@ def build_demo(service: Service) -> gr.Blocks:
                 show_progress_on=[chatbot],
             )
         )
-        cancel.click(
-            friendly(h.cancel), None, [status], api_name="cancel", concurrency_limit=None, queue=False
-        )
+        cancel.click(friendly(h.cancel), None, None, api_name="cancel", concurrency_limit=None, queue=False)
 
         gr.on(
             [search.submit, kind.change, base.change],

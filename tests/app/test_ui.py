@@ -216,11 +216,14 @@ def test_recipe_fills_prompts(ui: Any) -> None:
 def test_cancel_stops_a_running_render(ui: Any) -> None:
     slow = [*SETTINGS]
     slow[1] = 150  # steps: long enough to be cancelled midway
+    slow[3] = slow[4] = 256
     job = ui.submit("1girl", "", True, *slow, [], api_name="/generate")
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and job.status().code.name not in ("PROCESSING", "ITERATING"):
-        time.sleep(0.2)
-    time.sleep(1.0)
+    while time.monotonic() < deadline and job.status().code.name != "PROGRESS":  # sampler steps running
+        time.sleep(0.1)
     ui.predict(api_name="/cancel")
-    with pytest.raises(Exception, match=r"(?i)cancel"):
-        job.result(timeout=120)
+    history, positive, _ = job.result(timeout=120)
+    # a cancel is reported in the conversation (and a toast), not raised as an error
+    assert "cancelled" in _text(history[-1]).lower()
+    assert _files(history[-1]) == []
+    assert positive == "1girl"
