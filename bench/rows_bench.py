@@ -1,6 +1,6 @@
 """Per-row LoRA weights: one batched pass vs sequential generations, and negative-branch cost.
 
-``python bench/rows_bench.py [--cells 8] [--steps 8] [--size 128] [--repeat 2] [--device cpu]``
+``python bench/rows_bench.py [--cells 8] [--steps 8] [--size 128] [--repeat 2] [--threads 1] [--device cpu]``
 
 On the tiny offline SD1.x pipeline with two demo LoRAs from ``models/Lora`` loaded once
 (``catgirl_v1``, ``cyberpunk_style``; kohya files, loaded through ``load_lora_weights``):
@@ -14,7 +14,8 @@ On the tiny offline SD1.x pipeline with two demo LoRAs from ``models/Lora`` load
    prints both times, the ratio and the largest pixel difference between the two.
 2. negative-branch weights: a plain generation vs the same generation whose uncond branch runs
    with its own LoRA weights (hooks active), vs ``generate_rows`` with u == c (no hooks).
-3. context cost: entering and leaving ``unet_rows`` (hooks attached and removed), and the number
+3. the per-row multiply alone: one 2-row UNet call, plain vs with a per-row adapter (20 runs each).
+4. context cost: entering and leaving ``unet_rows`` (hooks attached and removed), and the number
    of hooks left outside contexts (must be 0: ordinary generation is untouched).
 
 One script run measures both sides; each figure is the best of ``--repeat`` timed runs (the two
@@ -81,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per figure (best is shown)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: no OpenMP spin-waits on a shared box)"
+    )
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
+    torch.set_num_threads(args.threads)
 
     # 1. The pipeline and the LoRAs, loaded once.
     pipe = build_tiny_sd15(device=args.device)
@@ -135,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         for a, b in zip(sequential, together, strict=True)
     )
     print(
-        f"machine: {os.cpu_count()} cpu, torch {torch.__version__}, device {args.device}; "
+        f"machine: {os.cpu_count()} cpu, {args.threads} torch thread(s), torch {torch.__version__}, "
+        f"device {args.device}; "
         f"{args.size}x{args.size}, {args.steps} steps, CFG {CFG}, LoRAs {', '.join(LORAS)}"
     )
     print(f"blind box, {len(cells)} cells: sequential {t_seq}, batched {t_batch}")
@@ -170,7 +176,25 @@ def main(argv: list[str] | None = None) -> int:
         f"rows u!=c {t_neg} ({t_neg.ratio(t_plain)} of plain)"
     )
 
-    # 4. Context entry/exit and what is left outside.
+    # 4. The per-row multiply alone: one CFG-sized UNet call (2 rows), plain vs hooked, many
+    #    alternating runs (steadier than whole generations on a busy box).
+    size = args.size // 8
+    sample = torch.randn(2, 4, size, size, device=args.device)
+    context = torch.cat([uncond.embeds, cond.embeds])
+    pipe.set_adapters(list(LORAS), list(c))
+    split = {LORAS[0]: [-0.1, c[0]], LORAS[1]: [c[1], c[1]]}
+    u_plain, u_rows = Best(), Best()
+    for _ in range(20):
+        u_plain.run(lambda: pipe.unet(sample, 500, encoder_hidden_states=context))
+        with scaler.unet_rows(split):
+            u_rows.run(lambda: pipe.unet(sample, 500, encoder_hidden_states=context))
+    print(
+        f"UNet call, 2 rows: plain {u_plain.wall * 1e3:.1f} ms / {u_plain.cpu * 1e3:.1f} ms cpu, "
+        f"per-row (uncond != cond) {u_rows.wall * 1e3:.1f} ms / {u_rows.cpu * 1e3:.1f} ms cpu "
+        f"({u_rows.ratio(u_plain)})"
+    )
+
+    # 5. Context entry/exit and what is left outside.
     mixed = {n: [c[i], -0.1] for i, n in enumerate(LORAS)}
     n_enter = 50
     start = time.perf_counter()
