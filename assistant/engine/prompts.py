@@ -81,7 +81,8 @@ class PromptEncoder:
         """Embeddings for one prompt pair (A1111 text), padded to the same length."""
         pos, neg = compel_text(positive), compel_text(negative)
         if not self.is_xl and self._plain(pos) and self._plain(neg):
-            device = getattr(self._pipe, "_execution_device", None) or self._pipe.device
+            # the text encoder's own device: diffusers' ``_execution_device`` walks every module
+            device = next(self._pipe.text_encoder.parameters()).device
             cond, uncond = self._pipe.encode_prompt(pos, device, 1, True, negative_prompt=neg)
             return Embeddings(cond, uncond)
         if self.is_xl:

@@ -26,6 +26,7 @@ Schedule types: "Automatic" (the scheduler's default sigmas), "Karras" (``use_ka
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,10 +71,12 @@ SCHEDULE_TYPES: Mapping[str, str | None] = {
 }
 
 
+@functools.cache
 def _accepts(cls: type, option: str) -> bool:
     return option in inspect.signature(cls.__init__).parameters
 
 
+@functools.cache
 def _scheduler_class(name: str) -> type:
     import diffusers
 
@@ -82,12 +85,17 @@ def _scheduler_class(name: str) -> type:
 
 def sampler_names() -> list[str]:
     """Every accepted combined name, e.g. "Euler a", "DPM++ 2M", "DPM++ 2M Karras" (A1111 order)."""
+    return list(_sampler_names())
+
+
+@functools.cache
+def _sampler_names() -> tuple[str, ...]:
     names: list[str] = []
     for sampler, spec in SAMPLERS.items():
         names.append(sampler)
         cls = _scheduler_class(spec.cls)
         names += [f"{sampler} {t}" for t, flag in SCHEDULE_TYPES.items() if flag and _accepts(cls, flag)]
-    return names
+    return tuple(names)
 
 
 def split_name(sampler: str, schedule_type: str | None = None) -> tuple[str, str]:
