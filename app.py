@@ -769,7 +769,14 @@ def build_demo(service: Service) -> gr.Blocks:
             api_visibility="private",
         )
         demo.load(h.status, None, [status, banner, sampler], api_name="status", concurrency_limit=None)
-        demo.load(h.history, None, [history_gallery], api_visibility="private", concurrency_limit=None)
+        demo.load(
+            h.history,
+            None,
+            [history_gallery],
+            api_name="history_on_load",
+            api_visibility="private",
+            concurrency_limit=None,
+        )
     return demo
 
 
