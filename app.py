@@ -861,7 +861,7 @@ def launch(service: Service, args: argparse.Namespace) -> None:
         show_error=False,
         ssr_mode=False,
         footer_links=["api", "gradio"],
-        app_kwargs=api.app_kwargs(service),
+        app_kwargs=api.app_kwargs(service, max_waiting=args.max_queue),
         css=CSS,
         theme=gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
         prevent_thread_lock=True,

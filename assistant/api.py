@@ -297,18 +297,35 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def create_router(service: Service) -> APIRouter:
-    """The ``/sdapi/v1`` routes bound to one service."""
+def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
+    """The ``/sdapi/v1`` routes bound to one service.
+
+    At most ``max_waiting`` txt2img requests wait for (or hold) the engine at once; more are
+    answered 503 with ``Retry-After`` at once instead of piling up threads and memory.
+    """
     router = APIRouter(prefix=PREFIX, tags=["A1111-compatible API"], route_class=JSONBodyRoute)
+    renders = {"active": 0}  # touched only on the event loop thread: no lock needed
     responses: dict[int | str, dict[str, Any]] = {
         404: {"model": ErrorBody},
         422: {"model": ErrorBody},
         500: {"model": ErrorBody},
+        503: {"model": ErrorBody},
     }
 
     @router.post("/txt2img", response_model=Txt2ImgResponse, responses=responses)
     async def txt2img(body: Txt2ImgRequest) -> Any:
         """Render like A1111's txt2img; the LoRA assistant runs first unless ``assistant`` is false."""
+        if renders["active"] >= max_waiting:
+            return JSONResponse(
+                status_code=503,
+                headers={"Retry-After": "10"},
+                content={
+                    "error": "Busy",
+                    "detail": f"{renders['active']} renders are already waiting; try again in a few seconds",
+                    "errors": "",
+                },
+            )
+        renders["active"] += 1
         try:
             rendered = await asyncio.to_thread(
                 service.generate,
@@ -322,6 +339,8 @@ def create_router(service: Service) -> APIRouter:
             return _error(err)
         except Exception as exc:
             return _unexpected(exc, "txt2img")
+        finally:
+            renders["active"] -= 1
         return _txt2img_response(service, body, rendered)
 
     @router.get("/loras", response_model=list[LoraEntry])
@@ -466,14 +485,14 @@ def _txt2img_response(service: Service, body: Txt2ImgRequest, rendered: Any) -> 
     }
 
 
-def app_kwargs(service: Service) -> dict[str, Any]:
+def app_kwargs(service: Service, *, max_waiting: int = 32) -> dict[str, Any]:
     """FastAPI constructor arguments that add the API to a Gradio server.
 
     ``Blocks.launch(app_kwargs=app_kwargs(service))`` creates Gradio's FastAPI app with these
     routes registered *before* it starts listening, so ``python app.py`` serves the UI and the
     API on one port, and the OpenAPI schema (``/openapi.json``, docs at ``/docs``) lists them.
     """
-    router = create_router(service)
+    router = create_router(service, max_waiting=max_waiting)
     return {
         "routes": list(router.routes),
         "exception_handlers": {RequestValidationError: validation_handler},
@@ -483,6 +502,6 @@ def app_kwargs(service: Service) -> dict[str, Any]:
     }
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service, *, max_waiting: int = 32) -> FastAPI:
     """A standalone FastAPI app with only the API (for embedding or tests)."""
-    return FastAPI(**app_kwargs(service))
+    return FastAPI(**app_kwargs(service, max_waiting=max_waiting))
