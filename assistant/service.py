@@ -811,14 +811,16 @@ class Service:
         return paths
 
     def history(self, limit: int = 40) -> list[HistoryItem]:
-        """The newest saved images (single renders and grids), newest first."""
+        """The newest saved images and grids, newest first (a grid's cell files are left out)."""
         from .infotext import read_png
 
         root = self.outputs_dir
         if not root.is_dir():
             return []
         files = sorted(
-            (p for p in root.rglob("*.png") if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True
+            (p for p in root.rglob("*.png") if p.is_file() and not p.name.startswith("cell-")),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
         )[: max(0, limit)]
         items: list[HistoryItem] = []
         for path in files:
