@@ -20,6 +20,21 @@ it adds is safety and speed:
 
 Without a configured model, or when the configured one cannot be reached offline, the engine
 runs the tiny demo pipeline (:mod:`assistant.engine.tiny`) and says so in ``info.banner``.
+
+Negative-branch weights — semantics and cost
+--------------------------------------------
+A1111 ignores ``<lora:…>`` tags in the negative prompt. LoRA Mixer gives them a meaning: the
+plan's ``PlannedLora.negative_weight``/``negative_unet`` are the LoRA's weights in the
+*unconditional* pass of classifier-free guidance. diffusers runs that pass in the same UNet call
+as the conditional one (batch ``[uncond; cond]``), so the engine scales each adapter's delta per
+batch row (:class:`assistant.engine.rows.RowScaler`, hooks on PEFT's ``lora_B`` that exist only
+during the call) and encodes the negative prompt under the uncond text-encoder weights. The
+guided prediction is ``e_u + cfg * (e_c - e_u)``: a LoRA at ``w`` in the cond pass and ``w_n`` in
+the uncond pass moves the image by about ``w + (cfg - 1) * (w - w_n)`` times its delta, so a
+negative-pass weight BELOW the positive one strengthens the LoRA and one above it weakens it.
+With CFG <= 1 there is no uncond pass and these weights do nothing. Cost: one extra text-encoder
+pass for the negative prompt and one elementwise multiply per LoRA layer call — no second UNet
+pass; the images are those of the ordinary path when the weights are equal (tested bit for bit).
 """
 
 from __future__ import annotations
