@@ -1,0 +1,53 @@
+"""Model loading: tiny fallback offline, explicit tiny names, device choice, the tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.config import Settings
+from assistant.engine.core import Engine
+from assistant.engine.device import choose_device
+from assistant.engine.tokenizer import train_bpe, write_tokenizer_folder
+from assistant.errors import GenerationError
+
+pytestmark = pytest.mark.engine
+
+
+def test_unreachable_model_offline_falls_back_to_tiny_with_a_warning(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    engine = Engine(Settings(model="no-such-org/no-such-model", device="cpu"))
+    info = engine.load()
+    assert info.is_tiny
+    assert info.model_name == "tiny-sd15-demo"
+    assert info.banner.startswith("Demo model")
+    assert any("no-such-org/no-such-model" in w and "tiny demo model" in w for w in info.warnings)
+    assert any("HF_HUB_OFFLINE" in w for w in info.warnings)
+
+
+def test_no_model_is_the_tiny_pipeline_and_tiny_sdxl_by_name() -> None:
+    info = Engine(Settings(model=None, device="cpu")).load()
+    assert (info.is_tiny, info.base, info.default_size, info.dtype) == (True, "sd15", 256, "float32")
+    xl = Engine(Settings(model="tiny-sdxl", device="cpu")).load()
+    assert (xl.is_tiny, xl.base, xl.model_name) == (True, "sdxl", "tiny-sdxl-demo")
+
+
+def test_unavailable_device_is_named() -> None:
+    with pytest.raises(GenerationError, match="Device 'cuda:7' is not available here; available: cpu"):
+        choose_device("cuda:7")
+    assert choose_device("cpu").dtype_name == "float32"
+
+
+def test_tokenizer_files_are_deterministic(tmp_path) -> None:
+    a = write_tokenizer_folder(tmp_path / "a")
+    b = write_tokenizer_folder(tmp_path / "b")
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    vocab, merges = train_bpe()
+    assert len(vocab) <= 1000
+    assert merges
+
+
+def test_tokenizer_splits_prompt_words(tiny_pipe) -> None:
+    tokens = tiny_pipe.tokenizer.tokenize("cyberpunk city, cat ears")
+    assert tokens == ["cyberpunk</w>", "city</w>", ",</w>", "cat</w>", "ears</w>"]
+    assert tiny_pipe.tokenizer.model_max_length == 77
