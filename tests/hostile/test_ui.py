@@ -103,21 +103,24 @@ def test_empty_chat_message_is_a_friendly_error(
 
 
 def test_cancel_a_running_render(ui: Any, server: Server, http: httpx.Client, baseline: str) -> None:
-    """Cancel from the UI while a long render runs: a clear 'cancelled' error, then business as usual."""
+    """Cancel from the UI while a long render runs: a "⏹ … cancelled" note in the conversation
+    (a cancel is not an error), no image, then business as usual.
+
+    The cancel is repeated until the job ends: a cancel that lands before the handler starts is
+    (rightly) cleared when the new render begins, so one early click is not enough to test.
+    """
     import time
 
-    job = ui.submit(NORMAL_PROMPT, "", True, *_settings(steps=150), [], api_name="/generate")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and job.status().code.name not in (
-        "PROCESSING",
-        "PROGRESS",
-        "FINISHED",
-    ):
-        time.sleep(0.2)
-    time.sleep(0.5)
-    started = time.monotonic()
-    ui.predict(api_name="/cancel")
-    with pytest.raises(gradio_client.exceptions.AppError, match=r"(?i)cancel"):
-        job.result(timeout=120)
-    assert time.monotonic() - started < 60, "the render did not stop between steps"
+    job = ui.submit(
+        NORMAL_PROMPT, "", True, *_settings(steps=150, width=256, height=256), [], api_name="/generate"
+    )
+    deadline = time.monotonic() + 240
+    while not job.done() and time.monotonic() < deadline:
+        ui.predict(api_name="/cancel")
+        time.sleep(0.3)
+    assert job.done(), "the render did not stop between steps"
+    history = job.result(timeout=10)[0]
+    reply = json.dumps(history[-1], ensure_ascii=False)
+    assert re.search(r"(?i)⏹.*cancel", reply), reply[:300]
+    assert ".png" not in reply, "a cancelled render must not deliver an image"
     assert_unharmed(server, http, baseline)
