@@ -136,9 +136,10 @@ class Handlers:
         key = getattr(request, "session_hash", None) or "_"
         with self._cancels_lock:
             flag = self._cancels.setdefault(key, threading.Event())
-            if len(self._cancels) > 1000:  # bounded: forget the oldest sessions
+            if len(self._cancels) > 1000:  # bounded: forget the oldest sessions, keep this one
                 for old in list(self._cancels)[:500]:
                     self._cancels.pop(old, None)
+                self._cancels[key] = flag
         if reset:
             flag.clear()
         return flag
