@@ -149,6 +149,17 @@ class AdapterCache:
                 for adapter, weight in zip(names, weights, strict=True):
                     layer.set_scale(adapter, float(weight.get(component, 1.0)))
 
+    def lora_disabled(self) -> bool | None:
+        """Whether the pipeline's LoRA layers are switched off (``disable_lora``); None: no layers.
+
+        Read from the layers themselves, not remembered: another engine or a test may share the
+        pipeline object.
+        """
+        for layers in self._layer_index().values():
+            if layers:
+                return bool(layers[0].disable_adapters)
+        return None
+
     def _layer_index(self) -> dict[str, list[Any]]:
         if self._layers is None:
             from peft.tuners.tuners_utils import BaseTunerLayer

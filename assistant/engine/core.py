@@ -120,7 +120,6 @@ class Engine:
         self._adapters: AdapterCache | None = None
         self._encoder: PromptEncoder | None = None
         self._rows: Any = None  # RowScaler, created on first use
-        self._lora_enabled = True
 
     # ------------------------------------------------------------------------------------------
     # Loading
@@ -367,15 +366,15 @@ class Engine:
         return applied
 
     def _activate(self, names: list[str], weights: list[dict[str, float]]) -> None:
-        if not names:
-            if self._adapters and len(self._adapters) and self._lora_enabled:
-                self._pipe.disable_lora()
-                self._lora_enabled = False
-            return
-        if not self._lora_enabled:
-            self._pipe.enable_lora()
-            self._lora_enabled = True
+        """Activate ``names`` with ``weights``; no names: switch LoRA layers off (base model)."""
         assert self._adapters is not None
+        disabled = self._adapters.lora_disabled()
+        if not names:
+            if disabled is False:
+                self._pipe.disable_lora()
+            return
+        if disabled:
+            self._pipe.enable_lora()
         self._adapters.activate(names, [dict(w) for w in weights])
 
     def _encode(self, positive: str, negative: str, applied: _Applied, *, split: bool) -> Embeddings:

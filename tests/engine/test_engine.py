@@ -466,3 +466,20 @@ def test_plain_prompt_fast_path_equals_compel(clean_engine) -> None:
     slow = encoder._compel("1girl, cat ears, city", negative_prompt="lowres, blurry")
     assert torch.equal(fast.prompt_embeds, slow.embeds)
     assert torch.equal(fast.negative_prompt_embeds, slow.negative_embeds)
+
+
+def test_sdxl_negative_branch_and_batched_cells(tiny_xl_pipe) -> None:
+    pytest.importorskip("assistant.engine.rows")
+    engine = Engine(Settings(), pipeline=tiny_xl_pipe)
+    try:
+        plain = engine.generate(req(lora("watercolor_xl", 0.6)))
+        split = engine.generate(req(lora("watercolor_xl", 0.6, negative_weight=-0.4)))
+        assert differs(plain, split, at_least=0.05)
+        cells = [req(lora("watercolor_xl", w)) for w in (0.3, 0.6, 0.9)]
+        sequential = engine.generate_many(cells, batched=False)
+        batched = engine.generate_many(cells, batched=True)
+        for s, b in zip(sequential, batched, strict=True):
+            assert np.abs(pixels(s) - pixels(b)).max() <= 2
+        assert batched[0].timings.get("batched_cells") == 3.0
+    finally:
+        engine.unload_all()
