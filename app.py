@@ -435,8 +435,8 @@ class Handlers:
 
     # -- status and history -----------------------------------------------------------------------
 
-    def status(self) -> tuple[str, Any, Any]:
-        """Header line, banner visibility and sampler choices (called on page load)."""
+    def status(self) -> tuple[str, Any, Any, Any]:
+        """Header line, banner visibility, sampler choices; the poll timer stops once loaded."""
         info = self.service.engine_info
         samplers = KNOWN_SAMPLERS
         if info is not None and self.service.ready:
@@ -448,6 +448,7 @@ class Handlers:
             self.service.status_line(),
             gr.Markdown(visible=self.service.uses_tiny_model),
             gr.Dropdown(choices=samplers),
+            gr.Timer(active=not self.service.loaded),
         )
 
     def history(self) -> list[tuple[str, str]]:
@@ -769,7 +770,16 @@ def build_demo(service: Service) -> gr.Blocks:
             api_name="restore",
             api_visibility="private",
         )
-        demo.load(h.status, None, [status, banner, sampler], api_name="status", concurrency_limit=None)
+        status_timer = gr.Timer(2.0)
+        gr.on(
+            [demo.load, status_timer.tick],
+            h.status,
+            None,
+            [status, banner, sampler, status_timer],
+            api_name="status",
+            concurrency_limit=None,
+            show_progress="hidden",
+        )
         demo.load(
             h.history,
             None,

@@ -304,6 +304,11 @@ class Service:
         return self._engine_info
 
     @property
+    def loaded(self) -> bool:
+        """True once loading has finished, successfully or not (never blocks)."""
+        return self._ready.is_set()
+
+    @property
     def ready(self) -> bool:
         return self._ready.is_set() and self._engine_error is None
 
