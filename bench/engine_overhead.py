@@ -8,8 +8,10 @@ Both sides use the same pipeline object, the same two demo LoRAs (already loaded
 per-component weights, the same scheduler (built from the pipeline config), the same seed and
 output. Raw diffusers = ``set_adapters`` + a fresh scheduler + ``pipe(prompt=…)``; the engine
 adds input checks, the adapter cache lookup, compel, the NaN watch, the progress callback and
-infotext. Runs are interleaved (engine, raw, engine, raw, …) and the medians compared, so load
-from other processes hits both sides alike. Goal: ratio ≤ 1.03.
+infotext. Runs are interleaved (engine, raw, engine, raw, …) and the FASTEST run of each side
+compared (on a shared machine the minimum is the least disturbed estimate; medians are printed
+too). The engine's own wrapper time (its total minus the pipeline call) is reported separately:
+it does not depend on machine load. Goal: ratio ≤ 1.03.
 """
 
 from __future__ import annotations
@@ -68,8 +70,12 @@ def main() -> int:
             )  # fmt: skip
         return np.asarray(out.images[0])
 
+    wrapper: list[float] = []
+
     def ours() -> np.ndarray:
-        return np.asarray(engine.generate(request).images[0])
+        result = engine.generate(request)
+        wrapper.append(result.timings["total"] - result.timings["denoise"])
+        return np.asarray(result.images[0])
 
     same = np.array_equal(raw(), ours())
     engine_times, raw_times = [], []
@@ -78,20 +84,30 @@ def main() -> int:
             start = time.perf_counter()
             fn()
             bucket.append(time.perf_counter() - start)
-    e, r = statistics.median(engine_times), statistics.median(raw_times)
+    e, r = min(engine_times), min(raw_times)
+    em, rm = statistics.median(engine_times), statistics.median(raw_times)
+    w = statistics.median(wrapper)
     result = {
         "bench": "engine_overhead",
         "model": info.model_name,
         "size": args.size,
         "steps": args.steps,
         "threads": torch.get_num_threads(),
-        "engine_median_s": round(e, 4),
-        "raw_median_s": round(r, 4),
+        "engine_min_s": round(e, 4),
+        "raw_min_s": round(r, 4),
         "ratio": round(e / r, 4),
+        "engine_median_s": round(em, 4),
+        "raw_median_s": round(rm, 4),
+        "median_ratio": round(em / rm, 4),
+        "engine_wrapper_ms": round(w * 1000, 2),
         "goal": "<= 1.03",
         "identical_images": same,
     }
-    print(f"engine {e:.3f} s  raw diffusers {r:.3f} s  ratio {e / r:.3f} (goal <= 1.03)  identical: {same}")
+    print(
+        f"engine {e:.3f} s  raw diffusers {r:.3f} s (best of {args.repeat})  "
+        f"ratio {e / r:.3f} (goal <= 1.03); "
+        f"medians ratio {em / rm:.3f}; engine wrapper {w * 1000:.1f} ms; identical images: {same}"
+    )
     print(json.dumps(result))
     return 0
 
