@@ -57,17 +57,20 @@ except ImportError:  # everywhere else: a no-op decorator
 # ----------------------------------------------------------------------------------------------
 
 
-class SettingSlider(gr.Slider):
-    """A slider that leaves range checks to :class:`RenderSettings` (shared with the API).
+def setting_slider(*args: Any, **kwargs: Any) -> gr.Slider:
+    """A ``gr.Slider`` that leaves range checks to :class:`RenderSettings` (shared with the API).
 
     Gradio's own check answers "Value 0 is less than minimum value 1." without saying which
-    setting; ours names it and the allowed range. ``is_template`` keeps the stock slider UI.
+    setting; ours names it and the allowed range. The override is per instance: a Slider
+    subclass would make Gradio write an ``app.pyi`` stub next to this file.
     """
+    slider = gr.Slider(*args, **kwargs)
+    slider.preprocess = _unchecked  # type: ignore[method-assign]
+    return slider
 
-    is_template = True
 
-    def preprocess(self, payload: float | None) -> float | None:
-        return payload
+def _unchecked(payload: float | None) -> float | None:
+    return payload
 
 
 def thumbs_dir(settings: Settings) -> Path:
@@ -576,18 +579,22 @@ def build_demo(service: Service) -> gr.Blocks:
                             allow_custom_value=True,
                         )
                         with gr.Row():
-                            steps = SettingSlider(
+                            steps = setting_slider(
                                 *LIMITS["steps"], value=20, step=1, label="Steps", elem_id="steps"
                             )
-                            cfg = SettingSlider(1.0, LIMITS["cfg"][1], value=7.0, step=0.5, label="CFG scale")
+                            cfg = setting_slider(
+                                1.0, LIMITS["cfg"][1], value=7.0, step=0.5, label="CFG scale"
+                            )
                         with gr.Row():
-                            width = SettingSlider(64, 1536, value=512, step=8, label="Width", elem_id="width")
-                            height = SettingSlider(
+                            width = setting_slider(
+                                64, 1536, value=512, step=8, label="Width", elem_id="width"
+                            )
+                            height = setting_slider(
                                 64, 1536, value=512, step=8, label="Height", elem_id="height"
                             )
                         with gr.Row():
                             seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
-                            batch = SettingSlider(*LIMITS["batch_size"], value=1, step=1, label="Batch size")
+                            batch = setting_slider(*LIMITS["batch_size"], value=1, step=1, label="Batch size")
                         gr.Dropdown(
                             [service.settings.model or "tiny demo pipeline"],
                             value=service.settings.model or "tiny demo pipeline",
