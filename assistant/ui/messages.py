@@ -72,7 +72,3 @@ def plan_markdown(kind: str, plan: Any, grid_path: str) -> str:
         lines.extend(f"{i + 1}. {label}" for i, label in enumerate(labels) if label)
     lines.append(f"saved {_code(Path(grid_path).name)} in {_code(Path(grid_path).parent.name)}")
     return "\n".join(lines)
-
-
-def error_markdown(message: str) -> str:
-    return f"⚠ {message}"

@@ -10,7 +10,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from ..types import LoraInfo, LoraTag, format_weight
+from ..types import LoraInfo, LoraTag
 
 #: How many weight sliders the app shows (the first N LoRAs of the positive prompt).
 MAX_SLIDERS = 6
@@ -100,7 +100,3 @@ def recipe_prompt(positive: str, recipe_tags: str, recipe_prompt_text: str) -> s
             if piece and piece.lower() not in text.lower():
                 text = _append(text, piece)
     return text
-
-
-def describe_weight(weight: float) -> str:
-    return format_weight(weight)
