@@ -185,7 +185,7 @@ class Handlers:
             progress=_progress(progress),
             cancel=self._cancel_flag(request, reset=True),
         )
-        history.append({"role": "user", "content": message})
+        history.append({"role": "user", "content": messages.user_text(message)})
         content: list[Any] = [turn.markdown, *_image_message(turn.images)]
         history.append({"role": "assistant", "content": content})
         return history, "", turn.positive, turn.negative
@@ -217,7 +217,7 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> tuple[list[dict[str, Any]], str, str]:
         """Generate button: advise (if applied), render, append the images to the chat."""
-        user = f"🎨 Generate: {positive}"
+        user = f"Generate: {messages.inline_code(positive)}"
         try:
             rendered: Rendered = self.service.generate(
                 positive,
@@ -273,7 +273,7 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> list[dict[str, Any]]:
         """Blind box button: ``count`` random weight mixes as one labelled grid in the chat."""
-        user = f"🎲 Blind box ×{int(count)}: {positive}"
+        user = f"Blind box ×{int(count)}: {messages.inline_code(positive)}"
         try:
             result = self.service.blindbox(
                 positive,
@@ -308,7 +308,7 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> list[dict[str, Any]]:
         """A/B button: the same seed with variant A and variant B, side by side."""
-        user = f"🆎 A/B: {positive}"
+        user = f"A/B: {messages.inline_code(positive)}"
         try:
             result = self.service.ab(
                 positive,
@@ -343,7 +343,8 @@ class Handlers:
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> list[dict[str, Any]]:
         """Sweep button: an X/Y grid over LoRA weights, CFG, steps, seeds or samplers."""
-        user = f"📊 Sweep X=`{x_axis}` Y=`{y_axis}`: {positive}"
+        axes = f"X {messages.inline_code(x_axis)}" + (f", Y {messages.inline_code(y_axis)}" if y_axis else "")
+        user = f"Sweep {axes}: {messages.inline_code(positive)}"
         try:
             result = self.service.sweep(
                 positive,
@@ -688,7 +689,17 @@ def build_demo(service: Service) -> gr.Blocks:
                 show_progress_on=[chatbot],
             )
         )
-        cancel.click(friendly(h.cancel), None, None, api_name="cancel", concurrency_limit=None, queue=False)
+        # The flag stops the running render after its current step; `cancels` also drops this
+        # session's renders still waiting in the queue.
+        cancel.click(
+            friendly(h.cancel),
+            None,
+            None,
+            api_name="cancel",
+            concurrency_limit=None,
+            queue=False,
+            cancels=render_events,
+        )
 
         gr.on(
             [search.submit, kind.change, base.change],

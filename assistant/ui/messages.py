@@ -16,11 +16,25 @@ TINY_BANNER = (
 )
 
 
-def _code(text: str) -> str:
-    """Inline code that survives backticks in the text."""
+def inline_code(text: str) -> str:
+    """Inline code that survives backticks in the text (``<lora:…>`` would render as a link)."""
     text = text.replace("\n", " ")
     fence = "``" if "`" in text else "`"
-    return f"{fence}{text or ' '}{fence}"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text or ' '}`"
+
+
+_code = inline_code
+
+
+def user_text(message: str) -> str:
+    """A chat message as shown in the conversation: prompts with ``<…>`` tags as code, so the
+    Markdown renderer keeps the tags visible; questions and commands as typed."""
+    if "<" not in message:
+        return message
+    if "\n" in message:
+        fence = "~~~~" if "~~~" in message else "~~~"
+        return f"{fence}\n{message}\n{fence}"
+    return inline_code(message)
 
 
 def advice_markdown(advice: Advice | None, *, applied: bool = True) -> str:

@@ -177,3 +177,13 @@ def test_render_settings_errors_name_value_and_range(
         RenderSettings(**changes).validated()  # type: ignore[arg-type]
     for word in words:
         assert word in str(err.value)
+
+
+def test_user_text_keeps_tags_visible() -> None:
+    assert messages.user_text("/help") == "/help"
+    assert messages.user_text("1girl, <lora:a:0.8>") == "`1girl, <lora:a:0.8>`"
+    assert (
+        messages.user_text("1girl, <lora:a:1>\nNegative prompt: x")
+        == "~~~\n1girl, <lora:a:1>\nNegative prompt: x\n~~~"
+    )
+    assert messages.inline_code("a `b`") == "`` a `b` ``"
