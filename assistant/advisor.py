@@ -9,8 +9,9 @@ explained in ``Advice.warnings``; nothing is dropped silently.
 
 Hashes: ``PlannedLora.hash`` is left ``""`` on purpose. The A1111 hash is a sha256 over the whole
 file (hundreds of MB for some LoRAs); the advisor runs on every keystroke-sized request and must
-stay under a millisecond, so the engine — which reads the file anyway — fills it in (the library
-caches it on disk by path, size and mtime).
+stay under a millisecond, so whoever renders fills it in just before the engine runs
+(``Service.with_hashes`` for the app and the API, ``commands.blindbox.prepare`` for the CLI), from
+the library's hash cache (on disk, keyed by path, size and mtime).
 """
 
 from __future__ import annotations

@@ -41,6 +41,11 @@ Language = Literal["en", "zh"]
 BLINDBOX_DEFAULT, BLINDBOX_MAX = 4, 64
 SWEEP_DEFAULT_COUNT, SWEEP_MAX_COUNT = 5, 16
 LIST_LIMIT = 30
+# A message holds at most a positive and a negative prompt (20,000 characters each by default) plus
+# a little glue; anything longer is refused before any parsing. Commands are short by nature.
+MAX_MESSAGE_CHARS = 41_000
+MAX_COMMAND_CHARS = 2_000
+FILTER_MAX_CHARS = 200
 _EXAMPLE = "1girl, <lora:catgirl_v1:0.5>, <lora:cyberpunk_style:0.5>"
 
 
@@ -134,7 +139,13 @@ def route(message: str, config: RulesConfig | None = None) -> Intent:
     language = language_of(text)
     if not text:
         return Intent("help", {}, language, text)
+    if len(text) > MAX_MESSAGE_CHARS:
+        return Intent("unknown", {"error": _too_long(len(text), MAX_MESSAGE_CHARS, language)}, language, "")
     if text.startswith(("/", "\uff0f")):
+        if len(text) > MAX_COMMAND_CHARS and not _is_prompt_command(text):
+            return Intent(
+                "unknown", {"error": _too_long(len(text), MAX_COMMAND_CHARS, language)}, language, ""
+            )
         return _route_command(text, language)
     config = config if config is not None else default_rules_config()
     if _TAG.search(text):
@@ -151,6 +162,17 @@ def route(message: str, config: RulesConfig | None = None) -> Intent:
     if looks_like_prompt:
         return Intent("advise", _prompt_args(text), language, text)
     return Intent("unknown", {}, language, text)
+
+
+def _too_long(length: int, limit: int, language: Language) -> str:
+    if language == "zh":
+        return f"这条消息有 {length:,} 个字符,太长了(上限 {limit:,})。请缩短后再发。"
+    return f"That message is {length:,} characters long; the limit is {limit:,}. Please shorten it."
+
+
+def _is_prompt_command(text: str) -> bool:
+    """``/advise …`` carries a whole prompt, so it gets the message limit, not the command one."""
+    return text[1:].partition(" ")[0].casefold() in ("advise", "prompt", "fix")
 
 
 def _looks_like_prompt(text: str) -> bool:
@@ -172,18 +194,18 @@ def _route_command(text: str, language: Language) -> Intent:
     head, _, rest = text[1:].partition(" ")
     command = head.casefold()
     rest = rest.strip()
-    try:
-        words = shlex.split(rest)
-    except ValueError:
-        words = rest.split()
     if command in ("help", "h", "?", "帮助"):
         return Intent("help", {}, language, text)
     if command in ("loras", "lora", "library", "list"):
-        return Intent("library", {"filter": rest}, language, text)
+        return Intent("library", {"filter": rest[:FILTER_MAX_CHARS]}, language, text)
     if command in ("recipe", "recipes"):
         return Intent("recipe", {"name": rest}, language, text)
     if command in ("advise", "prompt", "fix"):
         return Intent("advise", _prompt_args(rest), language, text)
+    try:
+        words = shlex.split(rest)
+    except ValueError:
+        words = rest.split()
     if command in ("blindbox", "blind", "盲盒"):
         return Intent("blindbox", _blindbox_args(words), language, text)
     if command == "ab":
@@ -529,6 +551,8 @@ def _help_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
 def _unknown_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
     lang = intent.language
     command = intent.args.get("command")
+    if intent.args.get("error"):
+        return _reply(str(intent.args["error"]), intent, context)
     if command:
         lead = f"我不认识命令 `{command}`。" if lang == "zh" else f"I don't know the command `{command}`."
     else:

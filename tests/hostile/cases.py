@@ -176,10 +176,6 @@ PROMPT_CASES: tuple[PromptCase, ...] = (
 )
 
 
-#: Rows the chat does not read as a prompt at all (no words, only brackets): it answers
-#: "I'm not sure what you mean" with the help text instead of a parser error.
-CHAT_NOT_A_PROMPT = frozenset({"parens-100k", "angles-100k"})
-
 
 @dataclass(frozen=True)
 class FileCase:

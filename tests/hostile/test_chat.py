@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .cases import CHAT_NOT_A_PROMPT, FILE_CASES, GOOD, PROMPT_CASES, PromptCase
+from .cases import FILE_CASES, GOOD, PROMPT_CASES, PromptCase
 from .conftest import hostile_stem
 
 chat = pytest.importorskip("assistant.chat")
@@ -23,7 +23,6 @@ INTERNAL = re.compile(r"something went wrong on my side|内部错误")
 #: A reply may quote the (at most 20,000-character) prompt once, but must not grow with hostile
 #: input beyond that (a 1 MB message, 10k-character names, thousands of notes).
 MAX_REPLY = 28_000
-#: Messages the chat does not read as a prompt at all (no words, only brackets): it says so.
 #: One reply must not hold the (single, shared) chat worker for longer than this.
 RESPOND_BUDGET_S = 3.0
 
@@ -48,10 +47,6 @@ def _check(reply_text: str, mentions: tuple[str, ...], case_id: str) -> None:
 def test_chat_prompt(context, case: PromptCase) -> None:  # type: ignore[no-untyped-def]
     message = case.positive if not case.negative else f"{case.positive}\nNegative prompt: {case.negative}"
     reply = chat.respond(message, context)
-    if case.id in CHAT_NOT_A_PROMPT:
-        _check(reply.text, (r"not sure what you mean",), case.id)
-        assert reply.intent.kind == "unknown"
-        return
     _check(reply.text, case.mentions if case.user != "ok" else (), case.id)
     if case.user == "error":
         assert reply.advice is None or not reply.advice.plan
@@ -87,9 +82,15 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "nul-then-command": ("\x00/help", (r"not sure what you mean",)),
     "question-zh": ("为什么出图全黑", (r"出图全黑",)),
     "only-spaces": ("   \t  ", ()),
-    "unknown-command-20k": ("/" + "a" * 20_000, (r"don't know the command",)),
-    "loras-filter-20k": ("/loras " + "x" * 20_000, (r"no LoRA matches",)),
-    "blindbox-20k-digits": ("/blindbox " + "9" * 20_000, (r"cannot read that",)),
+    "unknown-command-20k": ("/" + "a" * 20_000, (r"20,001 characters", r"limit is 2,000")),
+    "loras-filter-20k": ("/loras " + "x" * 20_000, (r"20,007 characters", r"limit is 2,000")),
+    "loras-filter-1k": ("/loras " + "x" * 1_000, (r"no LoRA matches",)),
+    "blindbox-20k-digits": ("/blindbox " + "9" * 20_000, (r"20,010 characters", r"limit is 2,000")),
+    "blindbox-1k-digits": ("/blindbox " + "9" * 1_000, (r"1 to 64",)),
+    "loras-filter-1mb": ("/loras " + "x" * 1_000_000, (r"1,000,007 characters", r"limit is 41,000")),
+    "prompt-1mb": ("1girl, " * 150_000, (r"1,049,999 characters", r"limit is 41,000")),
+    "advise-30k": ("/advise " + "1girl, " * 5_000, (r"34,999 characters", r"limit is 20,000")),
+    "prompt-1mb-zh": ("一个女孩," * 200_000, (r"1,000,000 个字符", r"41,000")),
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .cases import CHAT_NOT_A_PROMPT, PROMPT_CASES, PromptCase
+from .cases import PROMPT_CASES, PromptCase
 from .conftest import NORMAL_PROMPT, assert_unharmed
 from .server import TINY, Server
 
@@ -61,8 +61,7 @@ CHAT_CASES = [c for c in PROMPT_CASES if c.user in ("error", "skip")]
 @pytest.mark.parametrize("case", CHAT_CASES, ids=lambda c: c.id)
 def test_chat_explains(ui: Any, server: Server, http: httpx.Client, baseline: str, case: PromptCase) -> None:
     reply = _chat(ui, case.positive, negative=case.negative)
-    mentions = (r"not sure what you mean",) if case.id in CHAT_NOT_A_PROMPT else case.mentions
-    for pattern in mentions:
+    for pattern in case.mentions:
         # json.dumps escapes non-ASCII only with ensure_ascii; we keep it readable, so search as is.
         assert re.search(pattern, reply, re.IGNORECASE), f"{case.id}: {reply[:400]!r} !~ {pattern!r}"
     assert "Traceback" not in reply

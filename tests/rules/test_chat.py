@@ -314,3 +314,19 @@ def test_chinese_replies_explain_each_change_in_chinese() -> None:
     assert "补上缺失的触发词" in reply.text
     assert "LoRA 找不到或不能用" in reply.text
     assert "Did you mean" in reply.text  # the specifics stay
+
+
+def test_overlong_messages_are_refused_before_parsing() -> None:
+    # A message may carry a full positive and a full negative prompt (20,000 characters each) …
+    both = "1girl, " + "a" * 19_000 + "\nNegative prompt: " + "b" * 19_000
+    assert route(both).kind == "advise"
+    # … but nothing longer, and a command (which carries a few words) far less.
+    reply = respond("1girl, " * 6_000, EMPTY)
+    assert reply.intent.kind == "unknown" and "41,999 characters" in reply.text and "41,000" in reply.text
+    reply = respond("/loras " + "x" * 3_000, EMPTY)
+    assert "3,007 characters" in reply.text and "2,000" in reply.text
+    reply = respond("多耳怪" * 20_000, EMPTY)
+    assert "60,000 个字符" in reply.text
+    # /advise carries a prompt, so it gets the message limit; the prompt limit then speaks.
+    reply = respond("/advise " + "1girl, " * 3_000, EMPTY)
+    assert "20,999 characters" in reply.text and "20,000" in reply.text
