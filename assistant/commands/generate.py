@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..engine.checks import check_request
 from ..types import BASES, DEFAULT_SAMPLER
 from .blindbox import parse_size, prepare
 
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         parse_size(args.size)  # fail on a bad size before loading anything
     context = prepare(args, image_seed=args.seed)
     request = dataclasses.replace(context.base, batch_size=args.batch_size)
+    check_request(request)  # the engine's own limits (no torch), so a dry run refuses what a render would
     out_dir = Path(args.out or Path(context.settings.outputs_dir) / "generate")
     report: dict[str, Any] = {
         "ok": True,

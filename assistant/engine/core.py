@@ -42,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import secrets
 import threading
@@ -60,6 +59,7 @@ from ..errors import Cancelled, GenerationError
 from ..types import GenerationRequest, GenerationResult, PlannedLora
 from . import tiny
 from .adapters import AdapterCache
+from .checks import MAX_SEED, check_request
 from .device import DeviceChoice, choose_device, configure_attention
 from .prompts import Embeddings, PromptEncoder, compel_text
 from .schedulers import make_scheduler, sampler_names, split_name
@@ -68,13 +68,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
-# Limits every request is checked against (A1111's UI limits, batch kept small for one GPU).
-MIN_SIZE, MAX_SIZE = 64, 2048
-MAX_STEPS = 150
-MAX_CFG = 30.0
-MAX_BATCH = 8
-MAX_SEED = 2**32 - 1
-MAX_LORA_WEIGHT = 10.0
 #: Most cond rows one batched pass of generate_many runs (x2 with classifier-free guidance).
 MAX_BATCH_ROWS = 16
 
@@ -179,37 +172,8 @@ class Engine:
     # ------------------------------------------------------------------------------------------
 
     def check_inputs(self, request: GenerationRequest) -> None:
-        """Every limit a request must respect; raises GenerationError naming value and range."""
-
-        def bad(what: str, value: object, allowed: str) -> GenerationError:
-            return GenerationError(f"{what} {value!r} is not allowed; use {allowed}.")
-
-        for what, value in (("width", request.width), ("height", request.height)):
-            if not isinstance(value, int) or not MIN_SIZE <= value <= MAX_SIZE or value % 8:
-                raise bad(what, value, f"a multiple of 8 from {MIN_SIZE} to {MAX_SIZE}")
-        if not isinstance(request.steps, int) or not 1 <= request.steps <= MAX_STEPS:
-            raise bad("steps", request.steps, f"a whole number from 1 to {MAX_STEPS}")
-        cfg = request.cfg
-        if not isinstance(cfg, (int, float)) or not math.isfinite(cfg) or not 0 <= cfg <= MAX_CFG:
-            raise bad("CFG scale", cfg, f"a number from 0 to {MAX_CFG:g}")
-        if not isinstance(request.batch_size, int) or not 1 <= request.batch_size <= MAX_BATCH:
-            raise bad("batch size", request.batch_size, f"1 to {MAX_BATCH}")
-        if not isinstance(request.seed, int) or not (request.seed == -1 or 0 <= request.seed <= MAX_SEED):
-            raise bad("seed", request.seed, f"-1 (random) or a whole number from 0 to {MAX_SEED}")
-        split_name(request.sampler, request.scheduler)  # raises with the valid names
-        for lora in request.loras:
-            weights = (lora.weight, lora.unet, lora.negative_weight, lora.negative_unet)
-            for value in weights:
-                if value is not None and (not math.isfinite(value) or abs(value) > MAX_LORA_WEIGHT):
-                    raise bad(
-                        f"LoRA weight for '{lora.name}'",
-                        value,
-                        f"a number from -{MAX_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g}",
-                    )
-            if not lora.path:
-                raise GenerationError(
-                    f"LoRA '{lora.name}' has no file path; resolve it with the library first."
-                )
+        """Every limit a request must respect (:func:`~assistant.engine.checks.check_request`)."""
+        check_request(request)
 
     def generate(
         self,

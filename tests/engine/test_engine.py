@@ -231,6 +231,21 @@ def test_every_sampler_runs_and_is_reproducible(clean_engine, sampler) -> None:
     assert parsed.seed == 7
 
 
+def test_schedule_table_matches_diffusers_signatures() -> None:
+    # split_name reads the static table (so --dry-run needs no diffusers); it must say what the
+    # scheduler classes really accept.
+    import inspect
+
+    import diffusers
+
+    from assistant.engine.schedulers import SAMPLERS, SCHEDULE_TYPES
+
+    for sampler, spec in SAMPLERS.items():
+        params = inspect.signature(getattr(diffusers, spec.cls).__init__).parameters
+        accepted = tuple(t for t, flag in SCHEDULE_TYPES.items() if flag and flag in params)
+        assert spec.schedules == accepted, sampler
+
+
 def test_split_sampler_form_equals_combined(clean_engine) -> None:
     combined = clean_engine.generate(req(sampler="DPM++ 2M Karras"))
     split = clean_engine.generate(req(sampler="DPM++ 2M", scheduler="Karras"))

@@ -176,7 +176,6 @@ PROMPT_CASES: tuple[PromptCase, ...] = (
 )
 
 
-
 @dataclass(frozen=True)
 class FileCase:
     """A hostile file in the LoRA folder.

@@ -134,6 +134,18 @@ GENERATE_CASES = {
     "size-not-a-size": (["--size", "abcx64"], (r"abcx64", r"WIDTHxHEIGHT")),
     "seed-2-70": (["--seed", str(2**70)], (r"seed", str(2**70))),
     "seed-minus-5": (["--seed", "-5"], (r"seed -5", r"-1 for random")),
+    # Checked by the engine's own limits (assistant.engine.checks), still without torch:
+    "steps-0": (["--steps", "0"], (r"steps 0", r"1 to 150")),
+    "steps-10000": (["--steps", "10000"], (r"steps 10000", r"1 to 150")),
+    "cfg-nan": (["--cfg", "nan"], (r"CFG scale nan", r"0 to 30")),
+    "cfg-inf": (["--cfg", "inf"], (r"CFG scale inf", r"0 to 30")),
+    "batch-1000": (["--batch-size", "1000"], (r"batch size 1000", r"1 to 8")),
+    "sampler-unknown": (["--sampler", "Euler z"], (r"Unknown sampler 'Euler z'", r"DPM\+\+ 2M Karras")),
+    "sampler-bad-schedule": (["--sampler", "DDIM Karras"], (r"'DDIM' has no 'Karras'",)),
+    "schedule-unknown": (
+        ["--sampler", "DPM++ 2M", "--scheduler", "Linear"],
+        (r"schedule type 'Linear'", r"Karras"),
+    ),
 }
 
 

@@ -322,11 +322,15 @@ def test_overlong_messages_are_refused_before_parsing() -> None:
     assert route(both).kind == "advise"
     # … but nothing longer, and a command (which carries a few words) far less.
     reply = respond("1girl, " * 6_000, EMPTY)
-    assert reply.intent.kind == "unknown" and "41,999 characters" in reply.text and "41,000" in reply.text
+    assert reply.intent.kind == "unknown"
+    assert "41,999 characters" in reply.text
+    assert "41,000" in reply.text
     reply = respond("/loras " + "x" * 3_000, EMPTY)
-    assert "3,007 characters" in reply.text and "2,000" in reply.text
+    assert "3,007 characters" in reply.text
+    assert "2,000" in reply.text
     reply = respond("多耳怪" * 20_000, EMPTY)
     assert "60,000 个字符" in reply.text
     # /advise carries a prompt, so it gets the message limit; the prompt limit then speaks.
     reply = respond("/advise " + "1girl, " * 3_000, EMPTY)
-    assert "20,999 characters" in reply.text and "20,000" in reply.text
+    assert "20,999 characters" in reply.text
+    assert "20,000" in reply.text

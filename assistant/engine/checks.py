@@ -1,0 +1,72 @@
+"""The limits every :class:`~assistant.types.GenerationRequest` is checked against — pure Python.
+
+One function, :func:`check_request`, used by :meth:`Engine.check_inputs` before a render and by
+the CLI's ``--dry-run`` (which never imports torch), so both refuse exactly the same requests with
+the same message. The numbers are A1111's UI limits, with the batch kept small for one GPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import GenerationError
+from ..types import GenerationRequest
+from .schedulers import split_name
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_CFG",
+    "MAX_LORA_WEIGHT",
+    "MAX_SEED",
+    "MAX_SIZE",
+    "MAX_STEPS",
+    "MIN_SIZE",
+    "check_request",
+]
+
+MIN_SIZE, MAX_SIZE = 64, 2048
+MAX_STEPS = 150
+MAX_CFG = 30.0
+MAX_BATCH = 8
+MAX_SEED = 2**32 - 1
+MAX_LORA_WEIGHT = 10.0
+
+
+def _bad(what: str, value: object, allowed: str) -> GenerationError:
+    return GenerationError(f"{what} {value!r} is not allowed; use {allowed}.")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_request(request: GenerationRequest) -> None:
+    """Raise :class:`GenerationError` naming the first value out of range, and the range."""
+    for what, value in (("width", request.width), ("height", request.height)):
+        if not _whole(value) or not MIN_SIZE <= value <= MAX_SIZE or value % 8:
+            raise _bad(what, value, f"a multiple of 8 from {MIN_SIZE} to {MAX_SIZE}")
+    if not _whole(request.steps) or not 1 <= request.steps <= MAX_STEPS:
+        raise _bad("steps", request.steps, f"a whole number from 1 to {MAX_STEPS}")
+    cfg = request.cfg
+    if (
+        isinstance(cfg, bool)
+        or not isinstance(cfg, (int, float))
+        or not math.isfinite(cfg)
+        or not 0 <= cfg <= MAX_CFG
+    ):
+        raise _bad("CFG scale", cfg, f"a number from 0 to {MAX_CFG:g}")
+    if not _whole(request.batch_size) or not 1 <= request.batch_size <= MAX_BATCH:
+        raise _bad("batch size", request.batch_size, f"1 to {MAX_BATCH}")
+    if not _whole(request.seed) or not (request.seed == -1 or 0 <= request.seed <= MAX_SEED):
+        raise _bad("seed", request.seed, f"-1 (random) or a whole number from 0 to {MAX_SEED}")
+    split_name(request.sampler, request.scheduler)  # raises with the valid names
+    for lora in request.loras:
+        for value in (lora.weight, lora.unet, lora.negative_weight, lora.negative_unet):
+            if value is not None and (not math.isfinite(value) or abs(value) > MAX_LORA_WEIGHT):
+                raise _bad(
+                    f"LoRA weight for '{lora.name}'",
+                    value,
+                    f"a number from -{MAX_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g}",
+                )
+        if not lora.path:
+            raise GenerationError(f"LoRA '{lora.name}' has no file path; resolve it with the library first.")
