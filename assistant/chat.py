@@ -593,7 +593,6 @@ _ZH_CHANGE: dict[str, str] = {
     "order": "调整顺序:角色在前,服装/概念其次,画风最后",
     "strength-budget": "强度总和不超过上限:按比例缩放,向下取两位小数",
     "symptom-fixes": "按翻车库的方子修正",
-    "negative-tags": "负面提示词里的 LoRA 标签改为负向分支权重(A1111 会悄悄忽略它)",
     "negative-text": "加上 LoRA 自带的负面提示词",
 }
 #: For Chinese replies: what each rule's warning is about.
@@ -602,6 +601,7 @@ _ZH_WARNING: dict[str, str] = {
     "base-model": "基础模型不匹配,不参与生成",
     "trigger-words": "触发词冲突",
     "symptom-fixes": "排查结果",
+    "negative-tags": "负面提示词里的 LoRA 标签:作为负向分支权重生效(A1111 会悄悄忽略它)",
     "plan": "不会加载",
     "prompt": "提示词提醒",
 }

@@ -8,45 +8,46 @@ toward the first and away from the second. A tag in the negative prompt sets the
 the negative pass; the positive pass keeps the positive prompt's weight (0 when the LoRA is only in
 the negative prompt). Without such a tag both passes use the positive weight (A1111's behaviour).
 
-The tag is moved out of the negative text into the plan (``PlannedLora.negative_weight``), never
-silently dropped and never applied to both passes. Roughly, the LoRA's effect grows by
+The tag stays where the user wrote it — so the rewritten negative prompt, the PNG infotext and a
+second run of the assistant over its own output all keep it — and becomes the plan's
+``PlannedLora.negative_weight``; the engine strips every tag from the text the encoder reads. It
+is never silently dropped and never applied to both passes. The rule edits no text, so it
+explains itself with a note (an :class:`~assistant.types.AdviceWarning` with this rule's id), given
+every time the tag is there: it is how LoRA Mixer differs from A1111. Roughly, the LoRA's effect grows by
 (CFG − 1) × (positive weight − negative-pass weight): a negative-pass weight BELOW the positive
 weight — like the popular ``-0.1`` — strengthens the LoRA, one ABOVE it tames it. The reason says
 which, with the numbers. Tags naming an unknown LoRA or one left out (base, broken) stay put.
 
 Bad:  negative ``worst quality, <lora:catgirl_v1:-0.1>`` (A1111: ignored; the user thinks it helps)
-Good: negative ``worst quality`` + plan: catgirl_v1 0.8 in the positive pass, -0.1 in the negative
-pass, explained
+Good: the same negative prompt, plan: catgirl_v1 0.8 in the positive pass and -0.1 in the negative
+pass, and a note that says so and that -0.1 makes the LoRA stronger
 """
 
 from __future__ import annotations
 
-from ..prompt import remove_tag
-from ..types import Change, LoraTag
+from ..types import LoraTag
 from .state import RuleState, fmt, show
 
 ID = "negative-tags"
 
 
 def apply(state: RuleState) -> RuleState:
-    moved = dict(state.negative_branch)
-    while True:  # one tag at a time: removing a tag shifts the spans after it
-        tag = next((t for t in state.negative_loras if state.applied(t) and t.name not in moved), None)
-        if tag is None:
-            break
+    branch = dict(state.negative_branch)
+    for tag in state.negative_loras:
+        if not state.applied(tag) or tag.name in branch:
+            continue
         positive = next((t for t in state.positive_loras if t.name == tag.name), None)
-        change = Change(ID, tag.raw or show(tag), "", _reason(tag, positive))
-        moved[tag.name] = tag
-        state = state.edit(change, negative=remove_tag(state.negative, tag))
-    return state.replace(negative_branch=moved)
+        branch[tag.name] = tag
+        state = state.warn(ID, _reason(tag, positive), lora=tag.name)
+    return state.replace(negative_branch=branch) if branch else state
 
 
 def _reason(tag: LoraTag, positive: LoraTag | None) -> str:
     w = tag.weight
     intro = (
-        f"A1111 ignores LoRA tags in the negative prompt. LoRA Mixer runs '{tag.name}' at {fmt(w)} in the "
-        "negative (unconditional) pass of classifier-free guidance instead, so the tag moved from the "
-        "negative text into the generation plan. "
+        f"{show(tag)} is in the negative prompt, where A1111 ignores LoRA tags. LoRA Mixer runs "
+        f"'{tag.name}' at {fmt(w)} in the negative (unconditional) pass of classifier-free guidance "
+        "instead (the tag stays in the negative prompt, so a re-run and the infotext keep it). "
     )
     if positive is None:
         direction = "away from" if w > 0 else "toward"

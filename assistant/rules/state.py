@@ -32,7 +32,7 @@ class RuleState:
     ``infos`` maps a LoRA name as written in the (rewritten) text to what the library knows;
     resolve-names fills it once, so later rules never search the library again.
     ``excluded`` maps a name to the reason it will not be applied (broken file, base mismatch).
-    ``negative_branch`` holds tags moved out of the negative prompt by negative-tags (name → tag).
+    ``negative_branch`` holds the negative-prompt tags that set a negative-pass weight (name → tag).
     ``symptoms`` are symptom ids from ``config.symptoms``.
     """
 

@@ -56,6 +56,8 @@ def test_golden_case_is_idempotent(case: GoldenCase) -> None:
     again = _run(case, first.positive, first.negative)
     assert again.changes == ()
     assert (again.positive, again.negative) == (first.positive, first.negative)
+    # … and plans the same render (a negative-pass weight must survive the rewritten text)
+    assert again.plan == first.plan
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

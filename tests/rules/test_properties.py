@@ -112,6 +112,8 @@ def test_advise_is_idempotent(case: tuple[str, str, list[str], str]) -> None:
     again = advise(first.positive, first.negative, library=DEMO_LIBRARY, symptoms=symptoms, base=base)
     assert again.changes == (), [c.reason for c in again.changes]
     assert (again.positive, again.negative) == (first.positive, first.negative)
+    # … and plans the same render (a negative-pass weight must survive the rewritten text)
+    assert again.plan == first.plan
 
 
 @COMMON
