@@ -1,0 +1,17 @@
+"""Settings for the whole suite, applied before any test module imports torch.
+
+- ``OMP_NUM_THREADS=1``: the reference machine has two shared cores; torch's OpenMP threads spin
+  against each other and against the servers the tests start (they inherit the environment). A
+  tiny 64x64 render takes 0.15 s on one thread and 2-6 s on two under load.
+- ``HF_HUB_OFFLINE=1``: nothing may download weights at test time; a hub id falls back to the
+  tiny pipeline with a warning instead of hanging on the network.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
