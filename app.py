@@ -838,6 +838,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--outputs", help="folder for generated images (default: ./outputs)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: auto)")
+    parser.add_argument(
+        "--low-vram",
+        action="store_true",
+        default=None,
+        help="small GPUs: VAE slicing and tiling, sliced attention without xformers",
+    )
     parser.add_argument("--config", help="YAML settings file (default: lora-mixer.yaml if present)")
     parser.add_argument(
         "--max-queue", type=int, default=32, help="waiting requests before new ones are refused"
@@ -855,6 +861,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         lora_dirs=tuple(args.lora_dirs) if args.lora_dirs else None,
         outputs_dir=args.outputs,
         device=args.device,
+        low_vram=args.low_vram,
     )
 
 

@@ -37,6 +37,7 @@ class Settings:
     rules: str = str(PRESETS_DIR / "rules.yaml")
     recipes_dir: str = str(PRESETS_DIR / "recipes")
     adapter_cache_size: int = 8
+    low_vram: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with the given fields changed; ``None`` values are ignored (unset CLI flags)."""
@@ -76,6 +77,11 @@ def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings
             values[name] = os.environ[env] or None
     if os.environ.get("LORA_MIXER_LORA_DIRS"):
         values["lora_dirs"] = tuple(p for p in os.environ["LORA_MIXER_LORA_DIRS"].split(os.pathsep) if p)
+    if os.environ.get("LORA_MIXER_LOW_VRAM"):
+        flag = os.environ["LORA_MIXER_LOW_VRAM"].strip().lower()
+        if flag not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise PresetError("LORA_MIXER_LOW_VRAM must be 1 or 0 (or true/false)")
+        values["low_vram"] = flag in ("1", "true", "yes", "on")
     if os.environ.get("LORA_MIXER_ADAPTER_CACHE"):
         try:
             values["adapter_cache_size"] = int(os.environ["LORA_MIXER_ADAPTER_CACHE"])

@@ -719,7 +719,7 @@ def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:
     if model and model not in _TINY_NAMES | _TINY_XL_NAMES:
         try:
             pipe, model_hash = _load_real(model, choice, settings)
-            pipe._lora_mixer_attention = configure_attention(pipe, choice)
+            pipe._lora_mixer_attention = configure_attention(pipe, choice, low_vram=settings.low_vram)
             pipe.set_progress_bar_config(disable=True)
             return pipe, _describe(pipe, name=_model_name(model), warnings=(), model_hash=model_hash)
         except GenerationError:
@@ -734,7 +734,9 @@ def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:
     xl = model in _TINY_XL_NAMES
     build = tiny.build_tiny_sdxl if xl else tiny.build_tiny_sd15
     pipe = build(choice.device, choice.dtype if choice.device != "cpu" else torch.float32)
-    pipe._lora_mixer_attention = "sdpa"
+    pipe._lora_mixer_attention = (
+        configure_attention(pipe, choice, low_vram=True) if settings.low_vram else "sdpa"
+    )
     name = tiny.TINY_XL_MODEL_NAME if xl else tiny.TINY_MODEL_NAME
     return pipe, _describe(pipe, name=name, warnings=warnings)
 

@@ -3,6 +3,15 @@
 CUDA: fp16, xformers when it is importable (probed without importing it, like diffusers'
 ``is_xformers_available``), otherwise PyTorch SDPA (diffusers' default ``AttnProcessor2_0``).
 Apple MPS: fp16. CPU: fp32 (fp16 matmuls on CPU are slow and lose precision).
+
+``low_vram`` (setting ``low_vram``, flag ``--low-vram``) is for small GPUs: the VAE decodes one
+image at a time and in tiles (a 1024px SDXL decode is the biggest single allocation), and attention
+is computed in slices when neither xformers nor a memory-efficient SDPA kernel is in use (diffusers
+advises against slicing on top of those: it only slows them down). Slicing changes nothing but
+float rounding (tested on CPU); tiling only starts above the VAE's own sample size (512 px for SD1.5,
+1024 for SDXL) and may then leave faint seams that the blended tile borders mostly hide.
+Model CPU offload is not offered: the engine places token ids and latents on the pipeline's
+device itself, which accelerate's offload hooks would move under it.
 """
 
 from __future__ import annotations
@@ -55,12 +64,26 @@ def xformers_available() -> bool:
     return bool(is_xformers_available())
 
 
-def configure_attention(pipe: Any, choice: DeviceChoice) -> str:
-    """Pick the attention backend; returns its name for the engine info ("xformers" / "sdpa")."""
+def configure_attention(pipe: Any, choice: DeviceChoice, *, low_vram: bool = False) -> str:
+    """Pick the attention backend; returns its name for the engine info.
+
+    "xformers" or "sdpa"; with ``low_vram`` also the VAE's slicing and tiling, and "sliced"
+    attention where SDPA has no memory-efficient kernel (MPS, or CPU) — see the module docstring.
+    """
+    attention = "sdpa"
     if choice.device.startswith("cuda") and xformers_available():
         try:
             pipe.enable_xformers_memory_efficient_attention()
-            return "xformers"
+            attention = "xformers"
         except Exception as exc:  # a wheel built for another torch/CUDA: fall back, say why
             log.warning("xformers is installed but unusable (%s); using PyTorch SDPA", exc)
-    return "sdpa"
+    if low_vram:
+        vae = getattr(pipe, "vae", None)
+        for switch in ("enable_slicing", "enable_tiling"):
+            if hasattr(vae, switch):
+                getattr(vae, switch)()
+        if attention == "sdpa" and not choice.device.startswith("cuda"):
+            pipe.enable_attention_slicing("auto")
+            attention = "sliced"
+        attention += " + low-VRAM VAE"
+    return attention

@@ -51,3 +51,28 @@ def test_tokenizer_splits_prompt_words(tiny_pipe) -> None:
     tokens = tiny_pipe.tokenizer.tokenize("cyberpunk city, cat ears")
     assert tokens == ["cyberpunk</w>", "city</w>", ",</w>", "cat</w>", "ears</w>"]
     assert tiny_pipe.tokenizer.model_max_length == 77
+
+
+def test_low_vram_slices_the_vae_and_attention_and_keeps_the_image(monkeypatch) -> None:
+    import numpy as np
+
+    from assistant.config import DEFAULT_LORA_DIR, load_settings
+    from assistant.types import GenerationRequest, PlannedLora
+
+    monkeypatch.setenv("LORA_MIXER_LOW_VRAM", "1")
+    assert load_settings("/nonexistent.yaml").low_vram is True
+    lora = PlannedLora("catgirl_v1", f"{DEFAULT_LORA_DIR}/catgirl_v1.safetensors", 0.8, negative_weight=-0.1)
+    request = GenerationRequest(
+        prompt="1girl, (cat ears:1.2)", negative="lowres", loras=(lora,), seed=3, steps=3, width=128,
+        height=128,
+    )  # fmt: skip
+    normal = Engine(Settings(device="cpu"))
+    low = Engine(Settings(device="cpu", low_vram=True))
+    assert normal.load().attention == "sdpa"
+    assert low.load().attention == "sliced + low-VRAM VAE"
+    vae = low.pipeline.vae
+    assert vae.use_slicing
+    assert vae.use_tiling
+    a = np.asarray(normal.generate(request).images[0], dtype=np.int16)
+    b = np.asarray(low.generate(request).images[0], dtype=np.int16)
+    assert np.abs(a - b).max() <= 2  # float rounding of sliced attention and decoding, nothing more
