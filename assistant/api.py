@@ -29,6 +29,7 @@ import base64
 import io
 import json
 import logging
+import threading
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
@@ -297,6 +298,63 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+class _ApiJob:
+    """One txt2img request: its cancel flag and the sampler step it is at."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.sampling_step = 0
+        self.sampling_steps = 0
+
+    def step(self, done: int, total: int, what: str = "") -> None:  # a service ProgressFn
+        self.sampling_step, self.sampling_steps = done, total
+
+
+class _ApiJobs:
+    """The API's renders in arrival order (the first holds the engine, the rest wait)."""
+
+    def __init__(self) -> None:
+        self._jobs: list[_ApiJob] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> _ApiJob:
+        job = _ApiJob()
+        with self._lock:
+            self._jobs.append(job)
+        return job
+
+    def finish(self, job: _ApiJob) -> None:
+        with self._lock:
+            self._jobs.remove(job)
+
+    def interrupt(self) -> int:
+        with self._lock:
+            for job in self._jobs:
+                job.cancel.set()
+            return len(self._jobs)
+
+    def progress(self) -> dict[str, Any]:
+        with self._lock:
+            count = len(self._jobs)
+            job = self._jobs[0] if self._jobs else None
+        step, steps = (job.sampling_step, job.sampling_steps) if job else (0, 0)
+        return {
+            "progress": round(step / steps, 4) if steps else 0.0,
+            "eta_relative": 0.0,
+            "state": {
+                "skipped": False,
+                "interrupted": bool(job and job.cancel.is_set()),
+                "job": "txt2img" if job else "",
+                "job_count": count,
+                "job_no": 0,
+                "sampling_step": step,
+                "sampling_steps": steps,
+            },
+            "current_image": None,
+            "textinfo": f"{count} API render(s) running or waiting" if count else None,
+        }
+
+
 def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
     """The ``/sdapi/v1`` routes bound to one service.
 
@@ -305,6 +363,7 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
     """
     router = APIRouter(prefix=PREFIX, tags=["A1111-compatible API"], route_class=JSONBodyRoute)
     renders = {"active": 0}  # touched only on the event loop thread: no lock needed
+    jobs = _ApiJobs()
     responses: dict[int | str, dict[str, Any]] = {
         404: {"model": ErrorBody},
         422: {"model": ErrorBody},
@@ -326,6 +385,7 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
                 },
             )
         renders["active"] += 1
+        job = jobs.start()
         try:
             rendered = await asyncio.to_thread(
                 service.generate,
@@ -334,6 +394,8 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
                 body.render_settings(),
                 use_assistant=body.assistant,
                 symptoms=tuple(body.symptoms),
+                progress=job.step,
+                cancel=job.cancel,
             )
         except LoraMixerError as err:
             return _error(err)
@@ -341,7 +403,22 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
             return _unexpected(exc, "txt2img")
         finally:
             renders["active"] -= 1
+            jobs.finish(job)
         return _txt2img_response(service, body, rendered)
+
+    @router.post("/interrupt")
+    async def interrupt() -> dict[str, Any]:
+        """Stop the API's renders after their current step (A1111's Interrupt button).
+
+        Only renders started through this API are stopped — never another user's UI session.
+        Each stopped request answers 499 ``Cancelled``.
+        """
+        return {"interrupted": jobs.interrupt()}
+
+    @router.get("/progress")
+    async def progress() -> dict[str, Any]:
+        """A1111's progress shape for the oldest running API render (0 when idle)."""
+        return jobs.progress()
 
     @router.get("/loras", response_model=list[LoraEntry])
     async def loras() -> Any:

@@ -192,3 +192,32 @@ def test_launch_hardening(app_server: AppServer, http: httpx.Client) -> None:
     lora = LORA_DIR / "catgirl_v1.safetensors"
     assert http.get(f"/gradio_api/file={lora}").status_code in (403, 404)
     assert "Traceback" not in app_server.log()
+
+
+def test_interrupt_stops_an_api_render(app_server: AppServer, http: httpx.Client) -> None:
+    import threading
+    import time
+
+    assert http.get("/sdapi/v1/progress").json()["state"]["job_count"] == 0
+    answer: dict[str, httpx.Response] = {}
+    body = {"prompt": "1girl, <lora:catgirl_v1:0.5>", "steps": 150, "width": 256, "height": 256, "seed": 1}
+    worker = threading.Thread(target=lambda: answer.update(r=http.post("/sdapi/v1/txt2img", json=body)))
+    worker.start()
+    deadline = time.monotonic() + 120
+    state: dict = {}
+    while time.monotonic() < deadline:
+        state = http.get("/sdapi/v1/progress").json()
+        if state["state"]["sampling_step"] > 0:
+            break
+        time.sleep(0.05)
+    assert state["state"]["job_count"] == 1, state
+    assert state["state"]["sampling_steps"] == 150
+    assert 0 < state["progress"] < 1
+    webuiapi.WebUIApi(host="127.0.0.1", port=app_server.port).interrupt()  # A1111's client call
+    worker.join(timeout=120)
+    response = answer["r"]
+    assert response.status_code == 499, response.text
+    assert response.json()["error"] == "Cancelled"
+    assert http.get("/sdapi/v1/progress").json()["state"]["job_count"] == 0
+    after = http.post("/sdapi/v1/txt2img", json={"prompt": "1girl", "steps": 2, "width": 64, "height": 64})
+    assert after.status_code == 200
