@@ -247,6 +247,21 @@ class Handlers:
         gr.Warning(str(err) or "Cancelled.")
         return self._append(history, user, f"⏹ {err}", [])
 
+    def _render_plan(
+        self,
+        render: Callable[..., PlanRendered],
+        user: str,
+        history: list[dict[str, Any]] | None,
+        request: gr.Request,
+        progress: gr.Progress,
+    ) -> list[dict[str, Any]]:
+        """Run one grid action (blind box, A/B, sweep) with this session's progress and cancel."""
+        try:
+            result = render(progress=_progress(progress), cancel=self._cancel_flag(request, reset=True))
+        except Cancelled as err:
+            return self._cancelled(history, user, err)
+        return self._plan_reply(result, user, history)
+
     def _plan_reply(
         self, result: PlanRendered, user: str, history: list[dict[str, Any]] | None
     ) -> list[dict[str, Any]]:
@@ -274,20 +289,16 @@ class Handlers:
     ) -> list[dict[str, Any]]:
         """Blind box button: ``count`` random weight mixes as one labelled grid in the chat."""
         user = f"Blind box ×{int(count)}: {messages.inline_code(positive)}"
-        try:
-            result = self.service.blindbox(
-                positive,
-                negative,
-                _settings(sampler, steps, cfg, width, height, seed, 1),
-                n=int(count),
-                seed=None if int(seed) == -1 else int(seed),
-                use_assistant=bool(apply_changes),
-                progress=_progress(progress),
-                cancel=self._cancel_flag(request, reset=True),
-            )
-        except Cancelled as err:
-            return self._cancelled(history, user, err)
-        return self._plan_reply(result, user, history)
+        render = functools.partial(
+            self.service.blindbox,
+            positive,
+            negative,
+            _settings(sampler, steps, cfg, width, height, seed, 1),
+            n=int(count),
+            seed=None if int(seed) == -1 else int(seed),
+            use_assistant=bool(apply_changes),
+        )
+        return self._render_plan(render, user, history, request, progress)
 
     def ab(
         self,
@@ -309,20 +320,16 @@ class Handlers:
     ) -> list[dict[str, Any]]:
         """A/B button: the same seed with variant A and variant B, side by side."""
         user = f"A/B: {messages.inline_code(positive)}"
-        try:
-            result = self.service.ab(
-                positive,
-                negative,
-                _settings(sampler, steps, cfg, width, height, seed, 1),
-                a=(a or "").strip() or None,
-                b=(b or "").strip() or None,
-                use_assistant=bool(apply_changes),
-                progress=_progress(progress),
-                cancel=self._cancel_flag(request, reset=True),
-            )
-        except Cancelled as err:
-            return self._cancelled(history, user, err)
-        return self._plan_reply(result, user, history)
+        render = functools.partial(
+            self.service.ab,
+            positive,
+            negative,
+            _settings(sampler, steps, cfg, width, height, seed, 1),
+            a=(a or "").strip() or None,
+            b=(b or "").strip() or None,
+            use_assistant=bool(apply_changes),
+        )
+        return self._render_plan(render, user, history, request, progress)
 
     def sweep(
         self,
@@ -345,20 +352,16 @@ class Handlers:
         """Sweep button: an X/Y grid over LoRA weights, CFG, steps, seeds or samplers."""
         axes = f"X {messages.inline_code(x_axis)}" + (f", Y {messages.inline_code(y_axis)}" if y_axis else "")
         user = f"Sweep {axes}: {messages.inline_code(positive)}"
-        try:
-            result = self.service.sweep(
-                positive,
-                negative,
-                _settings(sampler, steps, cfg, width, height, seed, 1),
-                x_axis=x_axis or "",
-                y_axis=y_axis or "",
-                use_assistant=bool(apply_changes),
-                progress=_progress(progress),
-                cancel=self._cancel_flag(request, reset=True),
-            )
-        except Cancelled as err:
-            return self._cancelled(history, user, err)
-        return self._plan_reply(result, user, history)
+        render = functools.partial(
+            self.service.sweep,
+            positive,
+            negative,
+            _settings(sampler, steps, cfg, width, height, seed, 1),
+            x_axis=x_axis or "",
+            y_axis=y_axis or "",
+            use_assistant=bool(apply_changes),
+        )
+        return self._render_plan(render, user, history, request, progress)
 
     # -- library ----------------------------------------------------------------------------------
 
