@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from tests.hostile.server import TINY, Server, start_server  # noqa: E402
+from tests.server import TINY, Server, start_server  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 MIXES = (

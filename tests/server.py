@@ -1,6 +1,6 @@
 """Start the real LoRA Mixer server (``python app.py``) on loopback, and talk to it.
 
-Used by the hostile API tests and by ``bench/load_test.py``. The server runs in its own process
+Used by the app, browser and hostile tests and by ``bench/load_test.py``. The server runs in its own process
 (exactly what a user starts), on 127.0.0.1 and a free port, with the LoRA folder and outputs
 folder given through the documented environment variables. Nothing here imports gradio or torch.
 """
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import httpx
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LORA_DIR = PROJECT_ROOT / "models" / "Lora"
 
 #: The smallest render every hostile request uses (tiny pipeline: a few hundred ms on 2 cores).
 TINY = {"width": 64, "height": 64, "steps": 2, "cfg_scale": 7, "seed": 1234, "sampler_name": "Euler"}

@@ -69,7 +69,7 @@ def test_chat_prompt_turn_renders_the_rewritten_prompt(ui: Any, app_server: AppS
     # the prompt boxes now hold the assistant's rewrite, which is what was rendered and saved
     assert "<lora:catgirl_v1:" in positive
     assert "catgirl" in positive.replace("<lora:catgirl_v1", "")
-    saved = sorted(app_server.outputs.rglob("*.png"), key=lambda p: p.stat().st_mtime)[-1]
+    saved = sorted(app_server.outputs_dir.rglob("*.png"), key=lambda p: p.stat().st_mtime)[-1]
     info = read_png(saved)
     assert info is not None
     assert info.prompt == positive
@@ -146,7 +146,7 @@ _outputs_root = ""
 @pytest.fixture(autouse=True, scope="module")
 def _remember_outputs(app_server: AppServer) -> None:
     global _outputs_root
-    _outputs_root = str(app_server.outputs)
+    _outputs_root = str(app_server.outputs_dir)
 
 
 def test_ab_strip(ui: Any) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.server import Server
+
 from .cases import FILE_CASES, GOOD, GOOD2
 from .files import BUILDERS, write_lora
-from .server import Server
 
 
 def hostile_stem(case_id: str) -> str:
@@ -55,7 +56,7 @@ NORMAL_PROMPT = f"1girl, cat ears, <lora:{GOOD}:0.6>"
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    from .server import PROJECT_ROOT, start_server
+    from tests.server import PROJECT_ROOT, start_server
 
     if not (PROJECT_ROOT / "app.py").is_file():
         pytest.skip("app.py not built yet")
@@ -74,7 +75,7 @@ def http() -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def baseline(server: Server, http: httpx.Client) -> str:
     """Pixel digest of the normal request's image, taken before any hostile request."""
-    from .server import image_digest, txt2img
+    from tests.server import image_digest, txt2img
 
     response = txt2img(http, server.url, prompt=NORMAL_PROMPT)
     assert response.status_code == 200, response.text
@@ -88,7 +89,7 @@ def baseline(server: Server, http: httpx.Client) -> str:
 
 def assert_unharmed(server: Server, http: httpx.Client, baseline: str) -> None:
     """The server is up and the next normal request gives the baseline image bit for bit."""
-    from .server import image_digest, txt2img
+    from tests.server import image_digest, txt2img
 
     assert server.process.poll() is None, f"server died:\n{server.log()[-3000:]}"
     response = txt2img(http, server.url, prompt=NORMAL_PROMPT)

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from assistant.prompt import parse
+from tests.server import PROJECT_ROOT, TINY, Server, image_digest, txt2img
 
 from .cases import FILE_CASES, GENERATION_CASES, GOOD, PROMPT_CASES, FileCase, GenerationCase, PromptCase
 from .conftest import NORMAL_PROMPT, assert_unharmed, hostile_stem
-from .server import PROJECT_ROOT, TINY, Server, image_digest, txt2img
 
 pytestmark = [pytest.mark.server, pytest.mark.engine, pytest.mark.slow]
 

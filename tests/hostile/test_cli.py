@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from assistant.cli import main
+from tests.server import PROJECT_ROOT
 
 from .cases import FILE_CASES, GOOD, PROMPT_CASES, FileCase, PromptCase
 from .conftest import hostile_stem
-from .server import PROJECT_ROOT
 
 ARG_MAX = 128 * 1024 - 1
 CLI_CASES = [c for c in PROMPT_CASES if len(c.positive.encode()) < ARG_MAX and "\x00" not in c.positive]

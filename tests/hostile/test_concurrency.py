@@ -18,8 +18,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.server import TINY, Server, image_digest, txt2img
+
 from .conftest import assert_unharmed, hostile_stem
-from .server import TINY, Server, image_digest, txt2img
 
 pytestmark = [pytest.mark.server, pytest.mark.engine, pytest.mark.slow]
 

@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.server import TINY, Server
+
 from .cases import PROMPT_CASES, PromptCase
 from .conftest import NORMAL_PROMPT, assert_unharmed
-from .server import TINY, Server
 
 pytestmark = [pytest.mark.server, pytest.mark.engine, pytest.mark.slow]
 
