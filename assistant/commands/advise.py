@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
 from ..advisor import advise
-from ..config import load_settings
-from ..errors import LibraryError
 from ..library import Library
 from ..rules.config import load_rules_config
 from ..types import BASES, Advice, format_weight
+from . import add_lora_dir_argument, settings_with_lora_dirs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,12 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         help='what went wrong, e.g. "extra ears", "多耳怪", "black image" (repeatable)',
     )
-    parser.add_argument(
-        "--lora-dir",
-        action="append",
-        metavar="DIR",
-        help="a LoRA folder (repeat for several; default: the configured folders, models/Lora)",
-    )
+    add_lora_dir_argument(parser)
     parser.add_argument(
         "--base", choices=[b for b in BASES if b != "unknown"], default="sd15", help="the loaded base model"
     )
@@ -45,13 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    if args.lora_dir:
-        for folder in args.lora_dir:
-            if not os.path.isdir(folder):
-                raise LibraryError(f"--lora-dir {folder}: no such folder")
+    settings = settings_with_lora_dirs(args)
     library = Library.scan(
-        args.lora_dir or list(settings.lora_dirs),
+        list(settings.lora_dirs),
         catalog=settings.catalog,
         cache_dir=str(Path(settings.cache_dir)),
     )

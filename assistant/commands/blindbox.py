@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import random
 import re
 import sys
@@ -22,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..blend import Plan, blind_box
-from ..config import Settings, load_settings
-from ..errors import LibraryError, LoraMixerError, PromptError
+from ..config import Settings
+from ..errors import LoraMixerError, PromptError
 from ..types import BASES, DEFAULT_SAMPLER, GenerationRequest, PlannedLora
+from . import add_lora_dir_argument, settings_with_lora_dirs
 
 #: Image size when none is given: the tiny demo model's (assistant.engine.tiny.TINY_DEFAULT_SIZE)
 #: or SD1.5's native 512. A rendering run uses the loaded model's own default instead.
@@ -37,8 +37,9 @@ REAL_SIZE = 512
 # ----------------------------------------------------------------------------------------------
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """The prompt and render options every plan command takes."""
+def add_common_arguments(parser: argparse.ArgumentParser, *, grid: bool = True) -> None:
+    """The prompt and render options every rendering command takes (``grid``: the plan commands'
+    ``--sequential``; ``generate`` adds its own ``--seed`` and ``--batch-size``)."""
     parser.add_argument(
         "prompt", help='the positive prompt, e.g. "1girl, <lora:catgirl_v1:0.6>, <lora:cyberpunk_style:0.5>"'
     )
@@ -52,12 +53,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--size", default=None, metavar="WxH", help="image size, e.g. 512x512 (default: the model's)"
     )
-    parser.add_argument(
-        "--lora-dir",
-        action="append",
-        metavar="DIR",
-        help="a LoRA folder (repeat for several; default: the configured folders, models/Lora)",
-    )
+    add_lora_dir_argument(parser)
     parser.add_argument(
         "--model", default=None, metavar="MODEL", help="base model (hub id, folder or .safetensors)"
     )
@@ -68,13 +64,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="base family for the advice in --dry-run (a render uses the loaded model's)",
     )
     parser.add_argument("--no-assistant", action="store_true", help="apply the LoRA tags exactly as written")
-    parser.add_argument(
-        "--out", default=None, metavar="DIR", help="output folder (default: outputs/<kind>-<seed>)"
-    )
+    default_out = "outputs/<kind>-<seed>" if grid else "outputs/generate"
+    parser.add_argument("--out", default=None, metavar="DIR", help=f"output folder (default: {default_out})")
     parser.add_argument("--dry-run", action="store_true", help="print the plan only; render nothing")
-    parser.add_argument(
-        "--sequential", action="store_true", help="render cells one by one instead of batching equal cells"
-    )
+    if grid:
+        parser.add_argument(
+            "--sequential",
+            action="store_true",
+            help="render cells one by one instead of batching equal cells",
+        )
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -105,13 +103,7 @@ class Context:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings()
-    if args.lora_dir:
-        for folder in args.lora_dir:
-            if not os.path.isdir(folder):
-                raise LibraryError(f"--lora-dir {folder}: no such folder")
-        settings = settings.replace(lora_dirs=tuple(args.lora_dir))
-    return settings.replace(model=args.model)
+    return settings_with_lora_dirs(args).replace(model=args.model)
 
 
 def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:

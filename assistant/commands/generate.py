@@ -16,38 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.checks import check_request
-from ..types import BASES, DEFAULT_SAMPLER
-from .blindbox import parse_size, prepare
+from .blindbox import add_common_arguments, parse_size, prepare
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", help='the positive prompt, e.g. "1girl, cat ears, <lora:catgirl_v1:0.7>"')
-    parser.add_argument("--negative", default="", metavar="TEXT", help="the negative prompt")
+    add_common_arguments(parser, grid=False)
     parser.add_argument(
         "--seed", type=int, default=-1, help="image seed; -1 (default) draws one and prints it"
     )
-    parser.add_argument("--steps", type=int, default=None, metavar="N", help="sampling steps (default 28)")
-    parser.add_argument("--cfg", type=float, default=None, metavar="X", help="CFG scale (default 7)")
-    parser.add_argument(
-        "--sampler", default=None, metavar="NAME", help=f"A1111 sampler name (default '{DEFAULT_SAMPLER}')"
-    )
-    parser.add_argument("--scheduler", default=None, metavar="NAME", help="A1111 schedule type, e.g. Karras")
-    parser.add_argument(
-        "--size", default=None, metavar="WxH", help="image size, e.g. 512x512 (default: the model's)"
-    )
     parser.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per run (1-8)")
-    parser.add_argument(
-        "--model", default=None, metavar="MODEL", help="base model: hub id, folder or .safetensors"
-    )
-    parser.add_argument("--lora-dir", action="append", metavar="DIR", help="a LoRA folder (repeatable)")
-    parser.add_argument(
-        "--base", choices=[b for b in BASES if b != "unknown"], default=None, help="base family for --dry-run"
-    )
-    parser.add_argument("--no-assistant", action="store_true", help="apply the LoRA tags exactly as written")
-    parser.add_argument(
-        "--out", default=None, metavar="DIR", help="output folder (default: outputs/generate)"
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print the request only; render nothing")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,24 +8,17 @@ Folder notes (a missing folder, catalog entries without a file) go to stderr.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import unicodedata
 from pathlib import Path
 
-from ..config import load_settings
-from ..errors import LibraryError
 from ..library import Library, info_to_dict
 from ..types import BASES, KINDS, LoraInfo, format_weight
+from . import add_lora_dir_argument, settings_with_lora_dirs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--lora-dir",
-        action="append",
-        metavar="DIR",
-        help="a LoRA folder (repeat for several; default: the configured folders, models/Lora)",
-    )
+    add_lora_dir_argument(parser)
     parser.add_argument(
         "--filter", metavar="TEXT", default="", help="only LoRAs whose name/triggers/notes contain TEXT"
     )
@@ -36,14 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    roots = args.lora_dir or list(settings.lora_dirs)
-    if args.lora_dir:
-        for folder in args.lora_dir:
-            if not os.path.isdir(folder):
-                raise LibraryError(f"--lora-dir {folder}: no such folder")
+    settings = settings_with_lora_dirs(args)
     library = Library.scan(
-        roots,
+        list(settings.lora_dirs),
         catalog=args.catalog or settings.catalog,
         cache_dir=None if args.no_cache else str(Path(settings.cache_dir)),
     )
