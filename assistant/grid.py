@@ -382,20 +382,7 @@ def compose(plan: Plan, images: Sequence[PILImage.Image], *, labels: bool = True
 
 
 def _fallback_infotext(request: GenerationRequest, seed: int) -> str:
-    return infotext.build(
-        prompt=request.prompt,
-        negative=request.negative,
-        steps=request.steps,
-        sampler=request.sampler,
-        schedule_type=request.scheduler,
-        cfg=request.cfg,
-        seed=seed,
-        width=request.width,
-        height=request.height,
-        model_name="",
-        model_hash="",
-        lora_hashes={lora.name: lora.hash for lora in request.loras if lora.hash},
-    )
+    return infotext.for_request(request, seed)
 
 
 def save(plan: Plan, results: Sequence[GenerationResult], out_dir: str | os.PathLike[str]) -> SavedPlan:

@@ -29,11 +29,14 @@ from . import __version__
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from PIL.PngImagePlugin import PngInfo
 
+    from .types import GenerationRequest
+
 __all__ = [
     "DEFAULT_VERSION",
     "SCHEDULE_TYPES",
     "InfoText",
     "build",
+    "for_request",
     "format_number",
     "parse",
     "png_info",
@@ -299,6 +302,36 @@ def build(
         params[key] = str(value)
     params["Version"] = version
     return _join(prompt, negative, params)
+
+
+def for_request(
+    request: GenerationRequest,
+    seed: int,
+    *,
+    model_name: str = "",
+    model_hash: str = "",
+    lora_hashes: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    """:func:`build` for one image of ``request`` (the seed it was drawn with). ``lora_hashes``
+    defaults to the hashes the request's plan carries."""
+    if lora_hashes is None:
+        lora_hashes = {lora.name: lora.hash for lora in request.loras if lora.hash}
+    return build(
+        prompt=request.prompt,
+        negative=request.negative,
+        steps=request.steps,
+        sampler=request.sampler,
+        schedule_type=request.scheduler,
+        cfg=request.cfg,
+        seed=seed,
+        width=request.width,
+        height=request.height,
+        model_name=model_name,
+        model_hash=model_hash,
+        lora_hashes=lora_hashes,
+        extra=extra,
+    )
 
 
 def parse(text: str) -> InfoText:

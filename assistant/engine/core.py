@@ -520,16 +520,9 @@ class Engine:
             pil_images.append(_to_pil(images[i]))
             kept_seeds.append(seed)
             texts.append(
-                infotext.build(
-                    prompt=request.prompt,
-                    negative=request.negative,
-                    steps=request.steps,
-                    sampler=request.sampler,
-                    schedule_type=request.scheduler,
-                    cfg=request.cfg,
-                    seed=seed,
-                    width=request.width,
-                    height=request.height,
+                infotext.for_request(
+                    request,
+                    seed,
                     model_name=info.model_name,
                     model_hash=info.model_hash,
                     lora_hashes=applied.hashes,
