@@ -6,7 +6,9 @@ the working directory) < environment variables < command-line flags (``Settings.
 Environment variables: ``LORA_MIXER_MODEL`` (hub id, local diffusers folder or single-file
 ``.safetensors``; empty = the embedded tiny demo pipeline), ``LORA_MIXER_LORA_DIRS`` (folders
 separated by ``os.pathsep``), ``LORA_MIXER_DEVICE`` (cpu, cuda, cuda:1 …; empty = auto),
-``LORA_MIXER_OUTPUTS``, ``LORA_MIXER_CACHE``, ``LORA_MIXER_ADAPTER_CACHE``.
+``LORA_MIXER_OUTPUTS``, ``LORA_MIXER_CACHE``, ``LORA_MIXER_ADAPTER_CACHE``, ``LORA_MIXER_LOW_VRAM``,
+``LORA_MIXER_MODELS_DIR`` (checkpoints offered for switching at run time, A1111's
+``models/Stable-diffusion`` layout: ``.safetensors`` files and diffusers folders).
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ from .errors import PresetError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRESETS_DIR = PROJECT_ROOT / "presets"
 DEFAULT_LORA_DIR = PROJECT_ROOT / "models" / "Lora"
+DEFAULT_MODELS_DIR = PROJECT_ROOT / "models" / "Stable-diffusion"
+#: The embedded demo pipelines (random weights, see ``assistant.engine.tiny``): always available.
+TINY_MODELS = ("tiny-sd15", "tiny-sdxl")
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     lora_dirs: tuple[str, ...] = (str(DEFAULT_LORA_DIR),)
     model: str | None = None
+    models_dir: str = str(DEFAULT_MODELS_DIR)
     device: str | None = None
     outputs_dir: str = "outputs"
     cache_dir: str = str(PROJECT_ROOT / ".cache")
@@ -53,6 +59,7 @@ _ENV = {
     "LORA_MIXER_DEVICE": "device",
     "LORA_MIXER_OUTPUTS": "outputs_dir",
     "LORA_MIXER_CACHE": "cache_dir",
+    "LORA_MIXER_MODELS_DIR": "models_dir",
 }
 
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
+from .config import TINY_MODELS, Settings
 from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, PromptError
 from .types import DEFAULT_SAMPLER, Advice, GenerationRequest, GenerationResult, LoraInfo, PlannedLora
 
@@ -235,6 +235,16 @@ class HistoryItem:
 # ----------------------------------------------------------------------------------------------
 
 
+def model_label(model: str) -> str:
+    """A base model's short name: a checkpoint's stem, a folder's name, a hub id or tiny name as is."""
+    path = Path(model)
+    if path.suffix in (".safetensors", ".ckpt"):
+        return path.stem
+    if model.startswith(("/", "~", ".")) or path.is_dir():
+        return path.name or model
+    return model
+
+
 class Service:
     """Engine + library + settings behind one lock; the API and the app share one instance.
 
@@ -246,6 +256,7 @@ class Service:
         self, settings: Settings, *, engine: Any | None = None, library: Library | None = None
     ) -> None:
         self.settings = settings
+        self._configured_model = settings.model  # stays first in models() after a switch
         self._engine = engine
         self._library = library
         self._engine_info: Any | None = None
@@ -334,6 +345,74 @@ class Service:
         library = self._library
         count = len(library.loadable()) if library is not None else 0
         return f"{state} · {count} LoRA{'s' if count != 1 else ''} in the library"
+
+    # 1b. base models ---------------------------------------------------------------------------
+
+    def models(self) -> list[str]:
+        """The base models one can switch to, as ``--model`` values: the configured one, every
+        ``.safetensors`` checkpoint and diffusers folder in ``settings.models_dir``, and the two
+        tiny demo pipelines."""
+        found: list[str] = []
+        if self._configured_model:
+            found.append(self._configured_model)
+        folder = Path(self.settings.models_dir or "").expanduser()
+        if self.settings.models_dir and folder.is_dir():
+            for entry in sorted(folder.iterdir(), key=lambda p: p.name.casefold()):
+                if (entry.suffix == ".safetensors" and entry.is_file()) or (
+                    entry / "model_index.json"
+                ).is_file():
+                    found.append(str(entry))
+        found += TINY_MODELS
+        return list(dict.fromkeys(found))
+
+    def current_model(self) -> str:
+        """The ``--model`` value of the running pipeline (a tiny one's name when it runs)."""
+        info = self._engine_info
+        if info is not None and getattr(info, "is_tiny", False):
+            return TINY_MODELS[1] if getattr(info, "base", "") == "sdxl" else TINY_MODELS[0]
+        return self.settings.model or TINY_MODELS[0]
+
+    def switch_model(self, model: str) -> Any:
+        """Load another base model and render with it from now on; returns its ``EngineInfo``.
+
+        ``model`` is one of :meth:`models` or its :func:`model_label`. The new model loads while
+        renders wait; when it cannot load, the running one stays and :class:`GenerationError` says
+        why (the engine's fallback to the tiny pipeline is not taken here).
+        """
+        wanted = self._find_model(model)
+        self._ready.wait()
+        with self._render_lock:
+            if wanted == self.current_model() and self._engine_error is None:
+                return self._engine_info
+            from .engine import Engine
+
+            settings = self.settings.replace(model=wanted)
+            engine = Engine(settings)
+            info = engine.load()
+            if getattr(info, "is_tiny", False) and wanted not in TINY_MODELS:
+                reason = "; ".join(getattr(info, "warnings", ())) or "it could not be loaded"
+                engine.close()
+                raise GenerationError(f"could not switch to {model_label(wanted)}: {reason}")
+            old, self._engine = self._engine, engine
+            self._engine_info, self._engine_error, self.settings = info, None, settings
+        if old is not None and hasattr(old, "close"):
+            old.close()
+        log.info("switched the base model to %s", model_label(wanted))
+        return info
+
+    def _find_model(self, model: str) -> str:
+        text = (model or "").strip()
+        choices = self.models()
+        for choice in choices:
+            if text in (choice, model_label(choice)):
+                return choice
+        folded = text.casefold()
+        for choice in choices:  # A1111 clients send titles like "name [hash]"
+            if folded and model_label(choice).casefold() == folded.split(" [")[0]:
+                return choice
+        raise PromptError(
+            f"unknown base model {text!r}; available: {', '.join(model_label(c) for c in choices)}"
+        )
 
     # 2. library ----------------------------------------------------------------------------------
 

@@ -160,6 +160,23 @@ class Engine:
         with self._lock:
             return self._adapters.adapters() if self._adapters else []
 
+    def close(self) -> None:
+        """Drop the pipeline and its adapters so their memory can be freed (a model switch).
+
+        The engine is back to "not loaded": a later use loads the model again.
+        """
+        with self._lock:
+            self._pipe = None
+            self._adapters = None
+            self._encoder = None
+            self._rows = None
+            self._info = None
+        import gc
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
     def unload_all(self) -> None:
         """Delete every loaded adapter: the pipeline is the plain base model again."""
         with self._lock:

@@ -1,0 +1,82 @@
+"""Switching the base model at run time (Service.models / switch_model), on the tiny pipelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.config import DEFAULT_LORA_DIR, Settings
+from assistant.errors import GenerationError, PromptError
+from assistant.service import RenderSettings, Service, model_label
+
+pytestmark = [pytest.mark.engine]
+
+TINY_RENDER = RenderSettings(sampler="Euler", steps=2, width=64, height=64, seed=11)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Service:
+    models = tmp_path / "Stable-diffusion"
+    models.mkdir()
+    (models / "broken.safetensors").write_bytes(b"not a checkpoint")  # listed, fails to load
+    (models / "notes.txt").write_text("not a model")
+    (models / "my-diffusers-model").mkdir()
+    (models / "my-diffusers-model" / "model_index.json").write_text("{}")
+    settings = Settings(
+        lora_dirs=(str(DEFAULT_LORA_DIR),),
+        models_dir=str(models),
+        device="cpu",
+        outputs_dir=str(tmp_path / "outputs"),
+        cache_dir=str(tmp_path / "cache"),
+    )
+    service = Service(settings)
+    service.start(background=False)
+    return service
+
+
+def _pixels(service: Service, prompt: str) -> np.ndarray:
+    rendered = service.generate(prompt, "", TINY_RENDER)
+    return np.asarray(rendered.images[0])
+
+
+def test_models_lists_the_folder_and_the_tiny_pipelines(service: Service) -> None:
+    labels = [model_label(m) for m in service.models()]
+    assert labels == ["broken", "my-diffusers-model", "tiny-sd15", "tiny-sdxl"]
+    assert service.current_model() == "tiny-sd15"
+
+
+def test_switch_to_sdxl_changes_the_advice_and_the_render(service: Service) -> None:
+    before = _pixels(service, "1girl, <lora:catgirl_v1:0.6>")
+    info = service.switch_model("tiny-sdxl")
+    assert (info.base, info.model_name, service.current_model()) == ("sdxl", "tiny-sdxl-demo", "tiny-sdxl")
+    advice = service.advise("1girl, <lora:catgirl_v1:0.6>, <lora:watercolor_xl:0.5>")
+    assert [p.name for p in advice.plan] == ["watercolor_xl"]  # the SD1.5 LoRA is left out, warned
+    assert any(w.rule == "base-model" and w.lora == "catgirl_v1" for w in advice.warnings)
+    rendered = service.generate("1girl, <lora:watercolor_xl:0.5>", "", TINY_RENDER)
+    assert "Model: tiny-sdxl-demo" in rendered.infotexts[0]
+    assert "watercolor_xl" in rendered.infotexts[0]
+    # and back: the SD1.5 pipeline gives the same image as before the round trip
+    assert service.switch_model("tiny-sd15").base == "sd15"
+    assert np.array_equal(_pixels(service, "1girl, <lora:catgirl_v1:0.6>"), before)
+
+
+def test_unknown_model_is_refused_with_the_choices(service: Service) -> None:
+    expected = r"unknown base model 'sd-v9'; available: broken, my-diffusers-model, tiny-sd15, tiny-sdxl$"
+    with pytest.raises(PromptError, match=expected):
+        service.switch_model("sd-v9")
+
+
+@pytest.mark.parametrize("name", ["broken", "my-diffusers-model"])
+def test_a_model_that_cannot_load_leaves_the_running_one(service: Service, name: str) -> None:
+    before = _pixels(service, "1girl, <lora:catgirl_v1:0.6>")
+    with pytest.raises(GenerationError, match=rf"could not switch to {name}"):
+        service.switch_model(name)
+    assert service.current_model() == "tiny-sd15"
+    assert service.engine_info.model_name == "tiny-sd15-demo"
+    assert np.array_equal(_pixels(service, "1girl, <lora:catgirl_v1:0.6>"), before)
+
+
+def test_a1111_titles_are_accepted(service: Service) -> None:
+    assert service.switch_model("tiny-sdxl [0123456789]").base == "sdxl"
