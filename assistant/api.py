@@ -10,6 +10,10 @@ Scripts written for A1111 — for example with the ``webuiapi`` client — work 
     GET  /sdapi/v1/samplers       -> [{name, aliases, options}]
     GET  /sdapi/v1/sd-models      -> [{title, model_name, hash, sha256, filename, config}]
     GET  /sdapi/v1/options        -> {sd_model_checkpoint, …} (minimal)
+    POST /sdapi/v1/options        <- {sd_model_checkpoint}: switch the base model
+    GET  /sdapi/v1/schedulers     -> [{name, label, …}] (A1111 1.9+ schedule types)
+    POST /sdapi/v1/interrupt      -> stop the API's renders after their current step
+    GET  /sdapi/v1/progress       -> A1111's progress shape for the running API render
     GET  /sdapi/v1/scripts        -> {txt2img: [], img2img: []} (no scripts; webuiapi asks)
 
 Every render goes through :class:`assistant.service.Service` — the same assistant and the same
@@ -40,7 +44,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import LoraMixerError
-from .service import LIMITS, SIZE_MULTIPLE, RenderSettings, Service
+from .service import LIMITS, SIZE_MULTIPLE, RenderSettings, Service, model_label
 from .types import DEFAULT_SAMPLER
 
 log = logging.getLogger(__name__)
@@ -456,33 +460,42 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
             return _error(err)
         return [SamplerEntry(name=name, aliases=[], options={}) for name in names]
 
+    def current_title() -> tuple[str, str]:
+        info = service.engine_info
+        digest = str(getattr(info, "model_hash", "") or "")
+        label = model_label(service.current_model())
+        return (f"{label} [{digest}]" if digest else label), digest
+
     @router.get("/sd-models", response_model=list[ModelEntry])
     async def sd_models() -> Any:
-        """The one loaded base model (LoRA Mixer does not switch checkpoints at run time)."""
+        """The base models one can switch to (``POST /options`` with ``sd_model_checkpoint``)."""
         try:
-            info = await asyncio.to_thread(service.wait_ready)
+            await asyncio.to_thread(service.wait_ready)
         except LoraMixerError as err:
             return _error(err)
-        name = str(getattr(info, "model_name", "model"))
-        digest = str(getattr(info, "model_hash", "") or "") or None
-        return [
-            ModelEntry(
-                title=f"{name} [{digest}]" if digest else name,
-                model_name=name,
-                hash=digest,
-                sha256=None,
-                filename=str(service.settings.model or name),
+        current = service.current_model()
+        title, digest = current_title()
+        entries = []
+        for model in service.models():
+            label = model_label(model)
+            loaded = model == current
+            entries.append(
+                ModelEntry(
+                    title=title if loaded else label,
+                    model_name=label,
+                    hash=(digest or None) if loaded else None,
+                    sha256=None,
+                    filename=model,
+                )
             )
-        ]
+        return entries
 
     @router.get("/options")
     async def options() -> Any:
-        """A minimal subset of A1111's options (read only)."""
-        info = service.engine_info
-        name = str(getattr(info, "model_name", "") or "")
-        digest = str(getattr(info, "model_hash", "") or "")
+        """A minimal subset of A1111's options."""
+        title, digest = current_title()
         return {
-            "sd_model_checkpoint": f"{name} [{digest}]" if digest else name,
+            "sd_model_checkpoint": title,
             "sd_checkpoint_hash": digest,
             "samples_format": "png",
             "outdir_samples": str(service.outputs_dir),
@@ -490,6 +503,47 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
             "lora_mixer_ready": service.ready,
             "lora_mixer_tiny_model": service.uses_tiny_model,
         }
+
+    @router.post("/options")
+    async def set_options(body: dict[str, Any]) -> Any:
+        """A1111's way to switch checkpoints: ``{"sd_model_checkpoint": "<title or name>"}``.
+
+        Renders wait while the new model loads; when it cannot load, the running one stays (4xx
+        with the reason). Other A1111 options are not settable here and are listed as ignored.
+        """
+        ignored = sorted(k for k in body if k != "sd_model_checkpoint")
+        wanted = body.get("sd_model_checkpoint")
+        if wanted is not None:
+            if not isinstance(wanted, str):
+                return JSONResponse(
+                    status_code=422,
+                    content={
+                        "error": "ValidationError",
+                        "detail": "sd_model_checkpoint must be a string",
+                        "errors": "",
+                    },
+                )
+            try:
+                await asyncio.to_thread(service.switch_model, wanted)
+            except LoraMixerError as err:
+                return _error(err)
+            except Exception as exc:
+                return _unexpected(exc, "switching the model")
+        return {"sd_model_checkpoint": current_title()[0], "ignored": ignored}
+
+    @router.get("/schedulers")
+    async def schedulers() -> Any:
+        """A1111 1.9+ schedule types (``scheduler`` in txt2img)."""
+        return [
+            {
+                "name": name.lower(),
+                "label": name,
+                "aliases": None,
+                "default_rho": -1,
+                "need_inner_model": False,
+            }
+            for name in ("Automatic", "Karras", "Exponential")
+        ]
 
     @router.get("/scripts")
     async def scripts() -> Any:

@@ -170,11 +170,32 @@ def test_samplers_models_options(http: httpx.Client) -> None:
     assert "DPM++ 2M Karras" in samplers
     assert "Euler a" in samplers
     models = http.get("/sdapi/v1/sd-models").json()
-    assert len(models) == 1
-    assert models[0]["model_name"]
+    assert [m["model_name"] for m in models] == ["tiny-sd15", "tiny-sdxl"]  # no models/Stable-diffusion
     options = http.get("/sdapi/v1/options").json()
-    assert options["sd_model_checkpoint"].startswith(models[0]["model_name"])
+    assert options["sd_model_checkpoint"] == models[0]["title"]
+    assert options["sd_model_checkpoint"].startswith("tiny-sd15 [")
     assert options["lora_mixer_tiny_model"] is True
+    schedulers = [s["label"] for s in http.get("/sdapi/v1/schedulers").json()]
+    assert schedulers == ["Automatic", "Karras", "Exponential"]
+
+
+def test_webuiapi_switches_the_base_model(app_server: AppServer, http: httpx.Client) -> None:
+    api = webuiapi.WebUIApi(host="127.0.0.1", port=app_server.port)
+    try:
+        api.util_set_model("tiny-sdxl")  # A1111's client: closest title, then POST /options
+        assert api.util_get_current_model().startswith("tiny-sdxl [")
+        result = api.txt2img(prompt="1girl, <lora:watercolor_xl:0.5>", steps=2, width=64, height=64, seed=3)
+        parsed = parse_infotext(result.info["infotexts"][0])
+        assert parsed.params["Model"] == "tiny-sdxl-demo"
+        assert list(parsed.lora_hashes) == ["watercolor_xl"]
+        refused = http.post("/sdapi/v1/options", json={"sd_model_checkpoint": "sd-v9"})
+        assert refused.status_code == 422
+        assert "unknown base model 'sd-v9'; available: tiny-sd15, tiny-sdxl" in refused.json()["detail"]
+        assert http.post("/sdapi/v1/options", json={"sd_model_checkpoint": 5}).status_code == 422
+        assert api.util_get_current_model().startswith("tiny-sdxl [")  # a refused switch changes nothing
+    finally:
+        api.util_set_model("tiny-sd15")
+    assert http.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("tiny-sd15 [")
 
 
 def test_openapi_schema_lists_the_api(http: httpx.Client) -> None:
