@@ -48,6 +48,7 @@ COPY --chown=mixer:mixer . /app
 USER mixer
 # Your LoRAs (volume) first, then the small demo LoRAs shipped in the repository.
 ENV LORA_MIXER_LORA_DIRS=/data/loras:/app/models/Lora \
+    LORA_MIXER_MODELS_DIR=/data/models \
     LORA_MIXER_OUTPUTS=/data/outputs \
     LORA_MIXER_CACHE=/data/cache
 VOLUME ["/data/loras", "/data/models", "/data/outputs"]

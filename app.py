@@ -29,7 +29,16 @@ import gradio as gr
 
 from assistant.config import Settings, load_settings
 from assistant.errors import Cancelled, LoraMixerError
-from assistant.service import LIMITS, ChatTurn, PlanRendered, ProgressFn, Rendered, RenderSettings, Service
+from assistant.service import (
+    LIMITS,
+    ChatTurn,
+    PlanRendered,
+    ProgressFn,
+    Rendered,
+    RenderSettings,
+    Service,
+    model_label,
+)
 from assistant.types import DEFAULT_SAMPLER
 from assistant.ui import cards, messages, prompts
 
@@ -458,6 +467,19 @@ class Handlers:
             gr.Timer(active=not self.service.loaded),
         )
 
+    def switch_model(self, model: str) -> tuple[Any, str, Any, Any]:
+        """The base-model dropdown: load the chosen model (renders wait), then refresh the header.
+
+        When it cannot load, the running model stays, the dropdown goes back to it and a
+        ``gr.Warning`` says why (never an error page: the app keeps working)."""
+        try:
+            info = self.service.switch_model(model)
+            gr.Info(f"Base model: {info.model_name} ({info.base}).")
+        except LoraMixerError as err:
+            gr.Warning(str(err))
+        _status, banner, samplers, _timer = self.status()
+        return gr.Dropdown(value=self.service.current_model()), self.service.status_line(), banner, samplers
+
     def history(self) -> list[tuple[str, str]]:
         """Saved images, newest first, captioned with seed and prompt."""
         items = self.service.history(HISTORY_LIMIT)
@@ -599,11 +621,12 @@ def build_demo(service: Service) -> gr.Blocks:
                         with gr.Row():
                             seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
                             batch = setting_slider(*LIMITS["batch_size"], value=1, step=1, label="Batch size")
-                        gr.Dropdown(
-                            [service.settings.model or "tiny demo pipeline"],
-                            value=service.settings.model or "tiny demo pipeline",
-                            label="Base model (set with --model; fixed while the server runs)",
-                            interactive=False,
+                        model_choice = gr.Dropdown(
+                            [(model_label(m), m) for m in service.models()],
+                            value=service.current_model(),
+                            label="Base model (--model; checkpoints in --models-dir)",
+                            info="Switching loads the new model; renders wait meanwhile.",
+                            elem_id="base-model",
                         )
                 with gr.Tab("Library", id="library-tab"):
                     with gr.Row():
@@ -791,6 +814,12 @@ def build_demo(service: Service) -> gr.Blocks:
             api_name="restore",
             api_visibility="private",
         )
+        model_choice.input(
+            h.switch_model,
+            [model_choice],
+            [model_choice, status, banner, sampler],
+            api_name="switch_model",
+        )
         status_timer = gr.Timer(2.0)
         gr.on(
             [demo.load, status_timer.tick],
@@ -839,6 +868,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--lora-dir", action="append", dest="lora_dirs", metavar="DIR", help="LoRA folder (repeatable)"
     )
+    parser.add_argument(
+        "--models-dir", help="checkpoints to switch between in the UI (default: models/Stable-diffusion)"
+    )
     parser.add_argument("--outputs", help="folder for generated images (default: ./outputs)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: auto)")
     parser.add_argument(
@@ -865,14 +897,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         outputs_dir=args.outputs,
         device=args.device,
         low_vram=args.low_vram,
+        models_dir=args.models_dir,
     )
 
 
 def blocked_paths(settings: Settings) -> list[str]:
-    """Folders the web server must never serve: LoRA folders and a local model."""
+    """Folders the web server must never serve: LoRA folders, a local model, the models folder."""
     paths = [str(Path(d).expanduser().resolve()) for d in settings.lora_dirs]
-    if settings.model and Path(settings.model).expanduser().exists():
-        paths.append(str(Path(settings.model).expanduser().resolve()))
+    for model in (settings.model, settings.models_dir):
+        if model and Path(model).expanduser().exists():
+            paths.append(str(Path(model).expanduser().resolve()))
     return paths
 
 

@@ -51,7 +51,15 @@ def _text(message: dict[str, Any]) -> str:
 def test_every_event_has_an_api_name(ui: Any) -> None:
     endpoints = set(ui.view_api(print_info=False, return_format="dict")["named_endpoints"])
     expected = {"/chat", "/generate", "/blindbox", "/ab", "/sweep", "/loras", "/insert_card", "/insert_lora"}
-    expected |= {"/refresh_loras", "/lora_sliders", "/recipe", "/history", "/cancel", "/status"}
+    expected |= {
+        "/refresh_loras",
+        "/lora_sliders",
+        "/recipe",
+        "/history",
+        "/cancel",
+        "/status",
+        "/switch_model",
+    }
     assert expected <= endpoints
 
 
@@ -112,6 +120,23 @@ def test_generate_button(ui: Any) -> None:
     assert len(_files(reply)) == 1
     assert "Seed 1234" in _text(reply)
     assert "<lora:cyberpunk_style:" in positive
+
+
+def test_switching_the_base_model(ui: Any) -> None:
+    sdxl_prompt = "1girl, <lora:watercolor_xl:0.5>"
+    history, _, _ = ui.predict(sdxl_prompt, "", True, *SETTINGS, [], api_name="/generate")
+    assert "SDXL" in _text(history[-1])  # on SD1.5 the SDXL LoRA is left out, with the reason
+    try:
+        choice, status, _banner, _samplers = ui.predict("tiny-sdxl", api_name="/switch_model")
+        assert choice["value"] == "tiny-sdxl"
+        assert "tiny-sdxl-demo" in status
+        history, _, _ = ui.predict(sdxl_prompt, "", True, *SETTINGS, [], api_name="/generate")
+        assert "SDXL" not in _text(history[-1])
+        assert len(_files(history[-1])) == 1
+    finally:
+        choice, status, _banner, _samplers = ui.predict("tiny-sd15", api_name="/switch_model")
+    assert choice["value"] == "tiny-sd15"
+    assert "tiny-sd15-demo" in status
 
 
 def test_generate_button_reports_bad_settings(ui: Any) -> None:
