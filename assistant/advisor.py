@@ -91,6 +91,8 @@ def run_rules(
             "prompt",
             f"<{extra.tag_type}:…> tags are kept in the text but not applied (LoRA Mixer applies "
             f"LoRA/LyCORIS tags only): {extra.raw or extra.tag_type}",
+            zh=f"<{extra.tag_type}:…> 标签会留在文本里,但不会生效(LoRA Mixer 只加载 LoRA/LyCORIS):"
+            f"{extra.raw or extra.tag_type}",
         )
     # 3. Symptoms: the user's words → symptom ids.
     ids, unknown = resolve_symptoms(config, symptoms)
@@ -99,6 +101,7 @@ def run_rules(
             "symptom-fixes",
             f"Symptom {text!r} is not one I know; known symptoms: "
             + ", ".join(f"{sid} ({s.title.en} / {s.title.zh})" for sid, s in config.symptoms.items()),
+            zh=f"我不认识症状 {text!r};认识的有:" + "、".join(s.title.zh for s in config.symptoms.values()),
         )
     state = state.replace(symptoms=tuple(ids))
     # 4. The rules, in registry order.
@@ -124,7 +127,12 @@ def _plan(state: RuleState) -> tuple[tuple[PlannedLora, ...], RuleState]:
             negative_unet=None if neg is None else neg.unet,
         )
         if neg is None and entry.te_weight == 0 and entry.unet_weight == 0:
-            state = state.warn("plan", f"LoRA '{info.name}' has weight 0, so it is not applied.", info.name)
+            state = state.warn(
+                "plan",
+                f"LoRA '{info.name}' has weight 0, so it is not applied.",
+                info.name,
+                zh=f"LoRA '{info.name}' 的权重是 0,不会加载。",
+            )
             continue
         plan.append(entry)
         planned.add(tag.name)

@@ -8,8 +8,9 @@ with prompt-specific advice when a prompt is in the context. Replies follow the 
 (Chinese when the message contains CJK characters). The chat only plans and explains; the app
 decides to render for prompt, blind-box, A/B and sweep intents using ``Intent.args``.
 
-Change reasons and warnings come from the rules and are in English; headings, answers and
-explanations written here are in the user's language.
+Change reasons and warnings come from the rules in English and Chinese (``Change.reason_zh``,
+``AdviceWarning.message_zh``); headings, answers and explanations written here are in the user's
+language too. Prompt-parser notes are English only (they quote the offending text).
 """
 
 from __future__ import annotations
@@ -619,8 +620,12 @@ def format_advice(advice: Advice, language: Language = "en", *, applied: bool = 
         for change in advice.changes:
             before = f"`{_inline(change.before)}`" if change.before else "∅"
             after = f"`{_inline(change.after)}`" if change.after else "∅"
-            summary = _ZH_CHANGE.get(change.rule, "") if lang == "zh" else ""
-            detail = f"{summary}({change.reason})" if summary else change.reason
+            if lang == "zh" and change.reason_zh:
+                detail = change.reason_zh
+            elif lang == "zh" and change.rule in _ZH_CHANGE:
+                detail = f"{_ZH_CHANGE[change.rule]}({change.reason})"
+            else:
+                detail = change.reason
             lines.append(f"- `{change.rule}` {before} → {after} — {detail}")
         parts.append("\n".join(lines))
     else:
@@ -628,8 +633,13 @@ def format_advice(advice: Advice, language: Language = "en", *, applied: bool = 
     if advice.warnings:
         lines = [f"**{_t('warnings', lang)}**"]
         for w in advice.warnings:
-            summary = _ZH_WARNING.get(w.rule, "") if lang == "zh" else ""
-            lines.append(f"- ⚠️ `{w.rule}` {summary + ':' if summary else ''}{w.message}")
+            if lang == "zh" and w.message_zh:
+                text = w.message_zh
+            elif lang == "zh" and w.rule in _ZH_WARNING:
+                text = f"{_ZH_WARNING[w.rule]}:{w.message}"
+            else:
+                text = w.message
+            lines.append(f"- ⚠️ `{w.rule}` {text}")
         parts.append("\n".join(lines))
     plan = []
     for p in advice.plan:

@@ -164,12 +164,16 @@ class LoraInfo:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One edit the assistant made, and why. ``before``/``after`` are short quoted fragments."""
+    """One edit the assistant made, and why. ``before``/``after`` are short quoted fragments.
+
+    ``reason_zh`` is the same reason in Chinese (shown to users who write Chinese; "" = none).
+    """
 
     rule: str
     before: str
     after: str
     reason: str
+    reason_zh: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +183,7 @@ class AdviceWarning:
     rule: str
     message: str
     lora: str | None = None
+    message_zh: str = ""
 
 
 @dataclass(frozen=True, slots=True)

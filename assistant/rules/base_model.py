@@ -20,6 +20,10 @@ ID = "base-model"
 _LABEL = {"sd15": "SD1.5", "sd2": "SD2", "sdxl": "SDXL", "unknown": "unknown"}
 
 
+def _zh_source(source: str) -> str:
+    return f"(依据:{source.strip()[1:-1]})" if source else ""
+
+
 def apply(state: RuleState) -> RuleState:
     if state.base == "unknown":
         return state  # nothing to compare with
@@ -37,5 +41,8 @@ def apply(state: RuleState) -> RuleState:
             f"out of generation (a LoRA on the wrong base distorts the style or fails to load). Load an "
             f"{label} model to use it.",
             info.name,
+            zh=f"LoRA '{info.name}' 是为 {label} 训练的{_zh_source(source)},"
+            f"但当前加载的是 {model}:这次不参与生成"
+            f"(底模不对的 LoRA 会让画风突变,或者根本加载不上)。要用它请换成 {label} 模型。",
         )
     return state.replace(excluded=excluded)

@@ -29,7 +29,12 @@ def apply(state: RuleState) -> RuleState:
             f"{fmt(first.weight)} + {fmt(later.weight)} = {fmt(first.weight + later.weight)}). "
             f"Kept the first tag {show(first)} and removed the later one."
         )
-        change = Change(ID, later.raw or show(later), "", reason)
+        reason_zh = (
+            f"'{first.name}' 写了两次;A1111 会叠加两次(实际相当于 "
+            f"{fmt(first.weight)} + {fmt(later.weight)} = {fmt(first.weight + later.weight)})。"
+            f"保留第一个 {show(first)},删掉后面那个。"
+        )
+        change = Change(ID, later.raw or show(later), "", reason, reason_zh)
         if later.in_negative:
             state = state.edit(change, negative=remove_tag(state.negative, later))
         else:

@@ -38,7 +38,7 @@ def apply(state: RuleState) -> RuleState:
             continue
         positive = next((t for t in state.positive_loras if t.name == tag.name), None)
         branch[tag.name] = tag
-        state = state.warn(ID, _reason(tag, positive), lora=tag.name)
+        state = state.warn(ID, _reason(tag, positive), lora=tag.name, zh=_reason_zh(tag, positive))
     return state.replace(negative_branch=branch) if branch else state
 
 
@@ -77,3 +77,33 @@ def _reason(tag: LoraTag, positive: LoraTag | None) -> str:
             )
         )
     return intro + both + "Equal weights in both passes are what A1111 does anyway."
+
+
+def _reason_zh(tag: LoraTag, positive: LoraTag | None) -> str:
+    w = tag.weight
+    intro = (
+        f"{show(tag)} 写在负面提示词里,A1111 会悄悄忽略它。LoRA Mixer 让 '{tag.name}' 在无分类器引导的"
+        f"负向(无条件)分支里以 {fmt(w)} 生效(标签留在负面提示词里,重跑和图片信息都会保留它)。"
+    )
+    if positive is None:
+        direction = "远离" if w > 0 else "靠近"
+        return intro + (
+            f"正面提示词里没有 '{tag.name}',所以正向分支不加载它(权重 0):"
+            f"画面会{direction}这个 LoRA 画的东西。"
+        )
+    p = positive.weight
+    both = f"正向分支 {fmt(p)},负向分支 {fmt(w)}。"
+    if w < p:
+        return (
+            intro
+            + both
+            + (
+                f"负向权重比正向低,LoRA 反而更强(大约多出 (CFG − 1) × {fmt(p - w)});想压副作用,"
+                f"应该用略高于 {fmt(p)} 的值,或者调低 {show(positive)}。"
+            )
+        )
+    if w > p:
+        return (
+            intro + both + f"负向权重比正向高,会削弱 LoRA(大约弱 (CFG − 1) × {fmt(w - p)}),从而压住副作用。"
+        )
+    return intro + both + "两个分支权重相同,和 A1111 的效果一样。"

@@ -38,5 +38,9 @@ def apply(state: RuleState) -> RuleState:
         f"{', '.join(repr(n) for n in names)} declare{'s' if len(names) == 1 else ''} negative terms for "
         f"their known side effects: added {', '.join(repr(t) for t in missing)} to the negative prompt."
     )
-    change = Change(ID, "", ", ".join(missing), reason)
+    reason_zh = (
+        f"{'、'.join(repr(n) for n in names)} 自带针对已知副作用的负面词:已把 "
+        f"{'、'.join(repr(t) for t in missing)} 加进负面提示词。"
+    )
+    change = Change(ID, "", ", ".join(missing), reason, reason_zh)
     return state.edit(change, negative=append_terms(state.negative, missing))

@@ -13,7 +13,7 @@ Good: ``1girl, <lora:catgirl_v1:0.5>, <lora:cyberpunk_style:0.3>``
 from __future__ import annotations
 
 from ..types import Change, LoraTag
-from .state import RuleState, show
+from .state import RuleState, kind_zh, show
 
 ID = "order"
 
@@ -25,8 +25,14 @@ def apply(state: RuleState) -> RuleState:
         return state
     kinds = ", ".join(f"{t.name} ({_kind(state, t)})" for t in ranked)
     reason = f"Character LoRAs first, clothing/concept next, style last: {kinds}."
+    kinds_zh = "、".join(f"{t.name}({kind_zh(_kind(state, t))})" for t in ranked)
+    reason_zh = f"角色 LoRA 放最前,服装/概念其次,画风放最后:{kinds_zh}。"
     change = Change(
-        ID, " ".join(t.raw or show(t) for t in tags), " ".join(t.raw or show(t) for t in ranked), reason
+        ID,
+        " ".join(t.raw or show(t) for t in tags),
+        " ".join(t.raw or show(t) for t in ranked),
+        reason,
+        reason_zh,
     )
     return state.reorder(change, ranked)
 

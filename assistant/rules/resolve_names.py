@@ -34,11 +34,13 @@ def apply(state: RuleState) -> RuleState:
             info = state.library.resolve(tag.name)
         except LoraNotFound as exc:
             hint = f" Did you mean {_quote(exc.suggestions)}?" if exc.suggestions else ""
+            hint_zh = f"你是不是想写 {_quote(exc.suggestions)}?" if exc.suggestions else ""
             state = state.warn(
                 ID,
                 f"LoRA '{tag.name}' is not in the library, so it will not be applied; the tag stays in "
                 f"the prompt.{hint}",
                 tag.name,
+                zh=f"LoRA 库里没有 '{tag.name}',这次不会加载;标签留在提示词里。{hint_zh}",
             )
             continue
         except AmbiguousLoraName as exc:
@@ -47,6 +49,8 @@ def apply(state: RuleState) -> RuleState:
                 f"LoRA name '{tag.name}' matches {_quote(exc.candidates)}; it will not be applied until "
                 "you write the file name of the one you mean.",
                 tag.name,
+                zh=f"LoRA 名字 '{tag.name}' 同时匹配 {_quote(exc.candidates)};"
+                "请写出你要的那个文件名,否则不会加载。",
             )
             continue
         written[tag.name] = infos[info.name] = info
@@ -57,6 +61,8 @@ def apply(state: RuleState) -> RuleState:
                 f"LoRA '{info.name}' is {info.status} ({info.problem or 'no reason given'}); it will not "
                 "be applied.",
                 info.name,
+                zh=f"LoRA '{info.name}' 不能用:{info.status}"
+                f"({info.problem or '没有给出原因'}),这次不会加载。",
             )
     state = state.replace(infos=infos, excluded=excluded)
     # 2. Rewrite near-miss spellings to the real name, one tag at a time (spans change).
@@ -74,8 +80,13 @@ def apply(state: RuleState) -> RuleState:
                     f"'{tag.name}' is {how} the LoRA file '{info.name}'; written exactly as the file "
                     "is named so every tool finds it (A1111 on Linux says 'LoRA not found' otherwise)."
                 )
+                how_zh = "别名" if tag.name.casefold() != info.name.casefold() else "大小写不同的写法"
+                reason_zh = (
+                    f"'{tag.name}' 是 LoRA 文件 '{info.name}' 的{how_zh};改成和文件名完全一致,"
+                    "各个工具才都能找到(否则 Linux 上的 A1111 会报 LoRA not found)。"
+                )
                 state = state.replace_tags(
-                    Change(ID, tag.raw or show(tag), show(new_tag), reason), [(tag, new_tag)]
+                    Change(ID, tag.raw or show(tag), show(new_tag), reason, reason_zh), [(tag, new_tag)]
                 )
                 break
         else:

@@ -170,9 +170,10 @@ class RuleState:
             return self.replace(negative=text, negative_loras=side, changes=(*self.changes, change))
         return self.replace(positive=text, positive_loras=side, changes=(*self.changes, change))
 
-    def warn(self, rule: str, message: str, lora: str | None = None) -> RuleState:
-        """A new state with one more warning (an identical warning is not repeated)."""
-        warning = AdviceWarning(rule=rule, message=message, lora=lora)
+    def warn(self, rule: str, message: str, lora: str | None = None, zh: str = "") -> RuleState:
+        """A new state with one more warning (an identical warning is not repeated); ``zh`` is the
+        message in Chinese."""
+        warning = AdviceWarning(rule=rule, message=message, lora=lora, message_zh=zh)
         if warning in self.warnings:
             return self
         return self.replace(warnings=(*self.warnings, warning))
@@ -308,3 +309,11 @@ def split_triggers(triggers: tuple[str, ...]) -> list[str]:
 
 def fmt(value: float) -> str:
     return format_weight(value)
+
+
+_KIND_ZH = {"character": "角色", "clothing": "服装", "concept": "概念", "style": "画风", "other": "其他"}
+
+
+def kind_zh(kind: str) -> str:
+    """A LoRA kind in Chinese, for reasons shown to Chinese users."""
+    return _KIND_ZH.get(kind, kind)

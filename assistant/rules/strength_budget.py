@@ -41,7 +41,12 @@ def _clamp(state: RuleState) -> RuleState:
             f"A single LoRA above {fmt(limit)} usually breaks the image; clamped '{tag.name}' from "
             f"{fmt(strength(tag))} to {fmt(limit)} (the per-LoRA limit in presets/rules.yaml)."
         )
-        state = state.replace_tags(Change(ID, tag.raw or show(tag), show(new_tag), reason), [(tag, new_tag)])
+        reason_zh = (
+            f"单个 LoRA 超过 {fmt(limit)} 通常会把图弄坏;已把 '{tag.name}' 从 {fmt(strength(tag))} "
+            f"压到 {fmt(limit)}(presets/rules.yaml 里的单个 LoRA 上限)。"
+        )
+        change = Change(ID, tag.raw or show(tag), show(new_tag), reason, reason_zh)
+        state = state.replace_tags(change, [(tag, new_tag)])
     return state
 
 
@@ -64,8 +69,13 @@ def _budget(state: RuleState) -> RuleState:
         f"{cap:g}/{total:g} ≈ {factor:.3f} (keeps the balance of the mix) and rounded down to 2 decimals "
         f"so the total stays at or under {fmt(cap)}: {before} → {after}."
     )
+    reason_zh = (
+        f"多个 LoRA 的强度会叠加;总和超过 {fmt(cap)} 就容易崩图。每个 LoRA 都乘以 "
+        f"{cap:g}/{total:g} ≈ {factor:.3f}(保持原来的配比),再向下取两位小数,"
+        f"保证总和不超过 {fmt(cap)}:{before} → {after}。"
+    )
     changed = [(old, new) for old, new in scaled if (old.weight, old.unet) != (new.weight, new.unet)]
-    return state.replace_tags(Change(ID, before, after, reason), changed)
+    return state.replace_tags(Change(ID, before, after, reason, reason_zh), changed)
 
 
 def _clip(value: float, limit: float) -> float:

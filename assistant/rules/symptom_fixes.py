@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from ..prompt import append_terms, has_term
 from ..types import Change, LoraTag
 from .config import LowerConfig, RulesConfig, SymptomConfig
-from .state import RuleState, fmt, show, split_triggers, strength, with_weights
+from .state import RuleState, fmt, kind_zh, show, split_triggers, strength, with_weights
 
 ID = "symptom-fixes"
 
@@ -58,7 +58,9 @@ def apply(state: RuleState) -> RuleState:
         elif symptom.check == "base":
             state = _check_base(state, symptom)
         if symptom.note is not None:
-            state = state.warn(ID, f"{symptom.title.en}: {symptom.note.en}")
+            state = state.warn(
+                ID, f"{symptom.title.en}: {symptom.note.en}", zh=f"{symptom.title.zh}:{symptom.note.zh}"
+            )
     return state
 
 
@@ -88,16 +90,27 @@ def _negative_terms(state: RuleState, symptom: SymptomConfig) -> RuleState:
         weighted = f"({term}:{fmt(weight)})"
         found = find_term(state.negative, term)
         reason = f"{symptom.title.en} ({symptom.title.zh}): {symptom.cause.en}; fix: {symptom.fix.en}."
+        reason_zh = f"{symptom.title.zh}:{symptom.cause.zh};解决:{symptom.fix.zh}。"
         if found is None:
             if has_term(state.negative, term):
                 continue  # present in a form we do not rewrite (nested syntax): leave the user's text
-            change = Change(ID, "", weighted, reason + f" Added {weighted} to the negative prompt.")
+            change = Change(
+                ID,
+                "",
+                weighted,
+                reason + f" Added {weighted} to the negative prompt.",
+                reason_zh + f"已把 {weighted} 加进负面提示词。",
+            )
             state = state.edit(change, negative=append_terms(state.negative, [weighted]))
         elif found[2] < weight - 1e-9:
             start, end, old = found
             before = state.negative[start:end]
             change = Change(
-                ID, before, weighted, reason + f" Raised '{term}' from {fmt(old)} to {fmt(weight)}."
+                ID,
+                before,
+                weighted,
+                reason + f" Raised '{term}' from {fmt(old)} to {fmt(weight)}.",
+                reason_zh + f"把 '{term}' 的权重从 {fmt(old)} 提到 {fmt(weight)}。",
             )
             state = state.edit(change, negative=state.negative[:start] + weighted + state.negative[end:])
     return state
@@ -184,7 +197,12 @@ def _lower(state: RuleState, symptom: SymptomConfig, lower: LowerConfig) -> Rule
             f"{symptom.title.en} ({symptom.title.zh}): {symptom.cause.en}. Lowered '{tag.name}' "
             f"({info.kind}) from {fmt(strength(tag))} to {fmt(strength(new_tag))}."
         )
-        state = state.replace_tags(Change(ID, tag.raw or show(tag), show(new_tag), reason), [(tag, new_tag)])
+        reason_zh = (
+            f"{symptom.title.zh}:{symptom.cause.zh}。已把 '{tag.name}'({kind_zh(info.kind)})"
+            f"从 {fmt(strength(tag))} 降到 {fmt(strength(new_tag))}。"
+        )
+        change = Change(ID, tag.raw or show(tag), show(new_tag), reason, reason_zh)
+        state = state.replace_tags(change, [(tag, new_tag)])
     return state
 
 
@@ -201,6 +219,9 @@ def _suggest_negative_pass(
         f"side effect stays, add {show(suggestion)} to the NEGATIVE prompt: LoRA Mixer then runs the "
         "negative pass of guidance a little stronger than the positive one, which tames the LoRA's leaks.",
         tag.name,
+        zh=f"{symptom.title.zh}:'{tag.name}' 已经是 {fmt(tag.weight)}(上限 {fmt(lower.to)})。如果副作用还在,"
+        f"把 {show(suggestion)} 加到负面提示词里:"
+        "LoRA Mixer 会让引导的负向分支比正向略强一点,压住 LoRA 的溢出。",
     )
 
 
@@ -216,42 +237,65 @@ def _cap(value: float, lower: LowerConfig) -> float:
 
 
 def _check_no_effect(state: RuleState, symptom: SymptomConfig) -> RuleState:
-    findings: list[str] = []
-    unknown = [t.name for t in state.positive_loras if state.info(t) is None]
+    findings: list[tuple[str, str]] = []  # (English, Chinese)
+    unknown = ", ".join(t.name for t in state.positive_loras if state.info(t) is None)
     if unknown:
-        findings.append(f"not in the library (name typo or letter case?): {', '.join(unknown)}")
-    renamed = [c.before for c in state.changes if c.rule == "resolve-names"]
+        findings.append(
+            (
+                f"not in the library (name typo or letter case?): {unknown}",
+                f"库里没有(名字拼错或大小写不对?):{unknown}",
+            )
+        )
+    renamed = ", ".join(c.before for c in state.changes if c.rule == "resolve-names")
     if renamed:
-        findings.append(f"names corrected: {', '.join(renamed)}")
-    added = [c.after for c in state.changes if c.rule == "trigger-words"]
+        findings.append((f"names corrected: {renamed}", f"已改正的名字:{renamed}"))
+    added = ", ".join(c.after for c in state.changes if c.rule == "trigger-words")
     if added:
-        findings.append(f"trigger words were missing and are now added: {', '.join(added)}")
-    left_out = [f"{n} ({why})" for n, why in state.excluded.items()]
+        findings.append(
+            (f"trigger words were missing and are now added: {added}", f"缺少的触发词已补上:{added}")
+        )
+    left_out = ", ".join(f"{n} ({why})" for n, why in state.excluded.items())
     if left_out:
-        findings.append(f"left out of generation: {', '.join(left_out)}")
-    weak = [f"{t.name} at {fmt(t.weight)}" for t, _i in state.applied_positive() if 0 <= strength(t) < 0.3]
+        findings.append((f"left out of generation: {left_out}", f"不参与生成:{left_out}"))
+    weak = ", ".join(
+        f"{t.name} at {fmt(t.weight)}" for t, _i in state.applied_positive() if 0 <= strength(t) < 0.3
+    )
     if weak:
-        findings.append(f"weights too low to show much: {', '.join(weak)}")
+        findings.append((f"weights too low to show much: {weak}", f"权重太低,效果不明显:{weak}"))
     if not state.positive_loras:
-        findings.append("the positive prompt has no <lora:…> tag at all")
+        findings.append(
+            ("the positive prompt has no <lora:…> tag at all", "正面提示词里根本没有 <lora:…> 标签")
+        )
     if findings:
-        message = f"{symptom.title.en}: " + "; ".join(findings) + "."
+        message = f"{symptom.title.en}: " + "; ".join(en for en, _zh in findings) + "."
+        message_zh = f"{symptom.title.zh}:" + ";".join(zh for _en, zh in findings) + "。"
     else:
         message = (
             f"{symptom.title.en}: every LoRA name resolves, trigger words are present and weights are "
             "at least 0.3. If nothing changes after you replace a file, see 'stale cache'."
         )
-    return state.warn(ID, message)
+        message_zh = (
+            f"{symptom.title.zh}:所有 LoRA 名字都找得到,触发词都在,权重都不低于 0.3。"
+            "如果换了文件却没有变化,看看“缓存见鬼”那一条。"
+        )
+    return state.warn(ID, message, zh=message_zh)
 
 
 def _check_base(state: RuleState, symptom: SymptomConfig) -> RuleState:
-    mismatched = [f"{name} ({why})" for name, why in state.excluded.items() if why.startswith("made for")]
+    mismatched = ", ".join(
+        f"{name} ({why})" for name, why in state.excluded.items() if why.startswith("made for")
+    )
     if mismatched:
-        message = f"{symptom.title.en}: {symptom.cause.en}: {', '.join(mismatched)}. {symptom.fix.en}."
+        message = f"{symptom.title.en}: {symptom.cause.en}: {mismatched}. {symptom.fix.en}."
+        message_zh = f"{symptom.title.zh}:{symptom.cause.zh}:{mismatched}。{symptom.fix.zh}。"
     else:
-        styles = [f"{t.name} at {fmt(t.weight)}" for t, i in state.applied_positive() if i.kind == "style"]
-        extra = f" If it still drifts, lower the style LoRAs ({', '.join(styles)})." if styles else ""
+        styles = ", ".join(
+            f"{t.name} at {fmt(t.weight)}" for t, i in state.applied_positive() if i.kind == "style"
+        )
+        extra = f" If it still drifts, lower the style LoRAs ({styles})." if styles else ""
+        extra_zh = f"如果还是跑偏,调低画风 LoRA({styles})。" if styles else ""
         message = (
             f"{symptom.title.en}: every LoRA in the prompt matches the loaded {state.base} model.{extra}"
         )
-    return state.warn(ID, message)
+        message_zh = f"{symptom.title.zh}:提示词里的 LoRA 都和当前加载的 {state.base} 模型匹配。{extra_zh}"
+    return state.warn(ID, message, zh=message_zh)

@@ -51,6 +51,8 @@ def apply(state: RuleState) -> RuleState:
             f"{', '.join(repr(w) for w in words)}: the words feed all of them (two versions of one "
             "character usually fight; keep one).",
             names[0],
+            zh=f"LoRA {'、'.join(repr(n) for n in names)} 共用触发词 {'、'.join(repr(w) for w in words)}:"
+            "这些词会同时激活它们(同一角色的两个版本通常会互相打架,留一个就好)。",
         )
     if not missing:
         return state
@@ -63,5 +65,9 @@ def apply(state: RuleState) -> RuleState:
     reason = (
         f"Trigger words were missing, so the LoRA would barely show: {detail}. Added once, near the start."
     )
-    change = Change(ID, "", ", ".join(missing), reason)
+    detail_zh = ";".join(
+        f"'{name}' 需要 {'、'.join(repr(w) for w in words)}" for name, words in by_lora.items()
+    )
+    reason_zh = f"缺少触发词,LoRA 几乎不会生效:{detail_zh}。已在开头附近各补一次。"
+    change = Change(ID, "", ", ".join(missing), reason, reason_zh)
     return state.edit(change, positive=insert_terms(state.positive, missing))

@@ -310,10 +310,31 @@ def test_ab_and_sweep_refuse_unusable_loras_before_rendering() -> None:
 
 def test_chinese_replies_explain_each_change_in_chinese() -> None:
     reply = respond("一个女孩, <lora:Catgirl_V1:0.8>, <lora:catgrl:0.5>", EMPTY)
-    assert "LoRA 名字改成文件的真实写法" in reply.text
-    assert "补上缺失的触发词" in reply.text
-    assert "LoRA 找不到或不能用" in reply.text
-    assert "Did you mean" in reply.text  # the specifics stay
+    assert "'Catgirl_V1' 是 LoRA 文件 'catgirl_v1' 的大小写不同的写法" in reply.text
+    assert "缺少触发词,LoRA 几乎不会生效:'catgirl_v1' 需要 'catgirl'、'cat ears'" in reply.text
+    assert "LoRA 库里没有 'catgrl',这次不会加载" in reply.text
+    assert "你是不是想写 'catgirl'" in reply.text  # the specifics stay
+    assert "Did you mean" not in reply.text
+    assert "Trigger words were missing" not in reply.text
+    # the subject stays first: the triggers go after 一个女孩, as after 1girl
+    assert reply.positive.startswith("一个女孩, catgirl, cat ears, <lora:catgirl_v1:0.8>")
+
+
+def test_every_reason_and_warning_has_a_chinese_text() -> None:
+    """Each rule's reasons and warnings come in both languages (a Chinese reply stays Chinese)."""
+    from assistant.advisor import advise
+
+    messy = (
+        "<lora:cyberpunk_style:0.9>, <lora:Catgirl_V1:1.8>, <lora:catgrl:0.5>, <lora:catgirl_v1:0.3>,"
+        " <lora:watercolor_xl:0.5>, <lora:catgirl_v2:0.4>, <hypernet:x:1>"
+    )
+    for symptoms in ((), ("extra-ears",), ("black-image",), ("no-effect",), ("style-drift",), ("???",)):
+        advice = advise(messy, "<lora:catgirl_v1:-0.1>", library=DEMO_LIBRARY, symptoms=symptoms)
+        assert advice.changes
+        for change in advice.changes:
+            assert change.reason_zh, change
+        for warning in advice.warnings:
+            assert warning.message_zh or warning.rule == "prompt", warning
 
 
 def test_overlong_messages_are_refused_before_parsing() -> None:
