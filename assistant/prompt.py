@@ -968,7 +968,7 @@ def _terms(text: str) -> tuple[str, ...]:
         "," if e[0] == "BREAK" and e[1] == -1.0 else e[0] for e in _attention(encoder_text(text))[0]
     )
     out: list[str] = []
-    for piece in plain.split(","):
+    for piece in plain.replace("\uff0c", ",").split(","):
         term = _WS.sub(" ", piece).strip()
         if term:
             out.append(term)
@@ -1099,7 +1099,7 @@ def _top_level_items(text: str) -> list[_Item]:
             depth += 1
         elif c in ")]":
             depth = max(0, depth - 1)
-        elif c == "," and depth == 0:
+        elif c in ",\uff0c" and depth == 0:  # the full-width comma of Chinese input methods too
             close(i)
             item_start = i + 1
         i += 1
@@ -1112,11 +1112,21 @@ def _joined(terms: Iterable[str]) -> str:
     return ", ".join(t.strip() for t in terms if t.strip())
 
 
+#: Quality and subject words prompts start with (A1111 and Chinese UIs alike); inserted terms go
+#: after the leading run of these.
+LEADING_TERMS: tuple[str, ...] = (
+    "masterpiece", "best quality", "high quality", "highres", "absurdres", "ultra detailed",
+    "1girl", "1boy", "2girls", "2boys", "solo", "solo focus",
+    "杰作", "最佳质量", "高质量", "一个女孩", "1个女孩", "一个男孩", "1个男孩", "两个女孩",
+    "女孩", "少女", "单人",
+)  # fmt: skip
+
+
 def insert_terms(
     text: str,
     terms: Sequence[str],
     *,
-    after_leading: Sequence[str] = ("masterpiece", "best quality", "high quality", "1girl", "1boy", "solo"),
+    after_leading: Sequence[str] = LEADING_TERMS,
 ) -> str:
     """Insert ``terms`` (joined with ", ") after the leading run of quality/subject terms.
 
