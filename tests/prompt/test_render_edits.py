@@ -172,6 +172,13 @@ def test_insert_terms_after_the_leading_run() -> None:
     assert insert_terms("# note\nsolo, cat", ["t"]) == "# note\nsolo, t, cat"
 
 
+def test_chinese_prompts_lead_with_their_subject_and_use_full_width_commas() -> None:
+    assert insert_terms("一个女孩, 猫耳, 樱花", ["catgirl"]) == "一个女孩, catgirl, 猫耳, 樱花"
+    assert insert_terms("杰作，一个女孩，猫耳", ["catgirl"]) == "杰作，一个女孩，catgirl, 猫耳"
+    assert has_term("一个女孩，猫耳，樱花", "猫耳")
+    assert not has_term("一个女孩，猫耳樱花", "猫耳")
+
+
 def test_append_terms() -> None:
     assert append_terms("a, b", ["c", "d"]) == "a, b, c, d"
     assert append_terms("a, b, ", ["c"]) == "a, b, c"
