@@ -97,21 +97,29 @@ def _bounded_int(name: str, *, default: int) -> Any:
     return Field(default=default, ge=int(low), le=int(high))
 
 
+#: ``multipleOf`` in the schema; the check itself is ``_multiple_of_8`` (its message names the value).
+_MULTIPLE_OF_8 = Field(json_schema_extra={"multipleOf": SIZE_MULTIPLE})
+
+
 class Txt2ImgRequest(BaseModel):
     """The A1111 ``StableDiffusionTxt2ImgProcessingAPI`` fields LoRA Mixer uses.
 
     Other A1111 fields are accepted (``extra="allow"``) and ignored; see ``info.ignored_fields``.
     """
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False, str_max_length=20_000)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, str_max_length=20_000, strict=True)
 
-    prompt: str = ""
-    negative_prompt: str = ""
+    prompt: str = Field(
+        pattern=r"\S",
+        max_length=20_000,
+        description="the positive prompt (required, not blank), A1111 syntax with <lora:name:weight> tags",
+    )
+    negative_prompt: str = Field(default="", max_length=20_000)
     seed: Annotated[int, _bounded_int("seed", default=-1)] = -1
     steps: Annotated[int, _bounded_int("steps", default=20)] = 20
     cfg_scale: Annotated[float, Field(ge=LIMITS["cfg"][0], le=LIMITS["cfg"][1], allow_inf_nan=False)] = 7.0
-    width: Annotated[int, _bounded_int("width", default=512)] = 512
-    height: Annotated[int, _bounded_int("height", default=512)] = 512
+    width: Annotated[int, _bounded_int("width", default=512), _MULTIPLE_OF_8] = 512
+    height: Annotated[int, _bounded_int("height", default=512), _MULTIPLE_OF_8] = 512
     sampler_name: str | None = Field(default=None, max_length=100)
     sampler_index: str | None = Field(default=None, max_length=100, description="deprecated A1111 alias")
     scheduler: str | None = Field(default=None, max_length=100)
@@ -504,7 +512,7 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
             "lora_mixer_tiny_model": service.uses_tiny_model,
         }
 
-    @router.post("/options")
+    @router.post("/options", responses=responses)
     async def set_options(body: dict[str, Any]) -> Any:
         """A1111's way to switch checkpoints: ``{"sd_model_checkpoint": "<title or name>"}``.
 
