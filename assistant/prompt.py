@@ -962,13 +962,19 @@ def encoder_text(text: str) -> str:
     return encoder
 
 
+#: What separates terms: the comma, a line break, and the full-width and ideographic commas of
+#: Chinese and Japanese input methods.
+TERM_SEPARATORS = ",\n\uff0c\u3001"
+_SEPARATOR = re.compile(f"[{TERM_SEPARATORS}]")
+
+
 @lru_cache(maxsize=512)
 def _terms(text: str) -> tuple[str, ...]:
     plain = "".join(
         "," if e[0] == "BREAK" and e[1] == -1.0 else e[0] for e in _attention(encoder_text(text))[0]
     )
     out: list[str] = []
-    for piece in plain.replace("\uff0c", ",").split(","):
+    for piece in _SEPARATOR.split(plain):
         term = _WS.sub(" ", piece).strip()
         if term:
             out.append(term)
@@ -1063,6 +1069,12 @@ class _Item:
     text: str
 
 
+def term_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each top-level term of ``text`` (separators inside brackets and tags do not
+    split; comment lines are skipped), from its first non-space character to its separator."""
+    return [(item.start, item.end) for item in _top_level_items(text) if item.text.strip()]
+
+
 def _top_level_items(text: str) -> list[_Item]:
     """Comma-separated items outside brackets, tags and comment lines."""
     items: list[_Item] = []
@@ -1099,7 +1111,7 @@ def _top_level_items(text: str) -> list[_Item]:
             depth += 1
         elif c in ")]":
             depth = max(0, depth - 1)
-        elif c in ",\uff0c" and depth == 0:  # the full-width comma of Chinese input methods too
+        elif c in TERM_SEPARATORS and depth == 0:
             close(i)
             item_start = i + 1
         i += 1

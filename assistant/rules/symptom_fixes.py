@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..prompt import append_terms, has_term
+from ..prompt import append_terms, has_term, term_spans
 from ..types import Change, LoraTag
 from .config import LowerConfig, RulesConfig, SymptomConfig
 from .state import RuleState, fmt, kind_zh, show, split_triggers, strength, with_weights
@@ -134,7 +134,7 @@ def find_term(text: str, term: str) -> tuple[int, int, float] | None:
     spaces ignored; anything more complex returns None (the caller leaves such text alone).
     """
     key = " ".join(term.split()).casefold()
-    for start, end in _segments(text):
+    for start, end in term_spans(text):
         seg = text[start:end]
         core, weight = _segment_weight(seg.strip())
         if " ".join(core.split()).casefold() == key:
@@ -152,27 +152,6 @@ def _segment_weight(seg: str) -> tuple[str, float]:
     while seg.startswith("(") and seg.endswith(")"):
         seg, depth = seg[1:-1].strip(), depth + 1
     return seg, round(1.1**depth, 4)
-
-
-def _segments(text: str) -> list[tuple[int, int]]:
-    """Spans of the top-level comma-separated parts (commas inside (), [] or <> do not split)."""
-    spans: list[tuple[int, int]] = []
-    depth, start, i = 0, 0, 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch in "([<":
-            depth += 1
-        elif ch in ")]>":
-            depth = max(0, depth - 1)
-        elif ch in ",\n" and depth == 0:
-            spans.append((start, i))
-            start = i + 1
-        i += 1
-    spans.append((start, len(text)))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
 # 2. Lower responsible LoRAs ---------------------------------------------------------------------

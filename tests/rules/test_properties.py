@@ -50,16 +50,19 @@ def prompts(draw: st.DrawFn) -> tuple[str, str, list[str], str]:
         for name, w in draw(st.lists(st.tuples(st.sampled_from(NAMES), weights), max_size=5))
     ]
     parts = draw(st.permutations(terms + tags))
+    # users separate terms with commas, line breaks and the full-width/ideographic commas alike
+    glue = draw(st.lists(st.sampled_from([", ", ", ", "\n", ",\n", "，", "、"]), min_size=6, max_size=6))
     negative_tags = [
         f"<lora:{name}:{format_weight(w)}>"
         for name, w in draw(st.lists(st.tuples(st.sampled_from(NAMES), weights), max_size=2))
     ]
     negative = ", ".join(
-        draw(st.sampled_from(["", "lowres", "extra cat ears, blurry"])).split(", ") + negative_tags
+        draw(st.sampled_from(["", "lowres", "extra cat ears\nblurry"])).split(", ") + negative_tags
     )
     symptoms = draw(st.lists(st.sampled_from(SYMPTOMS), max_size=2, unique=True))
     base = draw(st.sampled_from(["sd15", "sd15", "sdxl"]))
-    return ", ".join(parts), negative.strip(", "), symptoms, base
+    positive = "".join(part + glue[i % len(glue)] for i, part in enumerate(parts))
+    return positive.rstrip(", \n，、"), negative.strip(", "), symptoms, base
 
 
 def _strength(weight: float, unet: float | None) -> float:
