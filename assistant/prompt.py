@@ -117,6 +117,7 @@ _LORA_TYPES = frozenset({"lora", "lyco"})
 #: An extra-network tag, A1111's modules/extra_networks.py ``re_extra_net``.
 _TAG = re.compile(r"<(\w+):([^>]+)>")
 #: An unclosed LoRA tag left in the text (A1111 reads it as words).
+_EMPTY_TAG = re.compile(r"<(?:lora|lyco):>", re.IGNORECASE)
 _UNCLOSED = re.compile(r"<(?:lora|lyco):[^,<>\n]*", re.IGNORECASE)
 #: A1111's attention tokenizer, verbatim (modules/prompt_parser.py).
 _RE_ATTENTION = re.compile(
@@ -487,6 +488,11 @@ def _read_side(text: str, in_negative: bool, limits: PromptLimits, notes: list[s
                     f"{_show(raw)} ({where}) looks like an extra-network tag of unknown type "
                     f"'{_show(raw_tag.tag_type)}'; it is removed from the text like A1111 does"
                 )
+    if "<" in text and (empty := _EMPTY_TAG.search(text)) is not None:
+        # A1111's tag pattern needs a character after the colon, so it reads `<lora:>` as words
+        raise PromptError(
+            f"LoRA tag {_show(empty.group())} ({where}) has no name; write <lora:NAME> or <lora:NAME:WEIGHT>"
+        )
     encoder, encoder_notes = _encoder_and_notes(text, where)
     notes.extend(encoder_notes)
     return _Side(tuple(loras), tuple(extras), encoder)

@@ -130,11 +130,12 @@ def test_unclosed_tag_is_words_for_a1111_but_not_for_the_encoder() -> None:
     assert any("not closed" in n for n in prompt.notes)
 
 
-def test_empty_args_is_not_a_tag() -> None:
-    # A1111's [^>]+ needs a character: "<lora:>" is text, and unclosed for us
-    prompt = parse("a, <lora:>, b")
-    assert prompt.loras == ()
-    assert "<lora:" not in prompt.positive_text
+def test_empty_args_is_a_tag_without_a_name() -> None:
+    # A1111's [^>]+ needs a character, so A1111 reads "<lora:>" as words; the user meant a tag
+    # and forgot the name: say so (a note calling it "not closed" would be wrong)
+    with pytest.raises(PromptError, match=r"LoRA tag <lora:> \(prompt\) has no name"):
+        parse("a, <lora:>, b")
+    assert parse("a, <hypernet:>, b").loras == ()  # other types stay A1111's words
 
 
 def test_tag_may_span_lines_like_a1111() -> None:
@@ -153,6 +154,8 @@ def test_tag_may_span_lines_like_a1111() -> None:
         ("<lora::0.8>", ["no name", "<lora::0.8>"]),
         ("<lora: :0.8>", ["no name"]),
         ("<lora:te=1>", ["no name"]),
+        ("1girl, <lora:>", ["no name", "<lora:>"]),
+        ("<LYCO:>, 1girl", ["no name", "<LYCO:>"]),
         ("<lora:x:abc>", ["'abc'", "<lora:x:abc>", "not a number", "-2", "2"]),
         ("<lora:x:>", ["empty", "<lora:x:>"]),
         ("<lora:x:nan>", ["'nan'", "finite"]),
