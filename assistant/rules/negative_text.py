@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..prompt import append_terms, has_term, split_terms
 from ..types import Change
-from .state import RuleState
+from .state import RuleState, adds
 
 ID = "negative-text"
 
@@ -22,7 +22,7 @@ def apply(state: RuleState) -> RuleState:
     missing: list[str] = []
     owners: dict[str, list[str]] = {}
     for tag, info in state.applied_positive():
-        if tag.weight <= 0 or not info.negative_text.strip():
+        if not adds(tag) or not info.negative_text.strip():
             continue
         for term in split_terms(info.negative_text):
             key = " ".join(term.split()).casefold()

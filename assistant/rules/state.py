@@ -272,6 +272,12 @@ def strength(tag: LoraTag) -> float:
     return max(abs(tag.te_weight), abs(tag.unet_weight))
 
 
+def adds(tag: LoraTag) -> bool:
+    """Whether the tag adds its LoRA's content (a positive text-encoder or UNet weight), so its
+    trigger words and declared negative terms are wanted. ``te=0:unet=0.5`` adds; ``-0.3`` does not."""
+    return tag.te_weight > 0 or tag.unet_weight > 0
+
+
 def floor2(value: float) -> float:
     """Round toward zero to 2 decimals (0.5647 → 0.56, -0.5647 → -0.56).
 

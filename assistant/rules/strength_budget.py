@@ -37,13 +37,14 @@ def _clamp(state: RuleState) -> RuleState:
         new_tag = with_weights(
             tag, _clip(tag.weight, limit), None if tag.unet is None else _clip(tag.unet, limit)
         )
+        old, new = _weights(tag), _weights(new_tag)
         reason = (
-            f"A single LoRA above {fmt(limit)} usually breaks the image; clamped '{tag.name}' from "
-            f"{fmt(strength(tag))} to {fmt(limit)} (the per-LoRA limit in presets/rules.yaml)."
+            f"A single LoRA beyond ±{fmt(limit)} usually breaks the image; clamped '{tag.name}' from "
+            f"{old} to {new} (the per-LoRA limit in presets/rules.yaml)."
         )
         reason_zh = (
-            f"单个 LoRA 超过 {fmt(limit)} 通常会把图弄坏;已把 '{tag.name}' 从 {fmt(strength(tag))} "
-            f"压到 {fmt(limit)}(presets/rules.yaml 里的单个 LoRA 上限)。"
+            f"单个 LoRA 超过 ±{fmt(limit)} 通常会把图弄坏;已把 '{tag.name}' 从 {old} "
+            f"压到 {new}(presets/rules.yaml 里的单个 LoRA 上限)。"
         )
         change = Change(ID, tag.raw or show(tag), show(new_tag), reason, reason_zh)
         state = state.replace_tags(change, [(tag, new_tag)])
@@ -76,6 +77,11 @@ def _budget(state: RuleState) -> RuleState:
     )
     changed = [(old, new) for old, new in scaled if (old.weight, old.unet) != (new.weight, new.unet)]
     return state.replace_tags(Change(ID, before, after, reason, reason_zh), changed)
+
+
+def _weights(tag: LoraTag) -> str:
+    """The tag's signed weight, or ``te/unet`` when they differ (``-1.5``, ``0.8/1.6``)."""
+    return fmt(tag.weight) if tag.unet is None else f"{fmt(tag.weight)}/{fmt(tag.unet)}"
 
 
 def _clip(value: float, limit: float) -> float:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from ..prompt import append_terms, has_term, term_spans
 from ..types import Change, LoraTag
 from .config import LowerConfig, RulesConfig, SymptomConfig
-from .state import RuleState, fmt, kind_zh, show, split_triggers, strength, with_weights
+from .state import RuleState, adds, fmt, kind_zh, show, split_triggers, strength, with_weights
 
 ID = "symptom-fixes"
 
@@ -72,7 +72,7 @@ def _wanted_terms(state: RuleState, symptom: SymptomConfig) -> list[tuple[str, f
     spec = symptom.negative_from_triggers
     if spec is not None:
         for tag, info in state.applied_positive():
-            if tag.weight <= 0:
+            if not adds(tag):
                 continue
             for word in split_triggers(info.triggers):
                 if any(c.casefold() in word.casefold() for c in spec.contains):
@@ -189,7 +189,7 @@ def _suggest_negative_pass(
     state: RuleState, symptom: SymptomConfig, lower: LowerConfig, tag: LoraTag
 ) -> RuleState:
     step = lower.suggest_negative_pass
-    if step is None or tag.weight <= 0 or any(t.name == tag.name for t in state.negative_loras):
+    if step is None or not adds(tag) or any(t.name == tag.name for t in state.negative_loras):
         return state
     suggestion = with_weights(tag, round(tag.weight + step, 2), None)
     return state.warn(

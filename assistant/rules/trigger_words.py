@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..prompt import has_term, insert_terms
 from ..types import Change
-from .state import RuleState, split_triggers
+from .state import RuleState, adds, split_triggers
 
 ID = "trigger-words"
 
@@ -28,7 +28,7 @@ def apply(state: RuleState) -> RuleState:
     needed_by: dict[str, str] = {}
     seen_loras: set[str] = set()
     for tag, info in state.applied_positive():
-        if tag.weight <= 0 or info.name in seen_loras:
+        if not adds(tag) or info.name in seen_loras:
             continue
         seen_loras.add(info.name)
         for word in split_triggers(info.triggers):
