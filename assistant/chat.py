@@ -15,6 +15,7 @@ language too. Prompt-parser notes are English only (they quote the offending tex
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shlex
@@ -150,6 +151,9 @@ def route(message: str, config: RulesConfig | None = None) -> Intent:
         return _route_command(text, language)
     config = config if config is not None else default_rules_config()
     if _TAG.search(text):
+        complaint = _complaint_with_prompt(text, config)
+        if complaint is not None:
+            return Intent("troubleshoot", complaint, language, text)
         return Intent("advise", _prompt_args(text), language, text)
     symptoms = config.match_symptoms(text)
     faq = config.match_faq(text)
@@ -163,6 +167,22 @@ def route(message: str, config: RulesConfig | None = None) -> Intent:
     if looks_like_prompt:
         return Intent("advise", _prompt_args(text), language, text)
     return Intent("unknown", {}, language, text)
+
+
+_COMPLAINT_END = re.compile(r"[?\uff1f:\uff1a\n]")
+
+
+def _complaint_with_prompt(text: str, config: RulesConfig) -> dict[str, Any] | None:
+    """``"多耳怪: 1girl, <lora:x:0.9>"`` / ``"why is my image black?\n<prompt>"`` → the symptoms and
+    questions of the head and the prompt after it; None when the head is no complaint."""
+    end = _COMPLAINT_END.search(text)
+    if end is None or end.start() > 200 or "<" in text[: end.start()]:
+        return None
+    head, rest = text[: end.start()], text[end.end() :].strip()
+    symptoms, faq = config.match_symptoms(head), config.match_faq(head)
+    if not (symptoms or faq) or not _TAG.search(rest):
+        return None
+    return {"symptoms": symptoms, "faq": faq, **_prompt_args(rest)}
 
 
 def _too_long(length: int, limit: int, language: Language) -> str:
@@ -329,6 +349,13 @@ def _advise_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> 
 
 def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
     lang = intent.language
+    if intent.args.get("positive"):  # the prompt came with the question: it is the one to fix
+        negative = intent.args.get("negative")
+        context = dataclasses.replace(
+            context,
+            positive=intent.args["positive"],
+            negative=context.negative if negative is None else negative,
+        )
     parts: list[str] = []
     for sid in intent.args.get("symptoms", []):
         s = config.symptoms[sid]

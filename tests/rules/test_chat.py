@@ -355,3 +355,26 @@ def test_overlong_messages_are_refused_before_parsing() -> None:
     reply = respond("/advise " + "1girl, " * 3_000, EMPTY)
     assert "20,999 characters" in reply.text
     assert "20,000" in reply.text
+
+
+@pytest.mark.parametrize(
+    ("message", "symptom", "expected"),
+    [
+        ("多耳怪: 1girl, <lora:catgirl_v1:0.9>", "extra-ears", "<lora:catgirl_v1:0.6>"),
+        ("多耳怪：1girl, <lora:catgirl_v1:0.9>", "extra-ears", "<lora:catgirl_v1:0.6>"),
+        ("why is my image black?\n1girl, <lora:catgirl_v1:0.9>", "black-image", "<lora:catgirl_v1:0.4>"),
+    ],
+)
+def test_a_complaint_with_its_prompt_fixes_that_prompt(message: str, symptom: str, expected: str) -> None:
+    reply = respond(message, WITH_PROMPT)  # the prompt in the message wins over the prompt box
+    assert reply.intent.kind == "troubleshoot"
+    assert reply.intent.args["symptoms"] == [symptom]
+    assert reply.advice is not None
+    assert expected in reply.positive
+    assert "多耳怪" not in reply.positive
+    assert "why" not in reply.positive
+
+
+def test_a_prompt_with_colons_is_still_a_prompt() -> None:
+    for message in ("(masterpiece:1.2), 1girl, <lora:catgirl_v1:0.8>", "<lora:catgirl_v1:0.8>: black hair"):
+        assert route(message).kind == "advise"
