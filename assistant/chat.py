@@ -231,7 +231,7 @@ def _route_command(text: str, language: Language) -> Intent:
         return Intent("blindbox", _blindbox_args(words), language, text)
     if command == "ab":
         if len(words) != 2:
-            return Intent("ab", {"error": "usage: /ab NAME_A NAME_B"}, language, text)
+            return Intent("ab", _error("usage: /ab NAME_A NAME_B", "用法:/ab 名字A 名字B"), language, text)
         return Intent("ab", {"a": words[0], "b": words[1]}, language, text)
     if command == "sweep":
         return Intent("sweep", _sweep_args(words), language, text)
@@ -244,31 +244,51 @@ def _blindbox_args(words: list[str]) -> dict[str, Any]:
     try:
         n = int(words[0])
     except ValueError:
-        return {"error": f"'{words[0]}' is not a whole number; usage: /blindbox N (1 to {BLINDBOX_MAX})"}
+        return _error(
+            f"'{words[0]}' is not a whole number; usage: /blindbox N (1 to {BLINDBOX_MAX})",
+            f"'{words[0]}' 不是整数;用法:/blindbox N(1 到 {BLINDBOX_MAX})",
+        )
     if not 1 <= n <= BLINDBOX_MAX:
-        return {"error": f"/blindbox takes 1 to {BLINDBOX_MAX} images, not {n}"}
+        return _error(
+            f"/blindbox takes 1 to {BLINDBOX_MAX} images, not {n}",
+            f"/blindbox 只能出 1 到 {BLINDBOX_MAX} 张图,不能是 {n}",
+        )
     return {"n": n}
+
+
+def _error(en: str, zh: str, **args: Any) -> dict[str, Any]:
+    """Intent arguments that could not be read: the message in both languages."""
+    return {**args, "error": en, "error_zh": zh}
 
 
 def _sweep_args(words: list[str]) -> dict[str, Any]:
     usage = "usage: /sweep NAME 0.2..1.0x5 (from..to, x number of steps)"
+    usage_zh = "用法:/sweep 名字 0.2..1.0x5(起..止,x 步数)"
     if not words:
-        return {"error": usage}
+        return _error(usage, usage_zh)
     if len(words) == 1:
         start, stop, count = 0.2, 1.0, SWEEP_DEFAULT_COUNT
     else:
         match = _SWEEP_RANGE.match("".join(words[1:]))
         if match is None:
-            return {"name": words[0], "error": f"'{' '.join(words[1:])}' is not a range; {usage}"}
+            given = " ".join(words[1:])
+            return _error(
+                f"'{given}' is not a range; {usage}", f"'{given}' 不是范围;{usage_zh}", name=words[0]
+            )
         start, stop = float(match["start"]), float(match["stop"])
         count = int(match["count"]) if match["count"] else SWEEP_DEFAULT_COUNT
     if not 2 <= count <= SWEEP_MAX_COUNT:
-        return {"name": words[0], "error": f"a sweep takes 2 to {SWEEP_MAX_COUNT} steps, not {count}"}
+        return _error(
+            f"a sweep takes 2 to {SWEEP_MAX_COUNT} steps, not {count}",
+            f"扫描只能取 2 到 {SWEEP_MAX_COUNT} 步,不能是 {count}",
+            name=words[0],
+        )
     if not (-2 <= start <= 2 and -2 <= stop <= 2):
-        return {
-            "name": words[0],
-            "error": f"sweep weights must lie between -2 and 2 (got {start:g}..{stop:g})",
-        }
+        return _error(
+            f"sweep weights must lie between -2 and 2 (got {start:g}..{stop:g})",
+            f"扫描的权重必须在 -2 到 2 之间(现在是 {start:g}..{stop:g})",
+            name=words[0],
+        )
     step = (stop - start) / (count - 1)
     weights = [round(start + i * step, 4) for i in range(count)]
     return {"name": words[0], "start": start, "stop": stop, "count": count, "weights": weights}
@@ -482,9 +502,9 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
     lang = intent.language
     args = intent.args
     if "error" in args:
-        return _reply(
-            f"{'用法错误' if lang == 'zh' else 'Cannot read that'}: {args['error']}", intent, context
-        )
+        if lang == "zh":
+            return _reply(f"用法错误:{args.get('error_zh') or args['error']}", intent, context)
+        return _reply(f"Cannot read that: {args['error']}", intent, context)
     if intent.kind == "blindbox":
         if not _TAG.search(context.positive):
             text = (
@@ -507,8 +527,9 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
         try:
             info = context.library.resolve(name)
         except (LoraNotFound, AmbiguousLoraName) as exc:
-            return _reply(str(exc), _with_error(intent, str(exc)), context)
-        problem = _unusable(info, context.base)
+            text = _lookup_error(exc, lang)
+            return _reply(text, _with_error(intent, text), context)
+        problem = _unusable(info, context.base, lang)
         if problem:
             return _reply(problem, _with_error(intent, problem), context)
         resolved.append(info.name)
@@ -538,18 +559,39 @@ def _with_error(intent: Intent, error: str) -> Intent:
     return Intent(intent.kind, {**intent.args, "error": error}, intent.language, intent.text)
 
 
-def _unusable(info: LoraInfo, base: str) -> str:
+def _unusable(info: LoraInfo, base: str, lang: Language = "en") -> str:
     """Why a LoRA cannot be rendered on this model, or "" when it can."""
     if not info.loadable:
-        return (
-            f"LoRA '{info.name}' cannot be used: it is {info.status} ({info.problem or 'no reason given'})."
-        )
+        problem = info.problem or ("没有给出原因" if lang == "zh" else "no reason given")
+        if lang == "zh":
+            return f"LoRA '{info.name}' 不能用:{info.status}({problem})。"
+        return f"LoRA '{info.name}' cannot be used: it is {info.status} ({problem})."
     if info.base not in ("unknown", base) and base != "unknown":
+        if lang == "zh":
+            return (
+                f"LoRA '{info.name}' 是为 {info.base} 训练的,当前加载的是 {base};"
+                f"要用它请换成 {info.base} 模型。"
+            )
         return (
             f"LoRA '{info.name}' is made for {info.base} but the loaded model is {base}; "
             f"load a {info.base} model to use it."
         )
     return ""
+
+
+def _lookup_error(exc: LoraNotFound | AmbiguousLoraName, lang: Language) -> str:
+    """A name the library does not know (or knows twice), said for a chat user (not the CLI's hint)."""
+    if isinstance(exc, AmbiguousLoraName):
+        names = ", ".join(f"'{c}'" for c in exc.candidates)
+        if lang == "zh":
+            return f"名字 '{exc.name}' 同时匹配 {names};请写出你要的那个文件名。"
+        return f"The name '{exc.name}' matches {names}; write the file name of the one you mean."
+    names = ", ".join(f"'{s}'" for s in exc.suggestions)
+    if lang == "zh":
+        hint = f"你是不是想写 {names}?" if names else ""
+        return f"找不到 LoRA '{exc.name}'(库里没有)。{hint}发 `/loras` 查看所有 LoRA。"
+    hint = f" Did you mean {names}?" if names else ""
+    return f"LoRA not found: '{exc.name}' is not in the library.{hint} Type `/loras` to list your LoRAs."
 
 
 _HELP: dict[Language, str] = {

@@ -382,3 +382,25 @@ def test_a_complaint_with_its_prompt_fixes_that_prompt(message: str, symptom: st
 def test_a_prompt_with_colons_is_still_a_prompt() -> None:
     for message in ("(masterpiece:1.2), 1girl, <lora:catgirl_v1:0.8>", "<lora:catgirl_v1:0.8>: black hair"):
         assert route(message).kind == "advise"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("/ab catgirl_v1 猫", "找不到 LoRA '猫'(库里没有)"),
+        ("/sweep 猫娘 0.2..1.0x50", "扫描只能取 2 到 16 步,不能是 50"),
+        ("/blindbox 一百", "'一百' 不是整数"),
+        ("/ab 猫", "用法:/ab 名字A 名字B"),
+    ],
+)
+def test_command_errors_in_chinese(message: str, expected: str) -> None:
+    reply = respond(message, WITH_PROMPT)
+    assert expected in reply.text
+    assert "python -m assistant" not in reply.text  # a chat user is not sent to the CLI
+
+
+def test_unknown_lora_in_a_command_points_to_the_chat_listing() -> None:
+    reply = respond("/ab catgirl_v1 catgrl", WITH_PROMPT)
+    assert "LoRA not found: 'catgrl'" in reply.text
+    assert "Did you mean 'catgirl'" in reply.text
+    assert "/loras" in reply.text
