@@ -9,6 +9,7 @@ parser's notes. ``--json`` prints the same as one JSON document. A bad tag or we
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative", default="", metavar="TEXT", help="the negative prompt")
     parser.add_argument(
         "--max-weight",
-        type=float,
+        type=_weight_limit,
         default=None,
         metavar="W",
         help="largest allowed LoRA weight magnitude (default 2: weights from -2 to 2)",
@@ -102,6 +103,17 @@ def _print_human(data: dict[str, Any]) -> None:
         out.write("\nNotes:\n")
         for note in data["notes"]:
             out.write(f"  - {note}\n")
+
+
+def _weight_limit(text: str) -> float:
+    """``--max-weight``: a finite number above 0 (argparse turns the error into exit 2 + usage)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a finite number above 0, e.g. 2")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

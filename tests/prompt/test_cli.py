@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -86,3 +88,11 @@ def test_bad_weight_exits_2_with_a_message_on_stderr() -> None:
 def test_max_weight_option() -> None:
     assert _run("<lora:x:3>", "--max-weight", "4").returncode == 0
     assert _run("<lora:x:3>").returncode == 2
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "abc"])
+def test_bad_max_weight_is_a_usage_error_not_a_traceback(value: str) -> None:
+    done = _run("<lora:x:0.5>", "--max-weight", value)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"--max-weight: '{value}'" in done.stderr
