@@ -1611,10 +1611,17 @@ class Library:
         return hit if type(hit) is LoraInfo else None
 
     def _candidates(self, hits: tuple[LoraInfo, ...]) -> list[str]:
+        """Names that tell the hits apart: the names, else ``sub/name``, else the file names (with
+        their extension: ``evil.ckpt`` and ``evil.pt`` are both ``evil``), refused ones marked."""
         names = [info.name for info in hits]
         if len(set(names)) == len(names):
             return names
-        return [self._relative(info) or info.path for info in hits]
+        relative = [self._relative(info) or info.path for info in hits]
+        if len(set(relative)) == len(relative):
+            return relative
+        return [
+            os.path.basename(info.path) + ("" if info.loadable else f" ({info.status})") for info in hits
+        ]
 
     def suggest(self, name: str, n: int = 3) -> list[str]:
         """Up to ``n`` known names or aliases close to ``name``, best first (prefix/substring

@@ -141,6 +141,14 @@ def test_same_stem_in_two_folders_is_ambiguous_and_resolvable_by_path(lora_dir: 
     assert lib.resolve("NEW\\twin").path == str(lora_dir / "new" / "twin.safetensors")
 
 
+def test_same_stem_twice_in_one_folder_names_the_files(lora_dir: Path, scan: ScanFn) -> None:
+    (lora_dir / "evil.ckpt").write_bytes(b"pickle")
+    (lora_dir / "evil.pt").write_bytes(b"pickle")
+    with pytest.raises(AmbiguousLoraName) as err:
+        scan(lora_dir).resolve("evil")
+    assert err.value.candidates == ("evil.ckpt (refused)", "evil.pt (refused)")
+
+
 def test_one_loadable_among_duplicates_wins(lora_dir: Path, scan: ScanFn) -> None:
     lf.write_kohya(lora_dir / "a", "dup")
     (lora_dir / "b").mkdir()
