@@ -1133,6 +1133,8 @@ def _range_values(
 
 
 def _axis_value(spec: str, kind: AxisKind, value: float) -> Any:
+    if not math.isfinite(value):
+        raise PlanError(f"axis '{spec}': {value!r} is not a finite number")
     if kind in ("seed", "steps"):
         if abs(value - round(value)) > 1e-9:
             raise PlanError(f"axis '{spec}': {kind} must be whole numbers; got {value:g}")

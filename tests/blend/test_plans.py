@@ -361,6 +361,10 @@ def test_parse_axis(spec, kind, target, values) -> None:
         ("steps=1-100 (+1)", "more than 32"),
         ("x=1-0 (+0.5)", "never gets"),
         ("x=0..1x40", "40 values"),
+        ("catgirl_v1=nan,0.5", "nan is not a finite number"),
+        ("seed=nan", "nan is not a finite number"),
+        ("steps=inf", "inf is not a finite number"),
+        ("cfg=-inf,7", "-inf is not a finite number"),
     ],
 )
 def test_parse_axis_errors(spec, message) -> None:
