@@ -1619,9 +1619,7 @@ class Library:
         relative = [self._relative(info) or info.path for info in hits]
         if len(set(relative)) == len(relative):
             return relative
-        return [
-            os.path.basename(info.path) + ("" if info.loadable else f" ({info.status})") for info in hits
-        ]
+        return [os.path.basename(info.path) + ("" if info.loadable else f" ({info.status})") for info in hits]
 
     def suggest(self, name: str, n: int = 3) -> list[str]:
         """Up to ``n`` known names or aliases close to ``name``, best first (prefix/substring

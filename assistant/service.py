@@ -633,7 +633,10 @@ class Service:
         if n_iter > 1:
             base_seed = request.seed if request.seed != -1 else _random_seed()
             requests = [
-                dataclasses.replace(request, seed=base_seed + i * request.batch_size) for i in range(n_iter)
+                dataclasses.replace(
+                    request, seed=(base_seed + i * request.batch_size) % (LIMITS["seed"][1] + 1)
+                )
+                for i in range(n_iter)
             ]
         # batch-count iterations differ only in their seeds: plain sequential renders
         results = self._render(requests, progress=progress, cancel=cancel, what="generating", batched=False)

@@ -204,13 +204,14 @@ class Engine:
         Raises GenerationError (bad input, NaN output), LoraLoadError (a LoRA that does not fit
         the model; the pipeline is left as before) or Cancelled.
         """
-        # 1. Check inputs
+        # 1. Check inputs; the sampler as A1111 resolves it ("DPM++ 2M" runs Karras, like A1111 1.9+)
         self.check_inputs(request)
+        request = resolve_sampler(request)
         info = self.load()
         started = time.perf_counter()
         timings: dict[str, float] = {}
         seed = secrets.randbelow(MAX_SEED + 1) if request.seed == -1 else request.seed
-        seeds = tuple(seed + i for i in range(request.batch_size))
+        seeds = batch_seeds(seed, request.batch_size)
         if cancel is not None and cancel.is_set():
             raise Cancelled("Generation cancelled before it started.")
         with self._lock:
@@ -264,9 +265,9 @@ class Engine:
         (:mod:`assistant.engine.rows`). Outputs equal the sequential ones up to the rounding of
         a larger batch (the tests state the tolerance). ``progress`` counts steps over all passes.
         """
-        requests = list(requests)
         for request in requests:
             self.check_inputs(request)
+        requests = [resolve_sampler(r) for r in requests]
         self.load()
         groups = (
             _batch_groups(requests) if batched and _rows_available() else [[i] for i in range(len(requests))]
@@ -433,7 +434,7 @@ class Engine:
         seeds_per_cell = []
         for cell in cells:
             seed = secrets.randbelow(MAX_SEED + 1) if cell.seed == -1 else cell.seed
-            seeds_per_cell.append(tuple(seed + i for i in range(batch)))
+            seeds_per_cell.append(batch_seeds(seed, batch))
         guidance = first.cfg > 1
         # 1. one adapter set for all cells: the union of their adapters
         applied_cells = [self._prepare_adapters(cell.loras) for cell in cells]
@@ -719,6 +720,23 @@ def _describe(pipe: Any, *, name: str, warnings: tuple[str, ...], model_hash: st
         attention=getattr(pipe, "_lora_mixer_attention", "sdpa"),
         warnings=warnings,
     )
+
+
+def resolve_sampler(request: GenerationRequest) -> GenerationRequest:
+    """The request with its sampler split and its schedule resolved as A1111 v1.9+ does
+    ("DPM++ 2M" → "DPM++ 2M" + "Karras"; "Euler a" stays without a schedule type), so the
+    infotext names what really ran."""
+    base, schedule = split_name(request.sampler, request.scheduler)
+    scheduler = None if schedule == "Automatic" else schedule
+    if (base, scheduler) == (request.sampler, request.scheduler):
+        return request
+    return replace(request, sampler=base, scheduler=scheduler)
+
+
+def batch_seeds(seed: int, count: int) -> tuple[int, ...]:
+    """A1111's seeds for a batch: seed, seed + 1, … (wrapping past 2**32 - 1 so every seed written
+    to an infotext can be typed back in)."""
+    return tuple((seed + i) % (MAX_SEED + 1) for i in range(count))
 
 
 def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:

@@ -20,7 +20,9 @@ DDIM / PLMS         DDIMScheduler / PNDMScheduler
 UniPC               UniPCMultistepScheduler
 ==================  ==========================================================
 
-Schedule types: "Automatic" (the scheduler's default sigmas), "Karras" (``use_karras_sigmas``),
+Schedule types: "Automatic" (what A1111 v1.9+ runs for the sampler: Karras for DPM++ 2M, DPM++ SDE,
+DPM++ 2S a, DPM2 and DPM2 a, Exponential for DPM++ 2M SDE, the scheduler's own sigmas for the
+rest — so "DPM++ 2M" and "DPM++ 2M Karras" are the same image, as in A1111), "Karras" (``use_karras_sigmas``),
 "Exponential" (``use_exponential_sigmas``), only for schedulers that support them. Which ones do
 is written in the table below (a test checks it against diffusers' signatures), so validating a
 name needs neither diffusers nor torch — the CLI's ``--dry-run`` checks names without loading them.
@@ -45,6 +47,8 @@ class SamplerSpec:
     cls: str
     overrides: tuple[tuple[str, Any], ...] = ()
     schedules: tuple[str, ...] = ("Karras", "Exponential")
+    #: What A1111 (v1.9+) runs for schedule type "Automatic" with this sampler.
+    default_schedule: str = "Automatic"
 
 
 SAMPLERS: Mapping[str, SamplerSpec] = {
@@ -52,16 +56,22 @@ SAMPLERS: Mapping[str, SamplerSpec] = {
     "Euler": SamplerSpec("EulerDiscreteScheduler"),
     "LMS": SamplerSpec("LMSDiscreteScheduler"),
     "Heun": SamplerSpec("HeunDiscreteScheduler"),
-    "DPM2": SamplerSpec("KDPM2DiscreteScheduler"),
-    "DPM2 a": SamplerSpec("KDPM2AncestralDiscreteScheduler"),
+    "DPM2": SamplerSpec("KDPM2DiscreteScheduler", default_schedule="Karras"),
+    "DPM2 a": SamplerSpec("KDPM2AncestralDiscreteScheduler", default_schedule="Karras"),
     "DPM++ 2M": SamplerSpec(
-        "DPMSolverMultistepScheduler", (("algorithm_type", "dpmsolver++"), ("solver_order", 2))
+        "DPMSolverMultistepScheduler",
+        (("algorithm_type", "dpmsolver++"), ("solver_order", 2)),
+        default_schedule="Karras",
     ),
     "DPM++ 2M SDE": SamplerSpec(
-        "DPMSolverMultistepScheduler", (("algorithm_type", "sde-dpmsolver++"), ("solver_order", 2))
+        "DPMSolverMultistepScheduler",
+        (("algorithm_type", "sde-dpmsolver++"), ("solver_order", 2)),
+        default_schedule="Exponential",
     ),
-    "DPM++ SDE": SamplerSpec("DPMSolverSDEScheduler"),
-    "DPM++ 2S a": SamplerSpec("DPMSolverSinglestepScheduler", (("solver_order", 2),)),
+    "DPM++ SDE": SamplerSpec("DPMSolverSDEScheduler", default_schedule="Karras"),
+    "DPM++ 2S a": SamplerSpec(
+        "DPMSolverSinglestepScheduler", (("solver_order", 2),), default_schedule="Karras"
+    ),
     "DDIM": SamplerSpec("DDIMScheduler", schedules=()),
     "PLMS": SamplerSpec("PNDMScheduler", (("skip_prk_steps", True),), schedules=()),
     "UniPC": SamplerSpec("UniPCMultistepScheduler"),
@@ -123,7 +133,8 @@ def split_name(sampler: str, schedule_type: str | None = None) -> tuple[str, str
             raise GenerationError(
                 f"Unknown schedule type '{schedule_type}'. Valid schedule types: {', '.join(SCHEDULE_TYPES)}."
             )
-    schedule = schedule or "Automatic"
+    if schedule in (None, "Automatic"):  # A1111 v1.9+: the sampler's own default schedule
+        schedule = SAMPLERS[base].default_schedule
     flag = SCHEDULE_TYPES[schedule]
     if flag and schedule not in SAMPLERS[base].schedules:
         supported = [s for s, spec in SAMPLERS.items() if schedule in spec.schedules]

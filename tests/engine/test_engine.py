@@ -246,6 +246,40 @@ def test_schedule_table_matches_diffusers_signatures() -> None:
         assert spec.schedules == accepted, sampler
 
 
+@pytest.mark.parametrize(
+    ("sampler", "schedule", "resolved"),
+    [
+        ("DPM++ 2M", None, ("DPM++ 2M", "Karras")),
+        ("DPM++ 2M", "Automatic", ("DPM++ 2M", "Karras")),
+        ("DPM++ 2M SDE", None, ("DPM++ 2M SDE", "Exponential")),
+        ("DPM++ SDE", "", ("DPM++ SDE", "Karras")),
+        ("DPM2 a", None, ("DPM2 a", "Karras")),
+        ("Euler a", None, ("Euler a", "Automatic")),
+        ("Euler", "automatic", ("Euler", "Automatic")),
+        ("DPM++ 2M", "Exponential", ("DPM++ 2M", "Exponential")),
+    ],
+)
+def test_automatic_schedule_is_the_samplers_a1111_default(sampler, schedule, resolved) -> None:
+    from assistant.engine.schedulers import split_name
+
+    assert split_name(sampler, schedule) == resolved
+
+
+def test_dpmpp_2m_is_dpmpp_2m_karras_like_a1111(clean_engine) -> None:
+    plain = clean_engine.generate(req(sampler="DPM++ 2M", scheduler="Automatic"))
+    karras = clean_engine.generate(req(sampler="DPM++ 2M Karras"))
+    assert np.array_equal(pixels(plain), pixels(karras))
+    assert "Sampler: DPM++ 2M, Schedule type: Karras" in plain.infotexts[0]  # what really ran
+    euler = clean_engine.generate(req(sampler="Euler a"))
+    assert "Schedule type" not in euler.infotexts[0]
+
+
+def test_batch_seeds_wrap_past_the_largest_seed(clean_engine) -> None:
+    result = clean_engine.generate(req(seed=2**32 - 1, batch_size=2))
+    assert result.seeds == (2**32 - 1, 0)
+    assert "Seed: 0," in result.infotexts[1]
+
+
 def test_split_sampler_form_equals_combined(clean_engine) -> None:
     combined = clean_engine.generate(req(sampler="DPM++ 2M Karras"))
     split = clean_engine.generate(req(sampler="DPM++ 2M", scheduler="Karras"))
