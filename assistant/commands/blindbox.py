@@ -292,11 +292,18 @@ def finish(args: argparse.Namespace, context: Context, plan: Plan) -> int:
 
 def _reproduce_hint(args: argparse.Namespace, plan: Plan) -> str:
     if plan.kind == "blindbox":
-        return (
-            f"reproduce: the same command with --seed {plan.seed} gives this plan again; any single cell "
-            "renders again from its prompt and seed above (or its PNG infotext)"
+        hint = (
+            f"reproduce: the same command with --seed {plan.seed} gives this plan (and grid) again; any "
+            "single cell renders again from its prompt and seed above (or its PNG infotext)"
         )
-    return f"reproduce: every cell uses seed {plan.seed}; its prompt and settings are listed above"
+    else:
+        hint = f"reproduce: every cell uses seed {plan.seed}; its prompt and settings are listed above"
+    if getattr(args, "sequential", False):
+        return hint
+    return hint + (
+        " — to the bit with --sequential; cells rendered in one batched pass (the default, faster) "
+        "may differ from a single render by 1/255 in a few pixels"
+    )
 
 
 def _progress_printer(cells: int, *, quiet: bool) -> Any:
