@@ -70,6 +70,9 @@ Progress = Callable[[int, int], None]
 
 #: Most cond rows one batched pass of generate_many runs (x2 with classifier-free guidance).
 MAX_BATCH_ROWS = 16
+#: Most image pixels one batched pass holds (16 rows at 512x512; 4 rows at 1024x1024), so an SDXL
+#: blind box does not ask a consumer GPU for 16 full-size UNet rows at once.
+MAX_BATCH_PIXELS = 16 * 512 * 512
 
 _TINY_NAMES = {"tiny", "tiny-sd15", tiny.TINY_MODEL_NAME}
 _TINY_XL_NAMES = {"tiny-sdxl", tiny.TINY_XL_MODEL_NAME}
@@ -286,12 +289,25 @@ class Engine:
                 cells = [requests[i] for i in group]
                 if len(cells) == 1:
                     results[group[0]] = self.generate(cells[0], progress=step_progress, cancel=cancel)
-                else:
-                    for index, result in zip(
-                        group, self._generate_batched(cells, step_progress, cancel), strict=True
-                    ):
-                        results[index] = result
-                done += cells[0].steps
+                    done += cells[0].steps
+                    continue
+                try:
+                    batch = self._generate_batched(cells, step_progress, cancel)
+                    done += cells[0].steps
+                except GenerationError as err:
+                    if not isinstance(err.__cause__, torch.OutOfMemoryError):
+                        raise
+                    # the shared pass did not fit: the same cells one by one (less memory at once)
+                    log.warning(
+                        "a batched pass of %d cells ran out of memory; rendering them one by one", len(cells)
+                    )
+                    total += cells[0].steps * (len(cells) - 1)
+                    batch = []
+                    for cell in cells:
+                        batch.append(self.generate(cell, progress=step_progress, cancel=cancel))
+                        done += cell.steps
+                for index, result in zip(group, batch, strict=True):
+                    results[index] = result
         return [results[i] for i in range(len(requests))]
 
     # ------------------------------------------------------------------------------------------
@@ -416,11 +432,14 @@ class Engine:
             output_type="np",
             callback_on_step_end=on_step_end,
         )
-        if row_scales:
-            with self._row_scaler().unet_rows(row_scales):
+        try:
+            if row_scales:
+                with self._row_scaler().unet_rows(row_scales):
+                    output = self._pipe(**call)
+            else:
                 output = self._pipe(**call)
-        else:
-            output = self._pipe(**call)
+        except torch.OutOfMemoryError as exc:
+            raise _out_of_memory(request, num_images_per_prompt) from exc
         return np.asarray(output.images)
 
     def _generate_batched(
@@ -623,7 +642,9 @@ def _batch_groups(requests: Sequence[GenerationRequest]) -> list[list[int]]:
         groups.setdefault(key, []).append(index)
     out: list[list[int]] = []
     for indices in groups.values():
-        per_pass = max(1, MAX_BATCH_ROWS // requests[indices[0]].batch_size)
+        first = requests[indices[0]]
+        rows = min(MAX_BATCH_ROWS, MAX_BATCH_PIXELS // (first.width * first.height))
+        per_pass = max(1, rows // first.batch_size)
         out += [indices[i : i + per_pass] for i in range(0, len(indices), per_pass)]
     return sorted(out, key=lambda g: g[0])
 
@@ -719,6 +740,20 @@ def _describe(pipe: Any, *, name: str, warnings: tuple[str, ...], model_hash: st
         banner=tiny.TINY_BANNER if is_tiny else "",
         attention=getattr(pipe, "_lora_mixer_attention", "sdpa"),
         warnings=warnings,
+    )
+
+
+def _out_of_memory(request: GenerationRequest, images: int) -> GenerationError:
+    """Free what the failed call held and say what to change (the engine stays usable)."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return GenerationError(
+        f"Out of GPU memory rendering {images} image(s) at {request.width}x{request.height}. Lower the "
+        "size or the batch size, or start with --low-vram; nothing else was changed and the next "
+        "render starts clean."
     )
 
 

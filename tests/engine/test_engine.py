@@ -467,6 +467,56 @@ def test_batched_cells_equal_sequential_within_tolerance(clean_engine) -> None:
     assert differs(batched[0], batched[1])
 
 
+# -- out of memory (fault injection: no GPU here, so the UNet raises what CUDA would) -------------
+
+
+class _OutOfMemoryAbove:
+    """A UNet pre-hook raising torch.OutOfMemoryError when a call carries more than ``rows`` rows."""
+
+    def __init__(self, unet, rows: int) -> None:
+        self.rows, self.raised = rows, 0
+        self.handle = unet.register_forward_pre_hook(self.hook)
+
+    def hook(self, _module, args):
+        if args[0].shape[0] > self.rows:
+            self.raised += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.handle.remove()
+
+
+def test_out_of_memory_is_a_clear_error_and_the_engine_recovers(clean_engine) -> None:
+    baseline = clean_engine.generate(req(lora("catgirl_v1", 0.7)))
+    with (
+        _OutOfMemoryAbove(clean_engine.pipeline.unet, rows=0) as oom,
+        pytest.raises(
+            GenerationError, match=r"Out of GPU memory rendering 1 image\(s\) at 64x64.*--low-vram"
+        ),
+    ):
+        clean_engine.generate(req(lora("catgirl_v1", 0.7)))
+    assert oom.raised == 1
+    again = clean_engine.generate(req(lora("catgirl_v1", 0.7)))
+    assert np.array_equal(pixels(again), pixels(baseline))  # nothing of the failed call stays behind
+
+
+def test_a_batched_pass_out_of_memory_falls_back_to_single_cells(clean_engine) -> None:
+    pytest.importorskip("assistant.engine.rows")
+    cells = [req(lora("catgirl_v1", w), prompt=f"1girl, <lora:catgirl_v1:{w}>") for w in (0.3, 0.5, 0.7)]
+    single = [clean_engine.generate(cell) for cell in cells]
+    steps: list[tuple[int, int]] = []
+    with _OutOfMemoryAbove(clean_engine.pipeline.unet, rows=2) as oom:  # one cell = 2 rows with CFG
+        batched = clean_engine.generate_many(cells, batched=True, progress=lambda s, t: steps.append((s, t)))
+    assert oom.raised == 1  # the shared 6-row pass, once; then three 2-row passes
+    for a, b in zip(single, batched, strict=True):
+        assert np.array_equal(pixels(a), pixels(b))
+        assert "batched_cells" not in b.timings
+    assert steps[-1] == (3 * BASE.steps, 3 * BASE.steps)
+
+
 # -- SDXL ------------------------------------------------------------------------------------------
 
 
