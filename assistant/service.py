@@ -388,7 +388,10 @@ class Service:
 
             settings = self.settings.replace(model=wanted)
             engine = Engine(settings)
-            info = engine.load()
+            try:
+                info = engine.load()
+            except LoraMixerError as err:
+                raise GenerationError(f"could not switch to {model_label(wanted)}: {err}") from err
             if getattr(info, "is_tiny", False) and wanted not in TINY_MODELS:
                 reason = "; ".join(getattr(info, "warnings", ())) or "it could not be loaded"
                 engine.close()

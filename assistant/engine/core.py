@@ -775,7 +775,8 @@ def batch_seeds(seed: int, count: int) -> tuple[int, ...]:
 
 
 def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:
-    """The configured model, or the tiny demo one when none is configured or it is unreachable."""
+    """The configured model, or the tiny demo one when none is configured or a hub id cannot be
+    reached (offline); a local file or folder that fails to load is an error, not a silent swap."""
     choice = choose_device(settings.device)
     model = (settings.model or "").strip()
     warnings: tuple[str, ...] = ()
@@ -788,6 +789,9 @@ def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:
         except GenerationError:
             raise
         except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            if Path(model).expanduser().exists():  # a file or folder that is there but broken
+                raise GenerationError(f"Could not load model '{model}' ({reason}).") from exc
             offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
             warnings = (
                 f"Could not load model '{model}' ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
@@ -817,15 +821,22 @@ def _load_real(model: str, choice: DeviceChoice, settings: Settings) -> tuple[An
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     model_hash = ""
     if path.is_file():
-        if path.suffix not in (".safetensors", ".ckpt"):
-            raise GenerationError(f"Model file '{path}' is not a .safetensors or .ckpt checkpoint.")
+        if path.suffix != ".safetensors":
+            raise GenerationError(
+                f"Model file '{path}' is not a .safetensors checkpoint; LoRA Mixer loads no pickle files "
+                "(.ckpt/.pt/.bin can run code when loaded). Convert it to .safetensors first."
+            )
         cls = StableDiffusionXLPipeline if _is_sdxl_checkpoint(path) else StableDiffusionPipeline
         pipe = cls.from_single_file(str(path), torch_dtype=choice.dtype, local_files_only=offline)
         model_hash = _file_hash(path, Path(settings.cache_dir))
     else:
         source = str(path) if path.is_dir() else model
         pipe = DiffusionPipeline.from_pretrained(
-            source, torch_dtype=choice.dtype, safety_checker=None, local_files_only=offline
+            source,
+            torch_dtype=choice.dtype,
+            safety_checker=None,
+            local_files_only=offline,
+            use_safetensors=True,
         )
     if not isinstance(pipe, (StableDiffusionPipeline, StableDiffusionXLPipeline)):
         raise GenerationError(

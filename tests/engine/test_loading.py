@@ -76,3 +76,19 @@ def test_low_vram_slices_the_vae_and_attention_and_keeps_the_image(monkeypatch) 
     a = np.asarray(normal.generate(request).images[0], dtype=np.int16)
     b = np.asarray(low.generate(request).images[0], dtype=np.int16)
     assert np.abs(a - b).max() <= 2  # float rounding of sliced attention and decoding, nothing more
+
+
+def test_pickle_checkpoints_are_refused_and_broken_local_models_are_errors(tmp_path) -> None:
+    ckpt = tmp_path / "v1-5.ckpt"
+    ckpt.write_bytes(b"\x80\x04pickle")
+    with pytest.raises(GenerationError, match=r"not a \.safetensors checkpoint; LoRA Mixer loads no pickle"):
+        Engine(Settings(model=str(ckpt), device="cpu")).load()
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(GenerationError, match=r"Could not load model '.*broken\.safetensors'"):
+        Engine(Settings(model=str(broken), device="cpu")).load()  # no silent swap to the demo model
+    folder = tmp_path / "diffusers-model"
+    folder.mkdir()
+    (folder / "model_index.json").write_text("{}")
+    with pytest.raises(GenerationError, match=r"Could not load model '.*diffusers-model'"):
+        Engine(Settings(model=str(folder), device="cpu")).load()
