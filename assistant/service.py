@@ -449,7 +449,7 @@ class Service:
         if info.status != "ok" or (info.size > max_bytes and info.path not in self._known_hashes):
             return self._known_hashes.get(info.path, "")
         try:
-            digest = self.library.hashes(info).a1111 or ""
+            digest = self.library.hashes(info).infotext or ""
         except (LoraMixerError, OSError):
             return ""
         self._known_hashes[info.path] = digest
@@ -546,7 +546,7 @@ class Service:
             digest = lora.hash
             if not digest:
                 try:
-                    digest = self.library.hashes(self.library.resolve(lora.name)).a1111
+                    digest = self.library.hashes(self.library.resolve(lora.name)).infotext
                 except (LoraMixerError, OSError) as err:
                     log.warning("no hash for LoRA %s: %s", lora.name, err)
                     digest = ""

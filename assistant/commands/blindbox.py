@@ -168,7 +168,7 @@ def _with_hash(lora: PlannedLora, library: Any) -> PlannedLora:
     if lora.hash:
         return lora
     try:
-        digest = library.hashes(library.resolve(lora.name)).a1111 or ""
+        digest = library.hashes(library.resolve(lora.name)).infotext or ""
     except (LoraMixerError, OSError):
         return lora
     return dataclasses.replace(lora, hash=digest)

@@ -80,3 +80,23 @@ def test_a_model_that_cannot_load_leaves_the_running_one(service: Service, name:
 
 def test_a1111_titles_are_accepted(service: Service) -> None:
     assert service.switch_model("tiny-sdxl [0123456789]").base == "sdxl"
+
+
+def test_lora_hashes_prefer_the_embedded_hash_like_a1111(tmp_path: Path) -> None:
+    """A1111 writes a file's own ``sshs_model_hash`` (first 12 hex) when the file carries one."""
+    from assistant.library import Library
+    from assistant.types import PlannedLora
+    from tests.library import lorafiles as lf
+
+    loras = tmp_path / "Lora"
+    loras.mkdir()
+    embedded = "ab" * 32
+    path = lf.write_kohya(loras, "hashed", metadata={"sshs_model_hash": embedded})
+    lf.write_kohya(loras, "plain", seed=1)
+    library = Library.scan([str(loras)], cache_dir=None)
+    service = Service(Settings(lora_dirs=(str(loras),), cache_dir=str(tmp_path / "cache")), library=library)
+    planned = service.with_hashes(
+        (PlannedLora("hashed", str(path), 0.5), PlannedLora("plain", str(loras / "plain.safetensors"), 0.5))
+    )
+    assert planned[0].hash == embedded[:12]
+    assert planned[1].hash == library.hashes("plain").a1111 != ""
