@@ -409,9 +409,13 @@ class Service:
         for choice in choices:
             if text in (choice, model_label(choice)):
                 return choice
-        folded = text.casefold()
-        for choice in choices:  # A1111 clients send titles like "name [hash]"
-            if folded and model_label(choice).casefold() == folded.split(" [")[0]:
+        # A1111 clients send titles ("name [hash]"); infotexts name the model as the engine does
+        # ("tiny-sd15-demo", a hub id's last part, a checkpoint's stem)
+        folded = text.split(" [")[0].strip().casefold()
+        for choice in choices:
+            path = Path(choice)
+            names = {model_label(choice), path.name, path.stem, f"{choice}-demo"}
+            if folded and folded in {n.casefold() for n in names}:
                 return choice
         raise PromptError(
             f"unknown base model {text!r}; available: {', '.join(model_label(c) for c in choices)}"

@@ -100,3 +100,8 @@ def test_lora_hashes_prefer_the_embedded_hash_like_a1111(tmp_path: Path) -> None
     )
     assert planned[0].hash == embedded[:12]
     assert planned[1].hash == library.hashes("plain").a1111 != ""
+
+
+def test_the_name_an_infotext_writes_selects_the_model(service: Service) -> None:
+    assert service.switch_model("tiny-sdxl-demo").base == "sdxl"  # "Model: tiny-sdxl-demo"
+    assert service.switch_model("TINY-SD15-DEMO [cec3dc9289]").base == "sd15"
