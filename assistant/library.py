@@ -73,7 +73,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, overload
 
 from .config import PRESETS_DIR
 from .errors import AmbiguousLoraName, LibraryError, LoraNotFound
@@ -1397,6 +1397,7 @@ class Library:
         self._real_roots = tuple(os.path.realpath(r) for r in self.roots)
         self._hash_lock = threading.Lock()
         self._hash_cache: dict[str, list[Any]] | None = None
+        self._hold_hash_writes = False  # hash_all writes the cache once at the end
         self._scan_keys: dict[str, tuple[Any, ...]] = {}
         self._build_maps()
 
@@ -1644,13 +1645,20 @@ class Library:
 
     # -- hashes -----------------------------------------------------------------------------------
 
-    def hashes(self, name_or_info: str | LoraInfo) -> Hashes:
+    @overload
+    def hashes(self, name_or_info: str | LoraInfo) -> Hashes: ...
+
+    @overload
+    def hashes(self, name_or_info: str | LoraInfo, *, compute: bool) -> Hashes | None: ...
+
+    def hashes(self, name_or_info: str | LoraInfo, *, compute: bool = True) -> Hashes | None:
         """A1111 (12 hex), AutoV2 (10 hex) and full sha256 of a loadable LoRA.
 
         Read from the disk cache (``cache_dir/lora-hashes.json``, keyed by path, size and
-        mtime) or computed now in one pass over the file. Raises :class:`LoraNotFound` for an
-        unknown name and :class:`LibraryError` for an entry that is not loadable or has changed
-        into a non-safetensors file.
+        mtime) or computed now in one pass over the file (with ``compute=False``: None instead of
+        reading the file). Raises :class:`LoraNotFound` for an unknown name and
+        :class:`LibraryError` for an entry that is not loadable or has changed into a
+        non-safetensors file.
         """
         info = self.resolve(name_or_info) if isinstance(name_or_info, str) else name_or_info
         if not isinstance(info, LoraInfo):
@@ -1670,21 +1678,54 @@ class Library:
             cached = cache.get(info.path)
             if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
                 sha, addnet = cached[2], cached[3]
+            elif not compute:
+                return None
             else:
                 sha, addnet = _file_hashes(info)
                 cache[info.path] = [st.st_size, st.st_mtime_ns, sha, addnet]
-                if self.cache_dir is not None:  # merge with what other processes wrote meanwhile
-                    on_disk = _read_hash_file(Path(self.cache_dir) / "lora-hashes.json")
-                    on_disk.update(cache)
-                    cache.update(on_disk)
-                    _atomic_write(
-                        Path(self.cache_dir) / "lora-hashes.json",
-                        json.dumps({"version": 1, "entries": on_disk}).encode(),
-                    )
-        embedded = str(info.metadata.get("sshs_model_hash", "")).strip().lower()
-        if not re.fullmatch(r"[0-9a-f]{64}", embedded):
-            embedded = ""
-        return Hashes(a1111=addnet[:12], autov2=sha[:10], sha256=sha, addnet=addnet, embedded=embedded)
+                if not self._hold_hash_writes:
+                    self._write_hash_cache()
+        return Hashes(
+            a1111=addnet[:12], autov2=sha[:10], sha256=sha, addnet=addnet, embedded=embedded_hash(info)
+        )
+
+    def hash_all(self, *, max_bytes: int | None = None) -> int:
+        """Hash every loadable LoRA not in the cache yet (up to ``max_bytes`` each), writing the
+        cache once at the end; returns how many files were read. For a background thread."""
+        read = 0
+        self._hold_hash_writes = True
+        try:
+            for info in self.loadable():
+                if max_bytes is not None and info.size > max_bytes:
+                    continue
+                try:
+                    if self.hashes(info, compute=False) is None:
+                        self.hashes(info)
+                        read += 1
+                except (LibraryError, OSError):
+                    continue  # deleted or replaced meanwhile: a later listing says so
+        finally:
+            self._hold_hash_writes = False
+            if read:
+                with self._hash_lock:
+                    self._write_hash_cache()
+        return read
+
+    def _write_hash_cache(self) -> None:
+        """Write the hash cache, merged with what other processes wrote meanwhile (hold the lock)."""
+        if self.cache_dir is None:
+            return
+        cache = self._load_hash_cache()
+        on_disk = _read_hash_file(Path(self.cache_dir) / "lora-hashes.json")
+        on_disk.update(cache)
+        cache.update(on_disk)
+        _atomic_write(
+            Path(self.cache_dir) / "lora-hashes.json", json.dumps({"version": 1, "entries": on_disk}).encode()
+        )
+
+    def cached_hashes(self, name_or_info: str | LoraInfo) -> Hashes | None:
+        """:meth:`hashes` when the disk cache already has them, else None (never reads the file)."""
+        return self.hashes(name_or_info, compute=False)
 
     def _load_hash_cache(self) -> dict[str, list[Any]]:
         if self._hash_cache is None:
@@ -1692,6 +1733,12 @@ class Library:
             if self.cache_dir is not None:
                 self._hash_cache = _read_hash_file(Path(self.cache_dir) / "lora-hashes.json")
         return self._hash_cache
+
+
+def embedded_hash(info: LoraInfo) -> str:
+    """kohya's precomputed ``sshs_model_hash`` (64 hex, lower case) from the header, "" if none."""
+    embedded = str(info.metadata.get("sshs_model_hash", "")).strip().lower()
+    return embedded if re.fullmatch(r"[0-9a-f]{64}", embedded) else ""
 
 
 def _read_hash_file(file: Path) -> dict[str, list[Any]]:

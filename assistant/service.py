@@ -298,6 +298,8 @@ class Service:
             self._engine_error = exc
         finally:
             self._ready.set()
+            # then, not before: on two cores hashing would slow the model's start
+            threading.Thread(target=self._hash_library, name="hash-loras", daemon=True).start()
 
     def wait_ready(self, timeout: float | None = 300.0) -> Any:
         """The loaded engine's ``EngineInfo``; raises GenerationError when loading failed."""
@@ -444,20 +446,37 @@ class Service:
             return list(library.all())
         return list(library.search(query, kind=kind, base=base))
 
-    def lora_hash(self, info: LoraInfo, *, max_bytes: int = HASH_ON_LIST_MAX_BYTES) -> str:
-        """A1111's short LoRA hash (12 hex), "" when unknown.
+    def lora_hash(self, info: LoraInfo) -> str:
+        """A1111's short LoRA hash (12 hex) for listings, "" while unknown.
 
-        Hashing reads the whole file, so for listings only files up to ``max_bytes`` are hashed
-        (the library caches hashes on disk); bigger ones show their hash once a render used them.
+        Never reads a LoRA file (a listing must not wait for hundreds of MB): the hash comes from
+        the file's embedded ``sshs_model_hash``, a render that used it, or the disk cache, which
+        :meth:`start` fills in a background thread (files up to ``HASH_ON_LIST_MAX_BYTES``).
         """
-        if info.status != "ok" or (info.size > max_bytes and info.path not in self._known_hashes):
-            return self._known_hashes.get(info.path, "")
+        if info.status != "ok":
+            return ""
+        known = self._known_hashes.get(info.path)
+        if known is not None:
+            return known
         try:
-            digest = self.library.hashes(info).infotext or ""
+            hashes = self.library.cached_hashes(info)
         except (LoraMixerError, OSError):
             return ""
-        self._known_hashes[info.path] = digest
-        return digest
+        if hashes is None:
+            from .library import embedded_hash
+
+            return embedded_hash(info)[:12]
+        self._known_hashes[info.path] = hashes.infotext
+        return hashes.infotext
+
+    def _hash_library(self) -> None:
+        """Background: hash the library's files into the disk cache so the cards can show them."""
+        try:
+            read = self.library.hash_all(max_bytes=HASH_ON_LIST_MAX_BYTES)
+            if read:
+                log.info("hashed %d LoRA file(s) for the library listing", read)
+        except Exception:  # a listing without hashes is no reason to stop the server
+            log.exception("hashing the LoRA library failed")
 
     def refresh_loras(self) -> int:
         """Rescan the LoRA folders; returns how many loadable LoRAs there are now."""

@@ -105,3 +105,25 @@ def test_lora_hashes_prefer_the_embedded_hash_like_a1111(tmp_path: Path) -> None
 def test_the_name_an_infotext_writes_selects_the_model(service: Service) -> None:
     assert service.switch_model("tiny-sdxl-demo").base == "sdxl"  # "Model: tiny-sdxl-demo"
     assert service.switch_model("TINY-SD15-DEMO [cec3dc9289]").base == "sd15"
+
+
+def test_listings_never_read_a_file_and_the_background_hasher_fills_them(tmp_path: Path) -> None:
+    from assistant.library import Library
+    from tests.library import lorafiles as lf
+
+    loras = tmp_path / "Lora"
+    loras.mkdir()
+    for i in range(5):
+        lf.write_kohya(loras, f"lora{i}", seed=i)
+    lf.write_kohya(loras, "embedded", metadata={"sshs_model_hash": "cd" * 32})
+    cache = tmp_path / "cache"
+    library = Library.scan([str(loras)], cache_dir=str(cache))
+    service = Service(Settings(lora_dirs=(str(loras),), cache_dir=str(cache)), library=library)
+    infos = {info.name: info for info in library.loadable()}
+    assert service.lora_hash(infos["lora0"]) == ""  # not hashed yet: nothing read on a listing
+    assert service.lora_hash(infos["embedded"]) == "cd" * 6  # the file's own hash needs no read
+    assert library.hash_all() == 6
+    assert library.hash_all() == 0  # all cached now
+    assert service.lora_hash(infos["lora0"]) == library.hashes("lora0").a1111
+    again = Library.scan([str(loras)], cache_dir=str(cache))  # the cache reached the disk
+    assert all(again.cached_hashes(info) is not None for info in again.loadable())

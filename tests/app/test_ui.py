@@ -196,6 +196,11 @@ def test_library_listing_and_card_click(ui: Any) -> None:
     assert "cyberpunk_style" not in names
     catgirl = listing[names.index("catgirl_v1")]
     assert catgirl["kind"] == "character"
+    deadline = time.monotonic() + 60  # the server hashes the library in the background after start
+    while not catgirl["hash"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        _cards, listing = ui.predict("cat", "any", "any", api_name="/loras")
+        catgirl = next(entry for entry in listing if entry["name"] == "catgirl_v1")
     assert len(catgirl["hash"]) == 12
     index = names.index("catgirl_v1")
     # the card list of this session is the filtered one, so the index refers to it
