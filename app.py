@@ -27,6 +27,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
+from assistant.blend import BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS
 from assistant.config import Settings, load_settings
 from assistant.errors import Cancelled, LoraMixerError
 from assistant.service import (
@@ -578,7 +579,13 @@ def build_demo(service: Service) -> gr.Blocks:
                         ab_btn = gr.Button("A/B", elem_id="ab")
                         sweep_btn = gr.Button("Sweep", elem_id="sweep")
                     with gr.Accordion("Blind box, A/B and sweep options", open=False):
-                        blind_count = gr.Slider(2, 16, value=4, step=1, label="Blind box: images")
+                        blind_count = gr.Slider(
+                            2,
+                            BLINDBOX_MAX_CELLS,
+                            value=BLINDBOX_DEFAULT_CELLS,
+                            step=1,
+                            label="Blind box: images",
+                        )
                         with gr.Row():
                             ab_a = gr.Textbox(
                                 label="A/B: variant A", placeholder="e.g. catgirl_v1 (blank: with LoRAs)"

@@ -424,10 +424,14 @@ class _Slot:
     explicit: bool
 
 
+#: A blind box's default and largest number of cells (one grid stays readable up to 4x4).
+BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS = 8, 16
+
+
 def blind_box(
     base: GenerationRequest,
     *,
-    n: int = 8,
+    n: int = BLINDBOX_DEFAULT_CELLS,
     seed: int | None = 0,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     total: float | None = None,
@@ -437,7 +441,7 @@ def blind_box(
     cell_seeds: bool = False,
     wildcards_dir: str | None = None,
     vary_prompt: bool = False,
-    max_cells: int = 16,
+    max_cells: int = BLINDBOX_MAX_CELLS,
 ) -> Plan:
     """``n`` distinct random weight mixes of ``base.loras`` ("抽盲盒").
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .advisor import advise
+from .blend import BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS
 from .errors import AmbiguousLoraName, LoraMixerError, LoraNotFound
 from .rules.config import RulesConfig, default_rules_config
 from .types import Advice, LoraInfo, format_weight
@@ -40,7 +41,7 @@ IntentKind = Literal[
 ]
 Language = Literal["en", "zh"]
 
-BLINDBOX_DEFAULT, BLINDBOX_MAX = 4, 64
+BLINDBOX_DEFAULT, BLINDBOX_MAX = BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS
 SWEEP_DEFAULT_COUNT, SWEEP_MAX_COUNT = 5, 16
 LIST_LIMIT = 30
 # A message holds at most a positive and a negative prompt (20,000 characters each by default) plus

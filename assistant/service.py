@@ -682,7 +682,7 @@ class Service:
         negative: str = "",
         settings: RenderSettings | None = None,
         *,
-        n: int = 4,
+        n: int = 8,
         seed: int | None = None,
         use_assistant: bool = True,
         progress: ProgressFn | None = None,

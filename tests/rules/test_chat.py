@@ -66,7 +66,7 @@ def test_route_symptom_ids_and_faq_ids() -> None:
     ("message", "args"),
     [
         ("/blindbox 8", {"n": 8}),
-        ("/blindbox", {"n": 4}),
+        ("/blindbox", {"n": 8}),
         ("/ab catgirl_v1 cyberpunk_style", {"a": "catgirl_v1", "b": "cyberpunk_style"}),
         ("/ab 'my lora' other", {"a": "my lora", "b": "other"}),
         (
@@ -95,8 +95,8 @@ def test_command_arguments(message: str, args: dict) -> None:
     ("message", "error"),
     [
         ("/blindbox abc", "not a whole number"),
-        ("/blindbox 0", "1 to 64"),
-        ("/blindbox 1000", "1 to 64"),
+        ("/blindbox 0", "1 to 16"),
+        ("/blindbox 1000", "1 to 16"),
         ("/ab only_one", "usage: /ab"),
         ("/sweep", "usage: /sweep"),
         ("/sweep catgirl_v1 lots", "is not a range"),
