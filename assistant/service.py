@@ -736,7 +736,7 @@ class Service:
             raise PromptError(
                 "a sweep needs at least one axis, e.g. 'catgirl_v1: 0.2, 0.5, 0.8' or 'cfg: 4, 7, 10'"
             )
-        plan = blend.sweep(request, x, y)
+        plan = blend.sweep(request, x, y, library=self.library)  # an axis LoRA may be off the prompt
         return self._render_plan("sweep", plan, advice, progress=progress, cancel=cancel)
 
     def _plan_base(
@@ -760,7 +760,11 @@ class Service:
     ) -> PlanRendered:
         from . import grid
 
-        requests = [cell.request for cell in plan.cells]
+        # LoRAs a plan added (a sweep axis off the prompt) get their hash too
+        requests = [
+            dataclasses.replace(cell.request, loras=self.with_hashes(cell.request.loras))
+            for cell in plan.cells
+        ]
         results = self._render(requests, progress=progress, cancel=cancel, what=kind)
         with self._save_lock:
             folder = self._next_folder(kind)

@@ -127,3 +127,11 @@ def test_listings_never_read_a_file_and_the_background_hasher_fills_them(tmp_pat
     assert service.lora_hash(infos["lora0"]) == library.hashes("lora0").a1111
     again = Library.scan([str(loras)], cache_dir=str(cache))  # the cache reached the disk
     assert all(again.cached_hashes(info) is not None for info in again.loadable())
+
+
+def test_a_sweep_axis_may_name_a_lora_that_is_not_in_the_prompt(service: Service) -> None:
+    rendered = service.sweep("1girl, <lora:catgirl_v1:0.5>", "", TINY_RENDER, x_axis="soft_light=0.2,0.8")
+    assert len(rendered.results) == 2
+    digest = service.library.hashes("soft_light").a1111
+    for result in rendered.results:
+        assert f"soft_light: {digest}" in result.infotexts[0]
