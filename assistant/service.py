@@ -521,7 +521,8 @@ class Service:
         from .prompt import parse
 
         prompt = parse(positive, negative)
-        notes: list[str] = []
+        notes: list[str] = list(prompt.notes)  # unclosed tags, unreadable numbers: said either way
+        notes += [f"{extra.raw} is kept in the text but not applied" for extra in prompt.extras]
         planned: list[PlannedLora] = []
         for tag in prompt.positive_loras:
             info = self.library.resolve(tag.name)

@@ -135,3 +135,10 @@ def test_a_sweep_axis_may_name_a_lora_that_is_not_in_the_prompt(service: Service
     digest = service.library.hashes("soft_light").a1111
     for result in rendered.results:
         assert f"soft_light: {digest}" in result.infotexts[0]
+
+
+def test_assistant_off_still_reports_what_the_parser_noticed(service: Service) -> None:
+    planned, notes = service.plan_as_written("1girl, <lora:catgirl_v1:0.5>, <hypernet:x:1>, <lora:oops:0.5")
+    assert [p.name for p in planned] == ["catgirl_v1"]
+    assert any("'<lora:oops:0.5' (prompt) is not closed" in note for note in notes)
+    assert any("<hypernet:x:1> is kept in the text but not applied" in note for note in notes)
