@@ -47,6 +47,13 @@ user meant, or behaves in a way nobody relies on:
 9. Encoder text: tags are removed with the commas and spaces around them tidied, so no ``, ,``
    remains (A1111 removes only the tag itself). Comma spacing does change CLIP tokens; the
    tidy only removes separators that belonged to the removed tag.
+10. A1111's prompt editing (``[from:to:step]``), alternation (``[a|b]``) and ``AND`` (composable
+    diffusion) are not run: the text goes to the encoder as words (brackets as de-emphasis), and a
+    note names the first occurrence of each so the user knows. ``<lora:>`` (no name) is refused
+    like any nameless tag, although A1111's tag pattern reads it as words.
+11. Terms are separated by commas, line breaks and the full-width ``，`` and ideographic ``、``
+    commas of Chinese and Japanese input methods (for the edit helpers: ``has_term``,
+    ``insert_terms`` …); the encoder text keeps them as written.
 
 Cost: every function is linear in the length of the text (tag scanning stops at the last ``>``,
 BREAK splitting widens over whitespace by hand instead of A1111's backtracking ``\\s*`` regex,
@@ -512,7 +519,31 @@ def _encoder_and_notes(text: str, where: str) -> tuple[str, tuple[str, ...]]:
             )
         encoder = _remove_unclosed(encoder)
     _attention_notes(encoder, where, notes)
+    _unsupported_syntax_notes(encoder, where, notes)
     return encoder, tuple(notes)
+
+
+#: A1111 syntax LoRA Mixer does not run (it is read as words, the brackets as de-emphasis).
+_UNSUPPORTED = (
+    (
+        re.compile(r"(?<!\\)\[[^\[\]]*:\s*\d+(?:\.\d+)?\s*\]"),
+        "prompt editing [from:to:step] is not supported (the words of both parts are drawn together)",
+    ),
+    (
+        re.compile(r"(?<!\\)\[[^\[\]|]*\|[^\[\]]*\]"),
+        "alternation [a|b] is not supported (both words are drawn together)",
+    ),
+    (re.compile(r"(?:^|\s)AND(?:\s|$)"), "AND (composable diffusion) is not supported; it is read as a word"),
+)
+
+
+def _unsupported_syntax_notes(text: str, where: str, notes: list[str]) -> None:
+    if "[" not in text and "AND" not in text:
+        return
+    for pattern, message in _UNSUPPORTED:
+        match = pattern.search(text)
+        if match is not None:
+            notes.append(f"'{_show(match.group().strip())}' ({where}): A1111 {message}")
 
 
 def _build_encoder_text(text: str, raw_tags: Sequence[_RawTag]) -> str:

@@ -261,3 +261,25 @@ def test_compel_parses_to_the_same_weights(compel_parser, text: str) -> None:
     assert [c for c, _ in _chars(fragments)] == [c for c, _ in _chars(parse_attention(text))]
     # and carries A1111's weight; +, - and = runs are documented to keep weight 1.0 in compel
     assert _chars(fragments, skip="+-=") == _chars(parse_attention(text), skip="+-=")
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("1girl, [cat:dog:10], smile", "'[cat:dog:10]' (prompt): A1111 prompt editing"),
+        ("[cat ears:0.5], 1girl", "'[cat ears:0.5]' (prompt): A1111 prompt editing"),
+        ("[red|blue] hair", "'[red|blue]' (prompt): A1111 alternation"),
+        ("a cat AND a dog", "'AND' (prompt): A1111 AND (composable diffusion)"),
+    ],
+)
+def test_a1111_syntax_we_do_not_run_is_named(text: str, note: str) -> None:
+    notes = parse(text).notes
+    assert len(notes) == 1
+    assert notes[0].startswith(note)
+
+
+@pytest.mark.parametrize(
+    "text", ["(masterpiece:1.2), [blurry]", r"a \[x:5\] b", "android, sand", "[a], (b:0.5)"]
+)
+def test_ordinary_brackets_get_no_syntax_note(text: str) -> None:
+    assert parse(text).notes == ()
