@@ -379,7 +379,8 @@ class Service:
 
         ``model`` is one of :meth:`models` or its :func:`model_label`. The new model loads while
         renders wait; when it cannot load, the running one stays and :class:`GenerationError` says
-        why (the engine's fallback to the tiny pipeline is not taken here).
+        why (the engine's fallback to the tiny pipeline is not taken here). On a GPU the running
+        model is freed first (two SD models rarely fit at once) and loaded again after a failure.
         """
         wanted = self._find_model(model)
         self._ready.wait()
@@ -388,19 +389,25 @@ class Service:
                 return self._engine_info
             from .engine import Engine
 
+            old = self._engine
+            free_first = str(getattr(self._engine_info, "device", "cpu")).startswith("cuda")
+            if free_first and old is not None and hasattr(old, "close"):
+                old.close()
             settings = self.settings.replace(model=wanted)
             engine = Engine(settings)
             try:
                 info = engine.load()
+                if getattr(info, "is_tiny", False) and wanted not in TINY_MODELS:
+                    engine.close()
+                    reason = "; ".join(getattr(info, "warnings", ())) or "it could not be loaded"
+                    raise GenerationError(reason)
             except LoraMixerError as err:
+                if free_first and old is not None:
+                    self._engine_info = old.load()  # the running model again (raises if it cannot)
                 raise GenerationError(f"could not switch to {model_label(wanted)}: {err}") from err
-            if getattr(info, "is_tiny", False) and wanted not in TINY_MODELS:
-                reason = "; ".join(getattr(info, "warnings", ())) or "it could not be loaded"
-                engine.close()
-                raise GenerationError(f"could not switch to {model_label(wanted)}: {reason}")
-            old, self._engine = self._engine, engine
+            self._engine = engine
             self._engine_info, self._engine_error, self.settings = info, None, settings
-        if old is not None and hasattr(old, "close"):
+        if old is not None and not free_first and hasattr(old, "close"):
             old.close()
         log.info("switched the base model to %s", model_label(wanted))
         return info

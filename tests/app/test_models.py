@@ -142,3 +142,20 @@ def test_assistant_off_still_reports_what_the_parser_noticed(service: Service) -
     assert [p.name for p in planned] == ["catgirl_v1"]
     assert any("'<lora:oops:0.5' (prompt) is not closed" in note for note in notes)
     assert any("<hypernet:x:1> is kept in the text but not applied" in note for note in notes)
+
+
+def test_on_a_gpu_the_running_model_is_freed_first_and_restored_after_a_failure(service: Service) -> None:
+    import dataclasses
+
+    before = _pixels(service, "1girl, <lora:catgirl_v1:0.6>")
+    first_engine = service._engine
+    # what the engine reports on a GPU (the switch only reads the device label)
+    service._engine_info = dataclasses.replace(service.engine_info, device="cuda:0")
+    with pytest.raises(GenerationError, match="could not switch to broken"):
+        service.switch_model("broken")
+    assert first_engine._pipe is not None  # freed, then loaded again
+    assert service._engine is first_engine
+    assert np.array_equal(_pixels(service, "1girl, <lora:catgirl_v1:0.6>"), before)
+    service._engine_info = dataclasses.replace(service.engine_info, device="cuda:0")
+    assert service.switch_model("tiny-sdxl").base == "sdxl"
+    assert first_engine._pipe is None  # the old pipeline is gone, not kept beside the new one
