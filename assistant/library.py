@@ -1591,6 +1591,8 @@ class Library:
             hit = self._relative_map.get(key.replace("\\", "/"))
         if hit is None and name != name.strip():
             return self._lookup(name.strip())
+        if hit is None and key.endswith(".safetensors"):  # the file name, as a file manager shows it
+            return self._lookup(name[: -len(".safetensors")])
         return hit
 
     def resolve(self, name: str) -> LoraInfo:

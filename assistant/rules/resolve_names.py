@@ -71,16 +71,22 @@ def apply(state: RuleState) -> RuleState:
             info = infos.get(tag.name) or written.get(tag.name)
             if info is not None and tag.name != info.name:
                 new_tag = dataclasses.replace(tag, name=info.name)
-                how = (
-                    "an alias of"
-                    if tag.name.casefold() != info.name.casefold()
-                    else "the same name in other letter case as"
-                )
+                if tag.name.casefold().endswith(".safetensors"):
+                    how = "the file name with its extension (A1111 wants it without) of"
+                elif tag.name.casefold() != info.name.casefold():
+                    how = "an alias of"
+                else:
+                    how = "the same name in other letter case as"
                 reason = (
                     f"'{tag.name}' is {how} the LoRA file '{info.name}'; written exactly as the file "
                     "is named so every tool finds it (A1111 on Linux says 'LoRA not found' otherwise)."
                 )
-                how_zh = "别名" if tag.name.casefold() != info.name.casefold() else "大小写不同的写法"
+                if tag.name.casefold().endswith(".safetensors"):
+                    how_zh = "带扩展名的文件名(A1111 要求不带扩展名)"
+                elif tag.name.casefold() != info.name.casefold():
+                    how_zh = "别名"
+                else:
+                    how_zh = "大小写不同的写法"
                 reason_zh = (
                     f"'{tag.name}' 是 LoRA 文件 '{info.name}' 的{how_zh};改成和文件名完全一致,"
                     "各个工具才都能找到(否则 Linux 上的 A1111 会报 LoRA not found)。"
