@@ -251,13 +251,16 @@ def _tidy_join(left: str, right: str, gap: bool = False) -> str:
     lhs = left.rstrip(" \t")
     rhs = right.lstrip(" \t")
     gap = gap or len(lhs) != len(left) or len(rhs) != len(right)
-    if rhs.startswith(",") and (not lhs or lhs.endswith((",", "\n"))):
+    # an opening bracket starts a list and a closing one ends it, like the text's own ends
+    opens = lhs.endswith(("(", "[")) and not lhs.endswith(("\\(", "\\["))
+    closes = rhs.startswith((")", "]"))
+    if rhs.startswith(",") and (not lhs or lhs.endswith((",", "\n")) or opens):
         rhs = rhs[1:].lstrip(" \t")
-    if (not rhs or rhs.startswith("\n")) and lhs.endswith(","):
+    if (not rhs or rhs.startswith("\n") or closes) and lhs.endswith(","):
         lhs = lhs[:-1].rstrip(" \t")
     if lhs.endswith("\n") and rhs.startswith("\n"):
         rhs = rhs[1:]  # the removed piece stood on a line of its own
-    if not lhs or not rhs or lhs.endswith("\n") or rhs.startswith(("\n", ",")):
+    if not lhs or not rhs or lhs.endswith("\n") or rhs.startswith(("\n", ",")) or opens or closes:
         return lhs + rhs
     return lhs + (" " if gap else "") + rhs
 

@@ -88,6 +88,10 @@ def test_render_refuses_names_that_cannot_be_written() -> None:
         ("<lora:a:1>", ""),
         ("a, <hypernet:h:1>, <lyco:y:1>", "a"),
         ("a, b, , c, <lora:a:1>", "a, b, , c"),  # the user's own ", ," is not ours to change
+        ("(a, <lora:x:1>), b", "(a), b"),  # a bracket ends the list like the text's end does
+        ("(<lora:x:1>, a), b", "(a), b"),
+        ("[a,<lora:x:1>]", "[a]"),
+        (r"a \(<lora:x:1>, b", r"a \(, b"),  # an escaped bracket is a character, not a list
     ],
 )
 def test_encoder_text_tidies_only_around_tags(text: str, expected: str) -> None:
