@@ -27,6 +27,7 @@ from .advisor import advise
 from .blend import BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS
 from .errors import AmbiguousLoraName, LoraMixerError, LoraNotFound
 from .rules.config import RulesConfig, default_rules_config
+from .rules.state import kind_zh
 from .types import Advice, LoraInfo, format_weight
 
 if TYPE_CHECKING:
@@ -389,7 +390,7 @@ def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfi
         f = config.faq[fid]
         parts.append(f"### {f.title.get(lang)}\n{f.answer.get(lang)}")
         if fid == "weight" and context.positive.strip():
-            parts.append(_weight_advice(context, lang))
+            parts.append(_weight_advice(context, lang, config.strength.cap))
     advice = None
     symptoms = intent.args.get("symptoms", [])
     negative_tags = "negative-weight" in intent.args.get("faq", []) and _TAG.search(context.negative)
@@ -412,10 +413,11 @@ def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfi
     return _reply("\n\n".join(parts), intent, context, advice)
 
 
-def _weight_advice(context: ChatContext, lang: Language) -> str:
+def _weight_advice(context: ChatContext, lang: Language, cap: float) -> str:
     from .prompt import parse
 
     lines = []
+    total = 0.0
     for tag in parse(context.positive, context.negative).positive_loras:
         info = _try_resolve(context.library, tag.name)
         if info is None:
@@ -426,11 +428,12 @@ def _weight_advice(context: ChatContext, lang: Language) -> str:
             "concept": "0.3–0.8",
             "style": "0.3–0.5",
         }.get(info.kind, "0.4–0.7")
+        total += max(abs(tag.te_weight), abs(tag.unet_weight))
         pref = "" if info.preferred_weight is None else f", preferred {format_weight(info.preferred_weight)}"
         if lang == "zh":
             pref = "" if info.preferred_weight is None else f",推荐 {format_weight(info.preferred_weight)}"
             lines.append(
-                f"- `{info.name}`({info.kind}):现在 {format_weight(tag.weight)},常用 {typical}{pref}"
+                f"- `{info.name}`({kind_zh(info.kind)}):现在 {format_weight(tag.weight)},常用 {typical}{pref}"
             )
         else:
             lines.append(
@@ -438,6 +441,26 @@ def _weight_advice(context: ChatContext, lang: Language) -> str:
             )
     if not lines:
         return ""
+    over = total > cap + 1e-9
+    if lang == "zh":
+        lines.append(
+            f"- 合计 {format_weight(round(total, 2))}"
+            + (
+                f":超过上限 {format_weight(cap)},容易崩图——把提示词发给我,我按比例缩小。"
+                if over
+                else f"(上限 {format_weight(cap)})"
+            )
+        )
+    else:
+        lines.append(
+            f"- total {format_weight(round(total, 2))}"
+            + (
+                f": over the {format_weight(cap)} budget, images tend to break — send me the prompt and I "
+                "scale the mix down in proportion."
+                if over
+                else f" (budget {format_weight(cap)})"
+            )
+        )
     return f"## {_t('for_prompt', lang)}\n" + "\n".join(lines)
 
 

@@ -404,3 +404,11 @@ def test_unknown_lora_in_a_command_points_to_the_chat_listing() -> None:
     assert "LoRA not found: 'catgrl'" in reply.text
     assert "Did you mean 'catgirl'" in reply.text
     assert "/loras" in reply.text
+
+
+def test_weight_question_with_a_prompt_adds_up_the_mix() -> None:
+    reply = respond("what weight should I use", WITH_PROMPT)  # 0.9 + 0.5
+    assert "total 1.4: over the 1.2 budget" in reply.text
+    reply = respond("权重设多少?", ChatContext(library=DEMO_LIBRARY, positive="1girl, <lora:catgirl_v1:0.5>"))
+    assert "`catgirl_v1`(角色):现在 0.5" in reply.text
+    assert "合计 0.5(上限 1.2)" in reply.text
