@@ -20,8 +20,8 @@ ID = "base-model"
 _LABEL = {"sd15": "SD1.5", "sd2": "SD2", "sdxl": "SDXL", "unknown": "unknown"}
 
 
-def _zh_source(source: str) -> str:
-    return f"(依据:{source.strip()[1:-1]})" if source else ""
+def _zh_source(decided_by: str) -> str:
+    return f"(依据:{decided_by})" if decided_by not in ("", "unknown") else ""
 
 
 def apply(state: RuleState) -> RuleState:
@@ -34,14 +34,16 @@ def apply(state: RuleState) -> RuleState:
             continue
         label, model = _LABEL.get(info.base, info.base), _LABEL.get(state.base, state.base)
         excluded[info.name] = f"made for {label}, the loaded model is {model}"
-        source = f" (from {info.base_source})" if info.base_source not in ("", "unknown") else ""
+        # the decision, not its whole trail ("catalog (agrees with metadata …)" → "catalog")
+        decided_by = info.base_source.split(" (")[0].strip()
+        source = f" (from {decided_by})" if decided_by not in ("", "unknown") else ""
         state = state.warn(
             ID,
             f"LoRA '{info.name}' is made for {label}{source} but the loaded model is {model}: it is left "
             f"out of generation (a LoRA on the wrong base distorts the style or fails to load). Load an "
             f"{label} model to use it.",
             info.name,
-            zh=f"LoRA '{info.name}' 是为 {label} 训练的{_zh_source(source)},"
+            zh=f"LoRA '{info.name}' 是为 {label} 训练的{_zh_source(decided_by)},"
             f"但当前加载的是 {model}:这次不参与生成"
             f"(底模不对的 LoRA 会让画风突变,或者根本加载不上)。要用它请换成 {label} 模型。",
         )
