@@ -411,7 +411,7 @@ class Engine:
     ) -> np.ndarray:
         """The pipeline call with per-step progress, cancellation and NaN watch. Returns np images."""
         steps = request.steps
-        watch = _NanWatch()
+        watch = _NanWatch(request)
 
         def on_step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             watch.check(tensors["latents"], step)
@@ -537,7 +537,7 @@ class Engine:
 
         bad = [i for i in range(len(images)) if not np.isfinite(images[i]).all()]
         if len(bad) == len(images):
-            raise GenerationError(_nan_message(seeds))
+            raise GenerationError(_nan_message(seeds, request))
         extra: dict[str, str] = {}
         if applied.split and request.cfg > 1:
             extra["Negative LoRA weights"] = ", ".join(
@@ -566,7 +566,7 @@ class Engine:
                     extra=extra or None,
                 )
             )
-        warnings = (_nan_message(tuple(seeds[i] for i in bad)),) if bad else ()
+        warnings = (_nan_message(tuple(seeds[i] for i in bad), request),) if bad else ()
         return GenerationResult(
             images=tuple(pil_images),
             infotexts=tuple(texts),
@@ -660,7 +660,8 @@ def _rows_available() -> bool:
 class _NanWatch:
     """Stops a run as soon as every image's latents are NaN/inf (they never recover)."""
 
-    def __init__(self) -> None:
+    def __init__(self, request: GenerationRequest) -> None:
+        self.request = request
         self.bad_rows: set[int] = set()
 
     def check(self, latents: torch.Tensor, step: int) -> None:
@@ -671,17 +672,32 @@ class _NanWatch:
         if len(self.bad_rows) == latents.shape[0]:
             raise GenerationError(
                 f"The image became NaN/inf at step {step + 1} (it would come out black). "
-                "A LoRA weight is probably too high: try about 0.4, or remove LoRAs one by one. "
-                "On fp16 GPUs a VAE in fp16 can also cause it."
+                f"{_nan_cause(self.request)} On fp16 GPUs a VAE in fp16 can also cause it."
             )
 
 
-def _nan_message(seeds: tuple[int, ...]) -> str:
+def _nan_message(seeds: tuple[int, ...], request: GenerationRequest) -> str:
     which = ", ".join(str(s) for s in seeds)
     return (
         f"Image(s) with seed {which} contained NaN/inf values (a black image) and were dropped. "
-        "A LoRA weight is probably too high: try about 0.4."
+        + _nan_cause(request)
     )
+
+
+def _nan_cause(request: GenerationRequest) -> str:
+    """The likelier culprit: an extreme prompt attention weight, else the LoRA weights."""
+    from ..prompt import parse_attention
+
+    weights = [
+        w for text in (request.prompt, request.negative) for _chunk, w in parse_attention(text) if w != -1.0
+    ]
+    top = max((abs(w) for w in weights), default=1.0)
+    if top > 10:
+        return (
+            f"The prompt's attention weights reach {top:.3g} (deeply nested brackets or a large (word:N)); "
+            "weights that high break the image: remove brackets or lower the number."
+        )
+    return "A LoRA weight is probably too high: try about 0.4, or remove LoRAs one by one."
 
 
 def _to_pil(image: np.ndarray) -> Any:

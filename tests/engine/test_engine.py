@@ -325,8 +325,13 @@ def test_nan_output_is_an_error_not_a_black_image(clean_engine, tmp_path) -> Non
     state = load_file(lora_path("add_detail"))
     huge = {k: (v.float() * 1e36 if k.endswith("lora_up.weight") else v.float()) for k, v in state.items()}
     save_file(huge, tmp_path / "huge.safetensors")
-    with pytest.raises(GenerationError, match="NaN"):
+    with pytest.raises(GenerationError, match=r"NaN.*A LoRA weight is probably too high"):
         clean_engine.generate(req(PlannedLora("huge", str(tmp_path / "huge.safetensors"), 10.0)))
+
+
+def test_nan_from_extreme_attention_blames_the_brackets(clean_engine) -> None:
+    with pytest.raises(GenerationError, match=r"NaN.*attention weights reach 2\.\d+e\+41.*remove brackets"):
+        clean_engine.generate(req(prompt="(" * 1000 + "1girl"))  # 1.1**1000: beyond float32
 
 
 # -- validation ------------------------------------------------------------------------------------
