@@ -108,7 +108,8 @@ class ChatReply:
 # Routing
 # ----------------------------------------------------------------------------------------------
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60]")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
 _TAG = re.compile(r"<\s*(lora|lyco)\s*:", re.IGNORECASE)
 _ATTENTION = re.compile(r"\([^()]*:\s*-?\d+(\.\d+)?\s*\)")
 _NEGATIVE_LINE = re.compile(r"(?im)^\s*(negative prompt|negative|负面提示词|反向提示词)\s*[:\uff1a]\s*")
@@ -133,8 +134,9 @@ _SWEEP_RANGE = re.compile(
 
 
 def language_of(text: str) -> Language:
-    """ "zh" when the text contains CJK characters, else "en"."""
-    return "zh" if _CJK.search(text) else "en"
+    """ "zh" when the text contains Chinese characters, else "en" (also for Japanese: kana mark
+    it, and an English reply serves a Japanese user better than a Chinese one)."""
+    return "zh" if _CJK.search(text) and not _KANA.search(text) else "en"
 
 
 def route(message: str, config: RulesConfig | None = None) -> Intent:

@@ -122,6 +122,7 @@ def test_negative_prompt_line_is_split_off() -> None:
 def test_language_of() -> None:
     assert language_of("出图全黑") == "zh"
     assert language_of("why black") == "en"
+    assert language_of("猫耳の女の子が黒い") == "en"  # Japanese: an English reply, not a Chinese one
 
 
 # -- replies --------------------------------------------------------------------------------------
