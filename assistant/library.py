@@ -1336,8 +1336,16 @@ def _merge(
         if entry.triggers is not None:
             fields["triggers"], fields["triggers_source"] = tuple(entry.triggers), "catalog"
         if entry.base:
-            agrees = entry.base == fields["base"] and fields["base_source"] != "catalog"
-            source = f"catalog (agrees with {fields['base_source']})" if agrees else "catalog"
+            earlier, earlier_source = fields["base"], fields["base_source"]
+            if earlier_source == "catalog" or earlier == "unknown":
+                source = "catalog"
+            elif entry.base == earlier:
+                source = f"catalog (agrees with {earlier_source})"
+            else:  # the catalog wins (it is the user's word), but the conflict stays visible
+                source = f"catalog (overrides {earlier_source}, which says {earlier})"
+                warnings.append(
+                    f"the catalog says base {entry.base} but the file's {earlier_source} says {earlier}"
+                )
             fields["base"], fields["base_source"] = entry.base, source
         if entry.preferred_weight is not None:
             fields["preferred_weight"] = entry.preferred_weight

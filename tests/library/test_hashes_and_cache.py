@@ -293,3 +293,16 @@ def test_embedded_kohya_hash_is_what_a1111_writes(lora_dir: Path, scan: ScanFn) 
     lf.write_kohya(lora_dir, "plain")
     plain = scan(lora_dir).hashes("plain")
     assert plain.infotext == plain.a1111
+
+
+def test_a_catalog_base_that_contradicts_the_file_wins_but_says_so(
+    lora_dir: Path, scan: ScanFn, tmp_path: Path
+) -> None:
+    lf.write_sdxl(lora_dir, "xl_style")  # lora_te2_ keys, 2048-wide cross-attention
+    catalog = tmp_path / "loras.yaml"
+    catalog.write_text("loras:\n  xl_style:\n    base: sd15\n", encoding="utf-8")
+    info = scan(lora_dir, catalog=catalog).resolve("xl_style")
+    assert info.base == "sd15"  # the catalog is the user's word
+    assert info.base_source.startswith("catalog (overrides ")
+    assert info.base_source.endswith(", which says sdxl)")
+    assert "the catalog says base sd15 but the file's" in info.problem
