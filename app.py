@@ -632,7 +632,10 @@ def build_demo(service: Service) -> gr.Blocks:
                             [(model_label(m), m) for m in service.models()],
                             value=service.current_model(),
                             label="Base model (--model; checkpoints in --models-dir)",
-                            info="Switching loads the new model; renders wait meanwhile.",
+                            info="Switching loads the new model; renders wait meanwhile."
+                            if service.settings.model_switch_allowed
+                            else "Fixed on this shared server (LORA_MIXER_ALLOW_MODEL_SWITCH=1 allows it).",
+                            interactive=service.settings.model_switch_allowed,
                             elem_id="base-model",
                         )
                 with gr.Tab("Library", id="library-tab"):

@@ -44,10 +44,19 @@ class Settings:
     recipes_dir: str = str(PRESETS_DIR / "recipes")
     adapter_cache_size: int = 8
     low_vram: bool = False
+    #: Whether users may switch the base model (UI menu, API). None: yes, except on a Hugging Face
+    #: Space (``SPACE_ID`` is set), where one visitor's switch would change every visitor's model.
+    allow_model_switch: bool | None = None
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with the given fields changed; ``None`` values are ignored (unset CLI flags)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def model_switch_allowed(self) -> bool:
+        if self.allow_model_switch is not None:
+            return self.allow_model_switch
+        return not os.environ.get("SPACE_ID")
 
     @property
     def uses_tiny_model(self) -> bool:
@@ -61,6 +70,13 @@ _ENV = {
     "LORA_MIXER_CACHE": "cache_dir",
     "LORA_MIXER_MODELS_DIR": "models_dir",
 }
+
+
+def _flag(name: str, text: str) -> bool:
+    flag = text.strip().lower()
+    if flag not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise PresetError(f"{name} must be 1 or 0 (or true/false)")
+    return flag in ("1", "true", "yes", "on")
 
 
 def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings:
@@ -84,11 +100,12 @@ def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings
             values[name] = os.environ[env] or None
     if os.environ.get("LORA_MIXER_LORA_DIRS"):
         values["lora_dirs"] = tuple(p for p in os.environ["LORA_MIXER_LORA_DIRS"].split(os.pathsep) if p)
-    if os.environ.get("LORA_MIXER_LOW_VRAM"):
-        flag = os.environ["LORA_MIXER_LOW_VRAM"].strip().lower()
-        if flag not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise PresetError("LORA_MIXER_LOW_VRAM must be 1 or 0 (or true/false)")
-        values["low_vram"] = flag in ("1", "true", "yes", "on")
+    for env, name in (
+        ("LORA_MIXER_LOW_VRAM", "low_vram"),
+        ("LORA_MIXER_ALLOW_MODEL_SWITCH", "allow_model_switch"),
+    ):
+        if os.environ.get(env):
+            values[name] = _flag(env, os.environ[env])
     if os.environ.get("LORA_MIXER_ADAPTER_CACHE"):
         try:
             values["adapter_cache_size"] = int(os.environ["LORA_MIXER_ADAPTER_CACHE"])

@@ -84,3 +84,9 @@ class Cancelled(LoraMixerError):
     """The user cancelled a running generation."""
 
     http_status = 499
+
+
+class ModelSwitchDisabled(LoraMixerError):
+    """The server does not let users switch the base model (a shared Space, by default)."""
+
+    http_status = 403

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import TINY_MODELS, Settings
-from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, PromptError
+from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, ModelSwitchDisabled, PromptError
 from .types import DEFAULT_SAMPLER, Advice, GenerationRequest, GenerationResult, LoraInfo, PlannedLora
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -382,6 +382,12 @@ class Service:
         why (the engine's fallback to the tiny pipeline is not taken here). On a GPU the running
         model is freed first (two SD models rarely fit at once) and loaded again after a failure.
         """
+        if not self.settings.model_switch_allowed:
+            raise ModelSwitchDisabled(
+                "switching the base model is turned off on this server (a shared Space: one visitor's "
+                "switch would change everyone's model); its owner can allow it with "
+                "LORA_MIXER_ALLOW_MODEL_SWITCH=1"
+            )
         wanted = self._find_model(model)
         self._ready.wait()
         with self._render_lock:

@@ -159,3 +159,23 @@ def test_on_a_gpu_the_running_model_is_freed_first_and_restored_after_a_failure(
     service._engine_info = dataclasses.replace(service.engine_info, device="cuda:0")
     assert service.switch_model("tiny-sdxl").base == "sdxl"
     assert first_engine._pipe is None  # the old pipeline is gone, not kept beside the new one
+
+
+def test_model_switching_is_off_on_a_shared_space_unless_allowed(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from assistant.config import load_settings
+    from assistant.errors import ModelSwitchDisabled
+
+    monkeypatch.setenv("SPACE_ID", "someone/lora-mixer")  # what Hugging Face sets on a Space
+    assert service.settings.model_switch_allowed is False
+    with pytest.raises(ModelSwitchDisabled, match="LORA_MIXER_ALLOW_MODEL_SWITCH=1") as refused:
+        service.switch_model("tiny-sdxl")
+    assert refused.value.http_status == 403
+    assert service.current_model() == "tiny-sd15"
+    monkeypatch.setenv("LORA_MIXER_ALLOW_MODEL_SWITCH", "1")
+    assert load_settings("/nonexistent.yaml").model_switch_allowed is True
+    service.settings = dataclasses.replace(service.settings, allow_model_switch=True)
+    assert service.switch_model("tiny-sdxl").base == "sdxl"
