@@ -26,7 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .blend import BLINDBOX_DEFAULT_CELLS
 from .config import TINY_MODELS, Settings
+from .engine.checks import wrap_seed
 from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, ModelSwitchDisabled, PromptError
 from .types import DEFAULT_SAMPLER, Advice, GenerationRequest, GenerationResult, LoraInfo, PlannedLora
 
@@ -360,9 +362,8 @@ class Service:
         folder = Path(self.settings.models_dir or "").expanduser()
         if self.settings.models_dir and folder.is_dir():
             for entry in sorted(folder.iterdir(), key=lambda p: p.name.casefold()):
-                if (entry.suffix == ".safetensors" and entry.is_file()) or (
-                    entry / "model_index.json"
-                ).is_file():
+                checkpoint = entry.suffix == ".safetensors" and entry.is_file()
+                if checkpoint or (entry / "model_index.json").is_file():
                     found.append(str(entry))
         found += TINY_MODELS
         return list(dict.fromkeys(found))
@@ -673,9 +674,7 @@ class Service:
         if n_iter > 1:
             base_seed = request.seed if request.seed != -1 else _random_seed()
             requests = [
-                dataclasses.replace(
-                    request, seed=(base_seed + i * request.batch_size) % (LIMITS["seed"][1] + 1)
-                )
+                dataclasses.replace(request, seed=wrap_seed(base_seed + i * request.batch_size))
                 for i in range(n_iter)
             ]
         # batch-count iterations differ only in their seeds: plain sequential renders
@@ -696,7 +695,7 @@ class Service:
         negative: str = "",
         settings: RenderSettings | None = None,
         *,
-        n: int = 8,
+        n: int = BLINDBOX_DEFAULT_CELLS,
         seed: int | None = None,
         use_assistant: bool = True,
         progress: ProgressFn | None = None,

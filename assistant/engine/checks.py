@@ -22,6 +22,7 @@ __all__ = [
     "MAX_STEPS",
     "MIN_SIZE",
     "check_request",
+    "wrap_seed",
 ]
 
 MIN_SIZE, MAX_SIZE = 64, 2048
@@ -30,6 +31,12 @@ MAX_CFG = 30.0
 MAX_BATCH = 8
 MAX_SEED = 2**32 - 1
 MAX_LORA_WEIGHT = 10.0
+
+
+def wrap_seed(seed: int) -> int:
+    """A seed past 2**32 - 1 (seed + i of a batch) wrapped into range, so every seed written to an
+    infotext can be typed back in."""
+    return seed % (MAX_SEED + 1)
 
 
 def _bad(what: str, value: object, allowed: str) -> GenerationError:

@@ -59,7 +59,7 @@ from ..errors import Cancelled, GenerationError
 from ..types import GenerationRequest, GenerationResult, PlannedLora
 from . import tiny
 from .adapters import AdapterCache
-from .checks import MAX_SEED, check_request
+from .checks import MAX_SEED, check_request, wrap_seed
 from .device import DeviceChoice, choose_device, configure_attention
 from .prompts import Embeddings, PromptEncoder, compel_text
 from .schedulers import make_scheduler, sampler_names, split_name
@@ -785,9 +785,8 @@ def resolve_sampler(request: GenerationRequest) -> GenerationRequest:
 
 
 def batch_seeds(seed: int, count: int) -> tuple[int, ...]:
-    """A1111's seeds for a batch: seed, seed + 1, … (wrapping past 2**32 - 1 so every seed written
-    to an infotext can be typed back in)."""
-    return tuple((seed + i) % (MAX_SEED + 1) for i in range(count))
+    """A1111's seeds for a batch: seed, seed + 1, … (wrapped past 2**32 - 1, see ``wrap_seed``)."""
+    return tuple(wrap_seed(seed + i) for i in range(count))
 
 
 def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:
