@@ -681,26 +681,9 @@ def _fence(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
-#: For Chinese replies: what each rule's change means, shown before the (English) reason.
-_ZH_CHANGE: dict[str, str] = {
-    "resolve-names": "LoRA 名字改成文件的真实写法(大小写、别名),否则会 LoRA not found",
-    "duplicates": "同一个 LoRA 写了两次,只保留第一个(A1111 会叠加两次)",
-    "trigger-words": "补上缺失的触发词,否则 LoRA 几乎不起作用",
-    "order": "调整顺序:角色在前,服装/概念其次,画风最后",
-    "strength-budget": "强度总和不超过上限:按比例缩放,向下取两位小数",
-    "symptom-fixes": "按翻车库的方子修正",
-    "negative-text": "加上 LoRA 自带的负面提示词",
-}
-#: For Chinese replies: what each rule's warning is about.
-_ZH_WARNING: dict[str, str] = {
-    "resolve-names": "LoRA 找不到或不能用",
-    "base-model": "基础模型不匹配,不参与生成",
-    "trigger-words": "触发词冲突",
-    "symptom-fixes": "排查结果",
-    "negative-tags": "负面提示词里的 LoRA 标签:作为负向分支权重生效(A1111 会悄悄忽略它)",
-    "plan": "不会加载",
-    "prompt": "提示词提醒",
-}
+#: For Chinese replies: the parser's notes quote the text they are about and stay in English;
+#: every rule's reasons and warnings come in Chinese too (``reason_zh``/``message_zh``).
+_ZH_PARSER_NOTE = "提示词提醒"
 
 
 def format_advice(advice: Advice, language: Language = "en", *, applied: bool = True) -> str:
@@ -715,12 +698,7 @@ def format_advice(advice: Advice, language: Language = "en", *, applied: bool = 
         for change in advice.changes:
             before = f"`{_inline(change.before)}`" if change.before else "∅"
             after = f"`{_inline(change.after)}`" if change.after else "∅"
-            if lang == "zh" and change.reason_zh:
-                detail = change.reason_zh
-            elif lang == "zh" and change.rule in _ZH_CHANGE:
-                detail = f"{_ZH_CHANGE[change.rule]}({change.reason})"
-            else:
-                detail = change.reason
+            detail = change.reason_zh if lang == "zh" and change.reason_zh else change.reason
             lines.append(f"- `{change.rule}` {before} → {after} — {detail}")
         parts.append("\n".join(lines))
     else:
@@ -728,12 +706,9 @@ def format_advice(advice: Advice, language: Language = "en", *, applied: bool = 
     if advice.warnings:
         lines = [f"**{_t('warnings', lang)}**"]
         for w in advice.warnings:
-            if lang == "zh" and w.message_zh:
-                text = w.message_zh
-            elif lang == "zh" and w.rule in _ZH_WARNING:
-                text = f"{_ZH_WARNING[w.rule]}:{w.message}"
-            else:
-                text = w.message
+            text = w.message
+            if lang == "zh":
+                text = w.message_zh or (f"{_ZH_PARSER_NOTE}:{w.message}" if w.rule == "prompt" else w.message)
             lines.append(f"- ⚠️ `{w.rule}` {text}")
         parts.append("\n".join(lines))
     plan = []
