@@ -126,3 +126,60 @@ def write_tokenizer_folder(folder: str | Path, vocab_size: int = VOCAB_SIZE) -> 
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     return folder
+
+
+# ----------------------------------------------------------------------------------------------
+# The real CLIP vocabulary (OpenAI's BPE file -> the vocab.json / merges.txt every SD model ships)
+# ----------------------------------------------------------------------------------------------
+
+#: Merges OpenAI's CLIP uses from its BPE file (``bpe_simple_vocab_16e6.txt.gz``): 49152 - 256 - 2.
+CLIP_MERGES = 49152 - 256 - 2
+CLIP_VOCAB_SIZE = 49408
+
+
+def clip_vocab_from_bpe(bpe_text: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """OpenAI's CLIP vocabulary from the text of its BPE merges file, exactly as CLIP builds it.
+
+    CLIP's ``SimpleTokenizer``: the 256 byte symbols, the same with ``</w>``, one entry per merge
+    (the first line of the file is a header, then ``CLIP_MERGES`` merges), then
+    ``<|startoftext|>`` and ``<|endoftext|>`` — 49,408 ids, the vocabulary of every Stable
+    Diffusion text encoder (CLIP ViT-L/14, OpenCLIP ViT-H/14 and ViT-bigG/14 share it).
+    """
+    lines = bpe_text.split("\n")[1 : CLIP_MERGES + 1]
+    merges = [tuple(line.split()) for line in lines]
+    if len(merges) != CLIP_MERGES or any(len(m) != 2 for m in merges):
+        raise ValueError(f"not CLIP's BPE file: expected {CLIP_MERGES} merges of two symbols each")
+    symbols = list(bytes_to_unicode().values())
+    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + [BOS, EOS]
+    return {token: i for i, token in enumerate(vocab)}, [(a, b) for a, b in merges]
+
+
+def write_clip_tokenizer_folder(bpe_gz: str | Path, folder: str | Path) -> Path:
+    """Write CLIP's ``vocab.json`` + ``merges.txt`` (Hugging Face's layout) and a CLIP-L
+    ``tokenizer_config.json`` derived from OpenAI's ``bpe_simple_vocab_16e6.txt.gz``.
+
+    This is how ``assistant/engine/configs/clip`` was made (from the copy in the
+    ``open_clip_torch`` wheel); ``tests/engine/test_clip_tokenizer.py`` makes it again and
+    compares byte for byte.
+    """
+    import gzip
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab, merges = clip_vocab_from_bpe(gzip.open(bpe_gz).read().decode("utf-8"))
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
+    (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": MODEL_MAX_LENGTH,
+        "bos_token": BOS,
+        "eos_token": EOS,
+        "unk_token": EOS,
+        "pad_token": EOS,
+        "do_lower_case": True,
+        "add_prefix_space": False,
+        "errors": "replace",
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    return folder
