@@ -8,7 +8,13 @@ Environment variables: ``LORA_MIXER_MODEL`` (hub id, local diffusers folder or s
 separated by ``os.pathsep``), ``LORA_MIXER_DEVICE`` (cpu, cuda, cuda:1 …; empty = auto),
 ``LORA_MIXER_OUTPUTS``, ``LORA_MIXER_CACHE``, ``LORA_MIXER_ADAPTER_CACHE``, ``LORA_MIXER_LOW_VRAM``,
 ``LORA_MIXER_MODELS_DIR`` (checkpoints offered for switching at run time, A1111's
-``models/Stable-diffusion`` layout: ``.safetensors`` files and diffusers folders).
+``models/Stable-diffusion`` layout: ``.safetensors`` files and diffusers folders),
+``LORA_MIXER_VAE`` (``Automatic``, ``None``, a file in the VAE folder, a path, a diffusers folder or a
+hub id), ``LORA_MIXER_VAE_DIR`` (A1111's ``models/VAE``), ``LORA_MIXER_EMBEDDINGS_DIRS`` (textual
+inversions, A1111's ``embeddings``; folders separated by ``os.pathsep``), ``LORA_MIXER_CLIP_SKIP``
+(1–12), ``LORA_MIXER_RNG`` (GPU, CPU or NV), ``LORA_MIXER_EMPHASIS`` (Original, No norm, Ignore,
+None) and ``LORA_MIXER_MODEL_CONFIGS`` (a folder with ``sd15``/``sd2``/``sd2-v``/``sdxl`` diffusers
+config folders for single-file checkpoints; default: the shipped ones).
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRESETS_DIR = PROJECT_ROOT / "presets"
 DEFAULT_LORA_DIR = PROJECT_ROOT / "models" / "Lora"
 DEFAULT_MODELS_DIR = PROJECT_ROOT / "models" / "Stable-diffusion"
+DEFAULT_VAE_DIR = PROJECT_ROOT / "models" / "VAE"
+DEFAULT_EMBEDDINGS_DIR = PROJECT_ROOT / "models" / "embeddings"
+#: ``vae`` values with A1111's meaning: a VAE named like the checkpoint if there is one, else its
+#: own ("Automatic"); always the checkpoint's own ("None").
+VAE_AUTOMATIC, VAE_NONE = "Automatic", "None"
 #: The embedded demo pipelines (random weights, see ``assistant.engine.tiny``): always available.
 TINY_MODELS = ("tiny-sd15", "tiny-sdxl")
 
@@ -47,6 +58,13 @@ class Settings:
     #: Whether users may switch the base model (UI menu, API). None: yes, except on a Hugging Face
     #: Space (``SPACE_ID`` is set), where one visitor's switch would change every visitor's model.
     allow_model_switch: bool | None = None
+    vae: str | None = None  # None = "Automatic"
+    vae_dir: str = str(DEFAULT_VAE_DIR)
+    embeddings_dirs: tuple[str, ...] = (str(DEFAULT_EMBEDDINGS_DIR),)
+    clip_skip: int = 1
+    rng: str = "GPU"
+    emphasis: str = "Original"
+    model_configs: str | None = None
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with the given fields changed; ``None`` values are ignored (unset CLI flags)."""
@@ -69,6 +87,9 @@ _ENV = {
     "LORA_MIXER_OUTPUTS": "outputs_dir",
     "LORA_MIXER_CACHE": "cache_dir",
     "LORA_MIXER_MODELS_DIR": "models_dir",
+    "LORA_MIXER_VAE": "vae",
+    "LORA_MIXER_VAE_DIR": "vae_dir",
+    "LORA_MIXER_MODEL_CONFIGS": "model_configs",
 }
 
 
@@ -94,7 +115,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings
         for key, value in data.items():
             if key not in known:
                 raise PresetError(f"{path}: unknown setting '{key}'; valid: {', '.join(sorted(known))}")
-            values[key] = tuple(value) if key == "lora_dirs" else value
+            values[key] = tuple(value) if key in ("lora_dirs", "embeddings_dirs") else value
     for env, name in _ENV.items():
         if env in os.environ:
             values[name] = os.environ[env] or None
@@ -106,9 +127,38 @@ def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings
     ):
         if os.environ.get(env):
             values[name] = _flag(env, os.environ[env])
+    if os.environ.get("LORA_MIXER_EMBEDDINGS_DIRS"):
+        values["embeddings_dirs"] = tuple(
+            p for p in os.environ["LORA_MIXER_EMBEDDINGS_DIRS"].split(os.pathsep) if p
+        )
+    if os.environ.get("LORA_MIXER_CLIP_SKIP"):
+        try:
+            values["clip_skip"] = int(os.environ["LORA_MIXER_CLIP_SKIP"])
+        except ValueError:
+            raise PresetError("LORA_MIXER_CLIP_SKIP must be a whole number from 1 to 12") from None
+    for env, name in (("LORA_MIXER_RNG", "rng"), ("LORA_MIXER_EMPHASIS", "emphasis")):
+        if os.environ.get(env):
+            values[name] = os.environ[env]
     if os.environ.get("LORA_MIXER_ADAPTER_CACHE"):
         try:
             values["adapter_cache_size"] = int(os.environ["LORA_MIXER_ADAPTER_CACHE"])
         except ValueError:
             raise PresetError("LORA_MIXER_ADAPTER_CACHE must be a whole number") from None
-    return Settings(**values)
+    return check_settings(Settings(**values))
+
+
+def check_settings(settings: Settings) -> Settings:
+    """``settings`` with rng/emphasis spelled canonically; PresetError names a bad value."""
+    from .engine.checks import EMPHASIS_MODES, MAX_CLIP_SKIP, RNG_SOURCES, normalize_choice
+    from .errors import GenerationError
+
+    try:
+        rng = normalize_choice("RNG", settings.rng, RNG_SOURCES)
+        emphasis = normalize_choice("emphasis", settings.emphasis, EMPHASIS_MODES)
+    except GenerationError as exc:
+        raise PresetError(str(exc)) from None
+    if isinstance(settings.clip_skip, bool) or not isinstance(settings.clip_skip, int) or not (
+        1 <= settings.clip_skip <= MAX_CLIP_SKIP
+    ):
+        raise PresetError(f"clip skip {settings.clip_skip!r} is not allowed; use 1 to {MAX_CLIP_SKIP}")
+    return dataclasses.replace(settings, rng=rng, emphasis=emphasis)

@@ -65,11 +65,13 @@ def _describe(path: str, name: str, size: int) -> EmbeddingInfo:
         l_shape, g_shape = shapes["clip_l"], shapes["clip_g"]
         if len(l_shape) != 2 or len(g_shape) != 2 or l_shape[0] != g_shape[0]:
             return EmbeddingInfo(
-                name, path, size=size, status="broken", problem=f"clip_l {l_shape} and clip_g {g_shape} do not pair up"
+                name,
+                path,
+                size=size,
+                status="broken",
+                problem=f"clip_l {l_shape} and clip_g {g_shape} do not pair up",
             )
-        return EmbeddingInfo(
-            name, path, "sdxl", l_shape[0], l_shape[1] + g_shape[1], "clip_l+clip_g", size
-        )
+        return EmbeddingInfo(name, path, "sdxl", l_shape[0], l_shape[1] + g_shape[1], "clip_l+clip_g", size)
     if len(shapes) != 1:
         keys = ", ".join(sorted(shapes)[:4])
         return EmbeddingInfo(
@@ -77,14 +79,18 @@ def _describe(path: str, name: str, size: int) -> EmbeddingInfo:
             path,
             size=size,
             status="broken",
-            problem=f"not a textual-inversion embedding: {len(shapes)} tensors ({keys}…) — a LoRA or a model?",
+            problem=f"not a textual-inversion embedding: {len(shapes)} tensors ({keys}…); a LoRA or a model?",
         )
     key, shape = next(iter(shapes.items()))
     if len(shape) == 1:
         shape = [1, shape[0]]
     if len(shape) != 2 or shape[0] < 1:
-        return EmbeddingInfo(name, path, size=size, status="broken", problem=f"tensor '{key}' has shape {shape}")
-    layout = "emb_params" if key == "emb_params" else "string_to_param" if key in _SINGLE_KEYS else "single tensor"
+        return EmbeddingInfo(
+            name, path, size=size, status="broken", problem=f"tensor '{key}' has shape {shape}"
+        )
+    layout = (
+        "emb_params" if key == "emb_params" else "string_to_param" if key in _SINGLE_KEYS else "single tensor"
+    )
     return EmbeddingInfo(name, path, WIDTH_BASES.get(shape[1], "unknown"), shape[0], shape[1], layout, size)
 
 

@@ -222,19 +222,56 @@ class InfoText:
         return self.params.get("Version")
 
     @property
+    def clip_skip(self) -> int:
+        """``Clip skip: 2`` -> 2; absent (A1111 leaves it out at 1) or unreadable -> 1."""
+        value = self._int("Clip skip")
+        return value if value is not None and value >= 1 else 1
+
+    @property
+    def rng(self) -> str:
+        """A1111's ``RNG`` (CPU, NV); absent means its default, GPU."""
+        return self.params.get("RNG", "").strip().upper() or "GPU"
+
+    @property
+    def emphasis(self) -> str:
+        """A1111's ``Emphasis`` (No norm, Ignore, None); absent means Original."""
+        return self.params.get("Emphasis", "").strip() or "Original"
+
+    @property
+    def vae(self) -> str | None:
+        return self.params.get("VAE")
+
+    @property
+    def vae_hash(self) -> str | None:
+        return self.params.get("VAE hash")
+
+    @property
+    def pad_conds(self) -> bool:
+        return self.params.get("Pad conds", "").strip().lower() == "true"
+
+    @property
+    def ti_hashes(self) -> dict[str, str]:
+        """``TI hashes: "EasyNegative: c74b4e810b03, …"`` as ``{"EasyNegative": "c74b4e810b03"}``."""
+        return _hash_list(self.params.get("TI hashes", ""))
+
+    @property
     def lora_hashes(self) -> dict[str, str]:
         """``Lora hashes: "a: 0123456789ab, b: …"`` as ``{"a": "0123456789ab", …}``."""
-        text = self.params.get("Lora hashes", "")
-        result: dict[str, str] = {}
-        for part in text.split(","):
-            name, sep, digest = part.rpartition(":")
-            if sep and name.strip():
-                result[name.strip()] = digest.strip()
-        return result
+        return _hash_list(self.params.get("Lora hashes", ""))
 
     def render(self) -> str:
         """The infotext again, in A1111's layout (parameters in their stored order)."""
         return _join(self.prompt, self.negative, self.params)
+
+
+def _hash_list(text: str) -> dict[str, str]:
+    """``"a: 0123, b: 4567"`` -> ``{"a": "0123", "b": "4567"}`` (A1111's hash lists)."""
+    result: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, digest = part.rpartition(":")
+        if sep and name.strip():
+            result[name.strip()] = digest.strip()
+    return result
 
 
 def _join(prompt: str, negative: str, params: Mapping[str, str]) -> str:
@@ -271,6 +308,13 @@ def build(
     lora_hashes: Mapping[str, str],
     extra: Mapping[str, str] | None = None,
     version: str = DEFAULT_VERSION,
+    vae_name: str = "",
+    vae_hash: str = "",
+    clip_skip: int = 1,
+    rng: str = "GPU",
+    ti_hashes: Mapping[str, str] | None = None,
+    emphasis: str = "Original",
+    pad_conds: bool = False,
 ) -> str:
     """The A1111 infotext for one image.
 
@@ -279,6 +323,11 @@ def build(
     ``model_hash`` / ``lora_hashes`` are left out, as A1111 leaves out None values. ``extra``
     pairs go before ``Version`` in the given order. ``version`` defaults to
     :data:`DEFAULT_VERSION` (``LoRA Mixer <assistant.__version__>``).
+
+    As A1111 writes them, and only when they differ from its defaults: ``VAE hash``/``VAE`` (an
+    external VAE), ``Clip skip`` (above 1), ``RNG`` (CPU or NV; GPU is the default),
+    ``TI hashes`` (the embeddings the prompts used), ``Emphasis`` (not Original) and
+    ``Pad conds: True`` (prompt and negative prompt were padded to one length).
     """
     base_sampler, schedule = split_sampler(sampler, schedule_type)
     params: dict[str, str] = {"Steps": str(int(steps)), "Sampler": base_sampler}
@@ -291,6 +340,20 @@ def build(
         params["Model hash"] = model_hash
     if model_name:
         params["Model"] = model_name
+    if vae_hash:
+        params["VAE hash"] = vae_hash
+    if vae_name:
+        params["VAE"] = vae_name
+    if int(clip_skip) > 1:
+        params["Clip skip"] = str(int(clip_skip))
+    if rng and rng != "GPU":
+        params["RNG"] = rng
+    if ti_hashes:
+        params["TI hashes"] = ", ".join(f"{_clean_lora_name(n)}: {d}" for n, d in ti_hashes.items() if d)
+    if emphasis and emphasis != "Original":
+        params["Emphasis"] = emphasis
+    if pad_conds:
+        params["Pad conds"] = "True"
     if lora_hashes:
         # A1111 (extensions-builtin/Lora) strips ':' and ',' from names so the list stays parseable.
         params["Lora hashes"] = ", ".join(
@@ -312,9 +375,14 @@ def for_request(
     model_hash: str = "",
     lora_hashes: Mapping[str, str] | None = None,
     extra: Mapping[str, str] | None = None,
+    vae_name: str = "",
+    vae_hash: str = "",
+    ti_hashes: Mapping[str, str] | None = None,
+    pad_conds: bool = False,
 ) -> str:
     """:func:`build` for one image of ``request`` (the seed it was drawn with). ``lora_hashes``
-    defaults to the hashes the request's plan carries."""
+    defaults to the hashes the request's plan carries; clip skip, RNG and emphasis come from the
+    request."""
     if lora_hashes is None:
         lora_hashes = {lora.name: lora.hash for lora in request.loras if lora.hash}
     return build(
@@ -331,6 +399,13 @@ def for_request(
         model_hash=model_hash,
         lora_hashes=lora_hashes,
         extra=extra,
+        vae_name=vae_name,
+        vae_hash=vae_hash,
+        clip_skip=request.clip_skip,
+        rng=request.rng,
+        ti_hashes=ti_hashes,
+        emphasis=request.emphasis,
+        pad_conds=pad_conds,
     )
 
 

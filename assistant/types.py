@@ -279,6 +279,9 @@ class GenerationRequest:
     batch_size: int = 1
     label: str = ""  # grid label, e.g. "catgirl 0.55 · cyber 0.65"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    clip_skip: int = 1  # A1111's CLIP_stop_at_last_layers ("Clip skip: 2"); 1 = the last layer
+    rng: str = "GPU"  # A1111's randn_source: "GPU" (its default), "CPU" or "NV"
+    emphasis: str = "Original"  # A1111's emphasis mode: "Original", "No norm", "Ignore", "None"
 
 
 @dataclass(frozen=True, slots=True)

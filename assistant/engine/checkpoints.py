@@ -87,7 +87,10 @@ def detect(path: str | Path) -> CheckpointKind:
     try:
         _length, tensors, _metadata = read_safetensors_header(path)
     except Exception as exc:
-        raise GenerationError(f"Model file '{path}' is not a readable safetensors file: {exc}") from None
+        reason = str(exc).split(": ", 1)[-1]
+        raise GenerationError(
+            f"Could not load model '{path}': not a readable safetensors file ({reason})."
+        ) from None
     keys = set(tensors)
     in_channels = (tensors.get(_KEY_IN, {}).get("shape") or [0, 4])[1]
     v_pred = "v_pred" in keys
@@ -95,14 +98,14 @@ def detect(path: str | Path) -> CheckpointKind:
     source = "v_pred key" if v_pred else ""
     if in_channels != 4:
         raise GenerationError(
-            f"Model file '{path}' is an inpainting (or other {in_channels}-channel) checkpoint; LoRA Mixer "
+            f"Could not load model '{path}': it is an inpainting (or other {in_channels}-channel) checkpoint; LoRA Mixer "
             "renders text-to-image with a 4-channel UNet. Use the model's non-inpainting version."
         )
     if _KEY_SDXL in keys:
         return CheckpointKind("sdxl", v_pred, zsnr, source)
     if _KEY_SDXL_REFINER in keys:
         raise GenerationError(
-            f"Model file '{path}' is an SDXL refiner; it only finishes images of an SDXL base model. "
+            f"Could not load model '{path}': it is an SDXL refiner; it only finishes images of an SDXL base model. "
             "Load an SDXL base checkpoint instead."
         )
     open_clip = any(k.startswith("cond_stage_model.model.") for k in keys)  # SD2's OpenCLIP-H
@@ -112,7 +115,7 @@ def detect(path: str | Path) -> CheckpointKind:
         return CheckpointKind("sd15", v_pred, zsnr, source)
     sample = ", ".join(sorted(keys)[:3])
     raise GenerationError(
-        f"Model file '{path}' is not a Stable Diffusion checkpoint in A1111's layout (no "
+        f"Could not load model '{path}': not a Stable Diffusion checkpoint in A1111's layout (no "
         f"'model.diffusion_model.' keys; it starts with {sample}). A LoRA, VAE or embedding belongs in "
         "its own folder; a diffusers model is a folder with model_index.json."
     )

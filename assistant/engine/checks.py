@@ -14,14 +14,18 @@ from ..types import GenerationRequest
 from .schedulers import split_name
 
 __all__ = [
+    "EMPHASIS_MODES",
     "MAX_BATCH",
     "MAX_CFG",
+    "MAX_CLIP_SKIP",
     "MAX_LORA_WEIGHT",
     "MAX_SEED",
     "MAX_SIZE",
     "MAX_STEPS",
     "MIN_SIZE",
+    "RNG_SOURCES",
     "check_request",
+    "normalize_choice",
     "wrap_seed",
 ]
 
@@ -31,6 +35,22 @@ MAX_CFG = 30.0
 MAX_BATCH = 8
 MAX_SEED = 2**32 - 1
 MAX_LORA_WEIGHT = 10.0
+#: A1111's "Clip skip" slider (CLIP_stop_at_last_layers) goes from 1 to 12.
+MAX_CLIP_SKIP = 12
+#: A1111's random number sources (``randn_source``); GPU is its default.
+RNG_SOURCES = ("GPU", "CPU", "NV")
+#: A1111's emphasis modes (``emphasis``); Original is its default.
+EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
+
+
+def normalize_choice(what: str, value: str | None, choices: tuple[str, ...]) -> str:
+    """``value`` spelled as one of ``choices`` (any letter case; None/"" = the first choice), or
+    :class:`GenerationError` listing them."""
+    text = (value or choices[0]).strip()
+    for choice in choices:
+        if text.casefold() == choice.casefold():
+            return choice
+    raise GenerationError(f"{what} {value!r} is not allowed; use one of {', '.join(choices)}.")
 
 
 def wrap_seed(seed: int) -> int:
@@ -67,6 +87,12 @@ def check_request(request: GenerationRequest) -> None:
     if not _whole(request.seed) or not (request.seed == -1 or 0 <= request.seed <= MAX_SEED):
         raise _bad("seed", request.seed, f"-1 (random) or a whole number from 0 to {MAX_SEED}")
     split_name(request.sampler, request.scheduler)  # raises with the valid names
+    if not _whole(request.clip_skip) or not 1 <= request.clip_skip <= MAX_CLIP_SKIP:
+        raise _bad("Clip skip", request.clip_skip, f"a whole number from 1 to {MAX_CLIP_SKIP}")
+    if request.rng not in RNG_SOURCES:
+        raise _bad("RNG", request.rng, " / ".join(RNG_SOURCES))
+    if request.emphasis not in EMPHASIS_MODES:
+        raise _bad("emphasis", request.emphasis, ", ".join(EMPHASIS_MODES))
     for lora in request.loras:
         for value in (lora.weight, lora.unet, lora.negative_weight, lora.negative_unet):
             if value is not None and (not math.isfinite(value) or abs(value) > MAX_LORA_WEIGHT):

@@ -12,8 +12,11 @@ it adds is safety and speed:
 - negative-branch weights (a LoRA tag written in the negative prompt): the unconditional half of
   the classifier-free-guidance batch runs with its own adapter weights
   (:mod:`assistant.engine.rows`, see :meth:`Engine.generate`);
-- prompt weights through compel (:mod:`assistant.engine.prompts`), A1111 sampler names
-  (:mod:`assistant.engine.schedulers`), A1111 seeds (``-1`` random, image i uses seed + i);
+- A1111's prompt encoding (:mod:`assistant.engine.encoding`: 75-token chunks, BREAK, emphasis,
+  textual inversions, clip skip), A1111 sampler names (:mod:`assistant.engine.schedulers`), A1111
+  seeds (``-1`` random, image i uses seed + i) drawn from A1111's RNG source
+  (:mod:`assistant.engine.noise`), the VAE choice and a NaN-safe decode (:mod:`assistant.engine.vae`);
+- single-file checkpoints offline with shipped configs (:mod:`assistant.engine.checkpoints`);
 - every input checked in one place (:meth:`Engine.check_inputs`), NaN/inf latents or images
   reported instead of black pictures, a progress callback per step and cancellation between
   steps; one lock around adapter changes and the pipeline call (pipelines are not thread-safe).
@@ -57,11 +60,13 @@ import torch
 from ..config import Settings
 from ..errors import Cancelled, GenerationError
 from ..types import GenerationRequest, GenerationResult, PlannedLora
-from . import tiny
+from . import noise, tiny
+from . import vae as vae_module
 from .adapters import AdapterCache
+from .checkpoints import CONFIGS_DIR, error_reason, family_of, load_single_file
 from .checks import MAX_SEED, check_request, wrap_seed
 from .device import DeviceChoice, choose_device, configure_attention
-from .prompts import Embeddings, PromptEncoder, compel_text
+from .encoding import A1111Encoder, PairInfo, TextualInversion
 from .schedulers import make_scheduler, sampler_names, split_name
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,8 @@ MAX_BATCH_ROWS = 16
 #: blind box does not ask a consumer GPU for 16 full-size UNet rows at once.
 MAX_BATCH_PIXELS = 16 * 512 * 512
 
+#: Base -> shipped config folder, for a VAE file loaded on a model that came as a diffusers folder.
+_CONFIG_OF_BASE = {"sd15": "sd15", "sd2": "sd2", "sdxl": "sdxl"}
 _TINY_NAMES = {"tiny", "tiny-sd15", tiny.TINY_MODEL_NAME}
 _TINY_XL_NAMES = {"tiny-sdxl", tiny.TINY_XL_MODEL_NAME}
 
@@ -92,6 +99,11 @@ class EngineInfo:
     banner: str = ""
     attention: str = "sdpa"
     warnings: tuple[str, ...] = ()
+    family: str = ""  # what the checkpoint is: "SD1.x", "SD2.x v-prediction", "SDXL" …
+    vae_name: str = ""  # an external VAE's file name ("" = the checkpoint's own)
+    vae_hash: str = ""
+    load_seconds: float = 0.0
+    embeddings: tuple[str, ...] = ()  # textual inversions usable with this model
 
 
 @dataclass(slots=True)
@@ -114,7 +126,7 @@ class Engine:
         self._info: EngineInfo | None = None
         self._lock = threading.RLock()
         self._adapters: AdapterCache | None = None
-        self._encoder: PromptEncoder | None = None
+        self._encoder: A1111Encoder | None = None
         self._rows: Any = None  # RowScaler, created on first use
 
     # ------------------------------------------------------------------------------------------
@@ -132,7 +144,9 @@ class Engine:
             else:
                 self._pipe, info = _load_pipeline(self.settings)
             self._adapters = AdapterCache(self._pipe, self.settings.adapter_cache_size)
-            self._encoder = PromptEncoder(self._pipe)
+            self._encoder = A1111Encoder(self._pipe)
+            info = self._apply_vae(info, self.settings.vae)
+            info = self._load_embeddings(info)
             self._info = info
             for warning in info.warnings:
                 log.warning("%s", warning)
@@ -188,6 +202,70 @@ class Engine:
                 self._refresh_rows()
 
     # ------------------------------------------------------------------------------------------
+    # VAE and textual inversions
+    # ------------------------------------------------------------------------------------------
+
+    def set_vae(self, choice: str | None) -> EngineInfo:
+        """Switch the VAE (A1111's ``sd_vae``: "Automatic", "None", a file of the VAE folder, a
+        path, folder or hub id). A VAE that fails to load leaves the current one; the error says why."""
+        with self._lock:
+            info = self.load()
+            self._info = self._apply_vae(info, choice)
+            self.settings = replace(self.settings, vae=choice)
+            return self._info
+
+    def vae_files(self) -> list[Path]:
+        """The VAE files of the VAE folder (A1111's ``/sdapi/v1/sd-vae``)."""
+        return vae_module.vae_files(self.settings.vae_dir)
+
+    def _apply_vae(self, info: EngineInfo, choice: str | None) -> EngineInfo:
+        pipe = self._pipe
+        own = getattr(pipe, "_lora_mixer_own_vae", None)
+        if own is None:
+            own = pipe._lora_mixer_own_vae = pipe.vae
+        wanted = vae_module.resolve(choice, vae_dir=self.settings.vae_dir, model=self.settings.model)
+        if wanted.kind == "own":
+            vae, name, digest = own, "", ""
+        elif wanted.source == getattr(pipe, "_lora_mixer_vae_source", ""):
+            return info
+        else:
+            folder = getattr(pipe, "_lora_mixer_config", "") or _CONFIG_OF_BASE.get(info.base, "sd15")
+            try:
+                vae = vae_module.load(
+                    wanted,
+                    family_folder=folder,
+                    dtype=own.dtype,
+                    configs=self.settings.model_configs or CONFIGS_DIR,
+                )
+            except Exception as exc:
+                raise GenerationError(f"Could not load VAE '{wanted.source}' ({error_reason(exc)}).") from exc
+            vae = vae.to(own.device)
+            name = wanted.name
+            digest = vae_module.file_hash(wanted.source) if wanted.kind == "file" else ""
+        pipe.vae = vae
+        pipe.register_modules(vae=vae)
+        pipe._lora_mixer_vae_source = wanted.source
+        return replace(info, vae_name=name, vae_hash=digest)
+
+    def _load_embeddings(self, info: EngineInfo) -> EngineInfo:
+        """Textual inversions of the embeddings folders that fit this model (A1111's expected
+        width); others stay listed by the library, and the assistant says why they are skipped."""
+        from .. import embeddings as ti_files
+
+        found, _notes = ti_files.scan(self.settings.embeddings_dirs)
+        usable = [e for e in found if ti_files.fits(e, info.base)]
+        loaded = [_load_textual_inversion(e) for e in usable]
+        assert self._encoder is not None
+        self._encoder.set_embeddings([e for e in loaded if e is not None])
+        return replace(info, embeddings=tuple(e.name for e in self._encoder.embeddings))
+
+    def reload_embeddings(self) -> tuple[str, ...]:
+        """Scan the embeddings folders again (A1111's refresh); returns the usable names."""
+        with self._lock:
+            self._info = self._load_embeddings(self.load())
+            return self._info.embeddings
+
+    # ------------------------------------------------------------------------------------------
     # Generation
     # ------------------------------------------------------------------------------------------
 
@@ -222,23 +300,21 @@ class Engine:
             mark = time.perf_counter()
             applied = self._prepare_adapters(request.loras)
             timings["loras"] = time.perf_counter() - mark
-            # 3. Prompt embeddings (compel), each branch with its text-encoder weights
+            # 3. Prompt embeddings (A1111's encoding), each branch with its text-encoder weights
             mark = time.perf_counter()
             guidance = request.cfg > 1
-            embeddings = self._encode(
-                request.prompt, request.negative, applied, split=applied.split and guidance
-            )
+            embeddings, encoded = self._encode(request, applied, split=applied.split and guidance)
             timings["encode"] = time.perf_counter() - mark
-            # 4. Scheduler for the A1111 sampler name, seeded generators (image i: seed + i)
+            # 4. Scheduler for the A1111 sampler name, generators of the RNG source (image i: seed + i)
             self._pipe.scheduler = make_scheduler(
                 self._base_scheduler_config(), request.sampler, request.scheduler, seed
             )
-            generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+            generators = noise.generators(seeds, request.rng, info.device)
             # 5. Denoise + decode, the uncond rows with their own UNet weights when split
             mark = time.perf_counter()
             row_scales = _uncond_row_scales(applied, request.batch_size) if applied.split and guidance else {}
-            images = self._run(
-                embeddings.kwargs(),
+            images, vae_note = self._run(
+                embeddings,
                 generators,
                 request,
                 num_images_per_prompt=request.batch_size,
@@ -249,7 +325,16 @@ class Engine:
             timings["denoise"] = time.perf_counter() - mark
         # 6. NaN check per image, PNG infotexts
         timings["total"] = time.perf_counter() - started
-        return self._result(request, images=images, seeds=seeds, applied=applied, info=info, timings=timings)
+        return self._result(
+            request,
+            images=images,
+            seeds=seeds,
+            applied=applied,
+            info=info,
+            timings=timings,
+            encoded=encoded,
+            notes=(vae_note,) if vae_note else (),
+        )
 
     def generate_many(
         self,
@@ -375,41 +460,41 @@ class Engine:
             self._pipe.enable_lora()
         self._adapters.activate(names, [dict(w) for w in weights])
 
-    def _encode(self, positive: str, negative: str, applied: _Applied, *, split: bool) -> Embeddings:
-        """Prompt embeddings; with split branches the negative prompt uses the uncond TE weights.
-
-        compel pads both prompts to the same length, so each branch encodes the pair under its
-        own weights and keeps its half (text encoding is cheap next to denoising).
-        """
+    def _encode(
+        self, request: GenerationRequest, applied: _Applied, *, split: bool
+    ) -> tuple[dict[str, torch.Tensor], PairInfo]:
+        """Pipeline embeddings (:mod:`assistant.engine.encoding`); with split branches the negative
+        prompt is encoded under the uncond text-encoder weights (text encoding is cheap next to
+        denoising, so each branch encodes the pair and keeps its half)."""
         assert self._encoder is not None
-        cond = self._encoder.encode(positive, negative)
+        options = {"clip_skip": request.clip_skip, "emphasis": request.emphasis}
+        cond, info = self._encoder.encode_pair(request.prompt, request.negative, **options)
         if not split or applied.uncond == applied.cond:
-            return cond
+            return cond, info
         assert self._adapters is not None
         self._adapters.activate(applied.names, [dict(w) for w in applied.uncond])
         try:
-            uncond = self._encoder.encode(positive, negative)
+            uncond, uncond_info = self._encoder.encode_pair(request.prompt, request.negative, **options)
         finally:
             self._adapters.activate(applied.names, [dict(w) for w in applied.cond])
-        return Embeddings(
-            cond.prompt_embeds,
-            uncond.negative_prompt_embeds,
-            cond.pooled_prompt_embeds,
-            uncond.negative_pooled_prompt_embeds,
-        )
+        merged = {k: v for k, v in cond.items() if not k.startswith("negative_")}
+        merged |= {k: v for k, v in uncond.items() if k.startswith("negative_")}
+        used = {**info.used, **uncond_info.used}
+        return merged, PairInfo(used=used, padded=info.padded, notes=info.notes)
 
     def _run(
         self,
         embeddings: Mapping[str, torch.Tensor],
-        generators: list[torch.Generator],
+        generators: list[Any],
         request: GenerationRequest,
         *,
         num_images_per_prompt: int,
         row_scales: Mapping[str, list[float]],
         progress: Progress | None,
         cancel: threading.Event | None,
-    ) -> np.ndarray:
-        """The pipeline call with per-step progress, cancellation and NaN watch. Returns np images."""
+    ) -> tuple[np.ndarray, str]:
+        """The pipeline call with per-step progress, cancellation and NaN watch, then the VAE
+        decode (:func:`assistant.engine.vae.decode`). Returns np images and the decode's note."""
         steps = request.steps
         watch = _NanWatch(request)
 
@@ -428,19 +513,29 @@ class Engine:
             width=request.width,
             height=request.height,
             num_images_per_prompt=num_images_per_prompt,
-            generator=generators,
-            output_type="np",
+            output_type="latent",
             callback_on_step_end=on_step_end,
         )
+        latents = noise.initial_latents(
+            generators,
+            (4, request.height // self._pipe.vae_scale_factor, request.width // self._pipe.vae_scale_factor),
+            self.info.device,
+            self._pipe.unet.dtype,
+        )
+        if latents is None:
+            call["generator"] = generators
+        else:  # Philox (RNG: NV): the starting noise is drawn here, the rest by the sampler's steps
+            call["latents"] = latents
         try:
-            if row_scales:
-                with self._row_scaler().unet_rows(row_scales):
+            with noise.philox_step_noise(self._pipe.scheduler, generators):
+                if row_scales:
+                    with self._row_scaler().unet_rows(row_scales):
+                        output = self._pipe(**call)
+                else:
                     output = self._pipe(**call)
-            else:
-                output = self._pipe(**call)
+            return vae_module.decode(self._pipe, output.images)
         except torch.OutOfMemoryError as exc:
             raise _out_of_memory(request, num_images_per_prompt) from exc
-        return np.asarray(output.images)
 
     def _generate_batched(
         self, cells: list[GenerationRequest], progress: Progress, cancel: threading.Event | None
@@ -461,16 +556,17 @@ class Engine:
         parts = {n: self._adapters.components(n) for n in names}  # type: ignore[union-attr]
         self._activate(names, [_weight_dict(parts[n], 1.0, 1.0) for n in names])
         # 2. per-cell embeddings under each cell's text-encoder weights
-        embeds: list[Embeddings] = []
+        embeds: list[dict[str, torch.Tensor]] = []
+        encodings: list[PairInfo] = []
         for applied in applied_cells:
             cell_names = applied.names
             if cell_names:
                 self._adapters.activate(cell_names, [dict(w) for w in applied.cond])
             else:
                 self._adapters.activate(names, [_weight_dict(parts[n], 0.0, 0.0) for n in names])
-            embeds.append(
-                self._encode(first.prompt, first.negative, applied, split=applied.split and guidance)
-            )
+            kwargs, encoded = self._encode(first, applied, split=applied.split and guidance)
+            embeds.append(kwargs)
+            encodings.append(encoded)
         self._activate(names, [_weight_dict(parts[n], 1.0, 1.0) for n in names])
         kwargs = _stack_embeddings(embeds, batch)
         # 3. per-row UNet weights: uncond rows then cond rows (diffusers' CFG order)
@@ -487,8 +583,10 @@ class Engine:
         self._pipe.scheduler = make_scheduler(
             self._base_scheduler_config(), first.sampler, first.scheduler, seed
         )
-        generators = [torch.Generator("cpu").manual_seed(s) for seeds in seeds_per_cell for s in seeds]
-        images = self._run(
+        generators = noise.generators(
+            [s for seeds in seeds_per_cell for s in seeds], first.rng, info.device
+        )
+        images, vae_note = self._run(
             kwargs,
             generators,
             first,
@@ -499,14 +597,21 @@ class Engine:
         )
         elapsed = time.perf_counter() - started
         results = []
-        for index, (cell, applied, seeds) in enumerate(
-            zip(cells, applied_cells, seeds_per_cell, strict=True)
+        for index, (cell, applied, seeds, encoded) in enumerate(
+            zip(cells, applied_cells, seeds_per_cell, encodings, strict=True)
         ):
             cell_images = images[index * batch : (index + 1) * batch]
             timings = {"denoise": elapsed / len(cells), "batched_cells": float(len(cells))}
             results.append(
                 self._result(
-                    cell, images=cell_images, seeds=seeds, applied=applied, info=info, timings=timings
+                    cell,
+                    images=cell_images,
+                    seeds=seeds,
+                    applied=applied,
+                    info=info,
+                    timings=timings,
+                    encoded=encoded,
+                    notes=(vae_note,) if vae_note else (),
                 )
             )
         return results
@@ -531,6 +636,8 @@ class Engine:
         applied: _Applied,
         info: EngineInfo,
         timings: dict[str, float],
+        encoded: PairInfo | None = None,
+        notes: tuple[str, ...] = (),
     ) -> GenerationResult:
         from .. import infotext
         from ..types import format_weight
@@ -564,9 +671,14 @@ class Engine:
                     model_hash=info.model_hash,
                     lora_hashes=applied.hashes,
                     extra=extra or None,
+                    vae_name=info.vae_name,
+                    vae_hash=info.vae_hash,
+                    ti_hashes=dict(encoded.used) if encoded else None,
+                    pad_conds=bool(encoded and encoded.padded),
                 )
             )
         warnings = (_nan_message(tuple(seeds[i] for i in bad), request),) if bad else ()
+        warnings += tuple(notes) + (tuple(encoded.notes) if encoded else ())
         return GenerationResult(
             images=tuple(pil_images),
             infotexts=tuple(texts),
@@ -599,11 +711,11 @@ def _uncond_row_scales(applied: _Applied, batch: int) -> dict[str, list[float]]:
     return scales
 
 
-def _stack_embeddings(embeds: list[Embeddings], batch: int) -> dict[str, torch.Tensor]:
-    """Concatenate per-cell embeddings (each repeated ``batch`` times), padding to one length."""
+def _stack_embeddings(embeds: list[dict[str, torch.Tensor]], batch: int) -> dict[str, torch.Tensor]:
+    """Concatenate per-cell embeddings (each repeated ``batch`` times); they have one length."""
     kwargs: dict[str, list[torch.Tensor]] = {}
     for item in embeds:
-        for key, tensor in item.kwargs().items():
+        for key, tensor in item.items():
             kwargs.setdefault(key, []).append(tensor.repeat_interleave(batch, dim=0))
     out: dict[str, torch.Tensor] = {}
     for key, tensors in kwargs.items():
@@ -621,14 +733,19 @@ def _batch_groups(requests: Sequence[GenerationRequest]) -> list[list[int]]:
     Prompts are compared as they are encoded (LoRA tags removed), so blind-box cells whose text
     differs only in ``<lora:…>`` weights share a pass; each keeps its own text in its infotext.
     """
+    from ..prompt import encoder_text
+
     groups: dict[tuple[Any, ...], list[int]] = {}
     for index, r in enumerate(requests):
         base, _schedule = split_name(r.sampler, r.scheduler)
         seed_key = r.seed if "SDE" in base or r.seed == -1 else None  # one Brownian tree per pass
         files = tuple(sorted(str(Path(lora.path).expanduser().resolve()) for lora in r.loras))
         key = (
-            compel_text(r.prompt),  # LoRA tags are not encoded: cells that differ only there batch
-            compel_text(r.negative),
+            encoder_text(r.prompt),  # LoRA tags are not encoded: cells that differ only there batch
+            encoder_text(r.negative),
+            r.clip_skip,
+            r.rng,
+            r.emphasis,
             r.width,
             r.height,
             r.steps,
@@ -700,6 +817,25 @@ def _nan_cause(request: GenerationRequest) -> str:
     return "A LoRA weight is probably too high: try about 0.4, or remove LoRAs one by one."
 
 
+def _load_textual_inversion(entry: Any) -> TextualInversion | None:
+    """The tensors of one embedding file (A1111's layouts, see :mod:`assistant.embeddings`)."""
+    from safetensors.torch import load_file
+
+    from ..embeddings import shorthash
+
+    try:
+        data = load_file(entry.path, device="cpu")
+    except Exception as exc:  # listed as broken by the library; the render goes on without it
+        log.warning("embedding %s could not be read: %s", entry.path, error_reason(exc))
+        return None
+    if "clip_l" in data and "clip_g" in data:
+        vectors = {"clip_l": data["clip_l"].float(), "clip_g": data["clip_g"].float()}
+    else:
+        tensor = next(iter(data.values())).float()
+        vectors = {"": tensor.unsqueeze(0) if tensor.ndim == 1 else tensor}
+    return TextualInversion(entry.name, vectors, shorthash(entry.path))
+
+
 def _to_pil(image: np.ndarray) -> Any:
     from PIL import Image
 
@@ -734,17 +870,23 @@ def _base_of(pipe: Any) -> str:
     return "sd2" if hidden == 1024 else "sd15"
 
 
-def _describe(pipe: Any, *, name: str, warnings: tuple[str, ...], model_hash: str = "") -> EngineInfo:
+def _describe(
+    pipe: Any, *, name: str, warnings: tuple[str, ...], model_hash: str = "", load_seconds: float = 0.0
+) -> EngineInfo:
     """EngineInfo for a pipeline; the tiny models are recognised by their names."""
     is_tiny = name in (_TINY_NAMES | _TINY_XL_NAMES)
-    device = str(getattr(pipe, "device", "cpu"))
+    device = str(getattr(pipe, "_lora_mixer_device", "") or getattr(pipe, "device", "cpu"))
     dtype = str(getattr(pipe.unet, "dtype", torch.float32)).removeprefix("torch.")
     base = _base_of(pipe)
+    family = family_of(pipe)
     if is_tiny:
         model_hash = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
         default = tiny.TINY_DEFAULT_SIZE
+        family += " (tiny demo)"
+    elif base == "sd2":
+        default = 768 if "v-prediction" in family else 512
     else:
-        default = 1024 if base == "sdxl" else 768 if base == "sd2" else 512
+        default = 1024 if base == "sdxl" else 512
     return EngineInfo(
         model_name=name,
         model_hash=model_hash,
@@ -756,6 +898,8 @@ def _describe(pipe: Any, *, name: str, warnings: tuple[str, ...], model_hash: st
         banner=tiny.TINY_BANNER if is_tiny else "",
         attention=getattr(pipe, "_lora_mixer_attention", "sdpa"),
         warnings=warnings,
+        family=family,
+        load_seconds=load_seconds,
     )
 
 
@@ -795,27 +939,36 @@ def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:
     choice = choose_device(settings.device)
     model = (settings.model or "").strip()
     warnings: tuple[str, ...] = ()
+    offload = settings.low_vram and choice.device.startswith("cuda")
     if model and model not in _TINY_NAMES | _TINY_XL_NAMES:
         try:
-            pipe, model_hash = _load_real(model, choice, settings)
+            started = time.perf_counter()
+            pipe, model_hash = _load_real(model, choice, settings, place=not offload)
+            pipe._lora_mixer_device = choice.device
             pipe._lora_mixer_attention = configure_attention(pipe, choice, low_vram=settings.low_vram)
             pipe.set_progress_bar_config(disable=True)
-            return pipe, _describe(pipe, name=_model_name(model), warnings=(), model_hash=model_hash)
+            seconds = time.perf_counter() - started
+            info = _describe(
+                pipe, name=_model_name(model), warnings=(), model_hash=model_hash, load_seconds=seconds
+            )
+            log.info("loaded %s (%s) in %.1f s", info.model_name, info.family, seconds)
+            return pipe, info
         except GenerationError:
             raise
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            reason = error_reason(exc)
             if Path(model).expanduser().exists():  # a file or folder that is there but broken
                 raise GenerationError(f"Could not load model '{model}' ({reason}).") from exc
             offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
             warnings = (
-                f"Could not load model '{model}' ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+                f"Could not load model '{model}' ({reason})"
                 + (" — offline mode (HF_HUB_OFFLINE) is on" if offline else "")
                 + "; using the tiny demo model instead.",
             )
     xl = model in _TINY_XL_NAMES
     build = tiny.build_tiny_sdxl if xl else tiny.build_tiny_sd15
     pipe = build(choice.device, choice.dtype if choice.device != "cpu" else torch.float32)
+    pipe._lora_mixer_device = choice.device
     pipe._lora_mixer_attention = (
         configure_attention(pipe, choice, low_vram=True) if settings.low_vram else "sdpa"
     )
@@ -828,8 +981,20 @@ def _model_name(model: str) -> str:
     return path.stem if path.suffix in (".safetensors", ".ckpt") else path.name or model
 
 
-def _load_real(model: str, choice: DeviceChoice, settings: Settings) -> tuple[Any, str]:
-    """A hub id, a local diffusers folder or a single-file checkpoint -> (pipeline, A1111 hash)."""
+def pretrained_variant(choice: DeviceChoice, source: str) -> str | None:
+    """``"fp16"`` for a hub id on CUDA (half the download, as diffusers' docs advise); None else."""
+    if not choice.device.startswith("cuda") or Path(source).expanduser().exists():
+        return None
+    return "fp16"
+
+
+def _load_real(
+    model: str, choice: DeviceChoice, settings: Settings, *, place: bool = True
+) -> tuple[Any, str]:
+    """A hub id, a local diffusers folder or a single-file checkpoint -> (pipeline, A1111 hash).
+
+    ``place``: move it to the device (not with model CPU offload, which places parts itself).
+    """
     from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
     path = Path(model).expanduser()
@@ -841,18 +1006,26 @@ def _load_real(model: str, choice: DeviceChoice, settings: Settings) -> tuple[An
                 f"Model file '{path}' is not a .safetensors checkpoint; LoRA Mixer loads no pickle files "
                 "(.ckpt/.pt/.bin can run code when loaded). Convert it to .safetensors first."
             )
-        cls = StableDiffusionXLPipeline if _is_sdxl_checkpoint(path) else StableDiffusionPipeline
-        pipe = cls.from_single_file(str(path), torch_dtype=choice.dtype, local_files_only=offline)
+        pipe, kind, _seconds = load_single_file(path, choice.dtype, settings.model_configs or CONFIGS_DIR)
+        pipe._lora_mixer_family = kind.label
+        pipe._lora_mixer_config = kind.folder
         model_hash = _file_hash(path, Path(settings.cache_dir))
     else:
         source = str(path) if path.is_dir() else model
-        pipe = DiffusionPipeline.from_pretrained(
-            source,
-            torch_dtype=choice.dtype,
-            safety_checker=None,
-            local_files_only=offline,
-            use_safetensors=True,
-        )
+        options: dict[str, Any] = {
+            "torch_dtype": choice.dtype,
+            "safety_checker": None,
+            "local_files_only": offline,
+            "use_safetensors": True,
+        }
+        variant = pretrained_variant(choice, source)
+        try:
+            pipe = DiffusionPipeline.from_pretrained(source, variant=variant, **options)
+        except (OSError, ValueError) as exc:
+            if variant is None:
+                raise
+            log.info("no %s variant of %s (%s); loading the full-precision files", variant, source, exc)
+            pipe = DiffusionPipeline.from_pretrained(source, **options)
     if not isinstance(pipe, (StableDiffusionPipeline, StableDiffusionXLPipeline)):
         raise GenerationError(
             f"Model '{model}' is a {type(pipe).__name__}; LoRA Mixer supports Stable Diffusion 1.x/2.x "
@@ -860,16 +1033,7 @@ def _load_real(model: str, choice: DeviceChoice, settings: Settings) -> tuple[An
         )
     if getattr(pipe, "safety_checker", None) is not None:
         pipe.safety_checker = None  # A1111 has none; it would black out images silently
-    return pipe.to(choice.device), model_hash
-
-
-def _is_sdxl_checkpoint(path: Path) -> bool:
-    if path.suffix != ".safetensors":
-        return False
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        return any(k.startswith("conditioner.embedders.1.") for k in handle.keys())  # noqa: SIM118
+    return (pipe.to(choice.device) if place else pipe), model_hash
 
 
 def _file_hash(path: Path, cache_dir: Path) -> str:

@@ -10,8 +10,9 @@ is computed in slices when neither xformers nor a memory-efficient SDPA kernel i
 advises against slicing on top of those: it only slows them down). Slicing changes nothing but
 float rounding (tested on CPU); tiling only starts above the VAE's own sample size (512 px for SD1.5,
 1024 for SDXL) and may then leave faint seams that the blended tile borders mostly hide.
-Model CPU offload is not offered: the engine places token ids and latents on the pipeline's
-device itself, which accelerate's offload hooks would move under it.
+On CUDA ``low_vram`` also turns on diffusers' model CPU offload: each part (text encoders, UNet,
+VAE) moves to the GPU only while it runs, so an SDXL model fits a 6-8 GB card; the engine puts
+its inputs on the pipeline's execution device.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def configure_attention(pipe: Any, choice: DeviceChoice, *, low_vram: bool = Fal
         except Exception as exc:  # a wheel built for another torch/CUDA: fall back, say why
             log.warning("xformers is installed but unusable (%s); using PyTorch SDPA", exc)
     if low_vram:
+        if choice.device.startswith("cuda"):
+            pipe.enable_model_cpu_offload(device=choice.device)
         vae = getattr(pipe, "vae", None)
         for switch in ("enable_slicing", "enable_tiling"):
             if hasattr(vae, switch):
@@ -85,5 +88,6 @@ def configure_attention(pipe: Any, choice: DeviceChoice, *, low_vram: bool = Fal
         if attention == "sdpa" and not choice.device.startswith("cuda"):
             pipe.enable_attention_slicing("auto")
             attention = "sliced"
-        attention += " + low-VRAM VAE"
+        offload = " + model CPU offload" if choice.device.startswith("cuda") else ""
+        attention += offload + " + low-VRAM VAE"
     return attention

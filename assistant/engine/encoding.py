@@ -43,12 +43,12 @@ from typing import Any
 
 import torch
 
+from .checks import EMPHASIS_MODES
+
 CHUNK_LENGTH = 75
 #: A1111's ``comma_padding_backtrack``: a full chunk moves words after a comma this close to its end.
 COMMA_BACKTRACK = 20
-#: A1111's emphasis modes (``opts.emphasis``); "Original" is its default and ours.
-EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")
-DEFAULT_EMPHASIS = "Original"
+DEFAULT_EMPHASIS = EMPHASIS_MODES[0]
 
 
 def clean_text(text: str) -> str:
@@ -243,7 +243,9 @@ class _Side:
 
 
 @contextmanager
-def _fixes(model: Any, batch_fixes: Sequence[Sequence[tuple[int, TextualInversion]]], key: str) -> Iterator[None]:
+def _fixes(
+    model: Any, batch_fixes: Sequence[Sequence[tuple[int, TextualInversion]]], key: str
+) -> Iterator[None]:
     """A1111's ``EmbeddingsWithFixes``: embedding vectors replace token embeddings at offsets."""
     if not any(batch_fixes):
         yield
@@ -252,7 +254,8 @@ def _fixes(model: Any, batch_fixes: Sequence[Sequence[tuple[int, TextualInversio
 
     def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
         rows = []
-        for fixes, row in zip(batch_fixes, output, strict=True):
+        for fixes, original in zip(batch_fixes, output, strict=True):
+            row = original
             for offset, embedding in fixes:
                 vec = embedding.for_encoder(key).to(device=row.device, dtype=row.dtype)
                 count = min(row.shape[0] - offset - 1, vec.shape[0])
@@ -306,7 +309,13 @@ class A1111Encoder:
         else:
             open_clip = getattr(pipe.text_encoder.config, "hidden_size", 768) == 1024  # SD2: OpenCLIP-H
             self._sides = (
-                _Side(pipe.text_encoder, first, 0 if open_clip else first.eos, "final" if open_clip else "clip", ""),
+                _Side(
+                    pipe.text_encoder,
+                    first,
+                    0 if open_clip else first.eos,
+                    "final" if open_clip else "clip",
+                    "",
+                ),
             )
         self.is_sd2 = not self.is_xl and self._sides[0].layer == "final"
         self._lookup: EmbeddingLookup | None = None
@@ -357,7 +366,9 @@ class A1111Encoder:
         return kwargs, PairInfo(used=used, padded=padded, notes=notes)
 
     @torch.no_grad()
-    def encode(self, texts: Sequence[str], *, clip_skip: int = 1, emphasis: str = DEFAULT_EMPHASIS) -> list[Encoded]:
+    def encode(
+        self, texts: Sequence[str], *, clip_skip: int = 1, emphasis: str = DEFAULT_EMPHASIS
+    ) -> list[Encoded]:
         """Each text alone (no padding partner): ``[1, 77 * chunks, width]`` and pooled."""
         if emphasis not in EMPHASIS_MODES:
             raise ValueError(f"emphasis {emphasis!r} is not one of {', '.join(EMPHASIS_MODES)}")
@@ -415,6 +426,9 @@ class A1111Encoder:
             rows = []
             for row in range(z.shape[0]):
                 original = z[row : row + 1]
+                if bool((multipliers[row] == 1).all()):
+                    rows.append(original)  # A1111's result exactly (x * 1 * m / m), without its 0/0
+                    continue
                 weighted = original * multipliers[row].reshape(1, -1, 1).expand(original.shape)
                 if emphasis == "Original":
                     weighted = weighted * (original.mean() / weighted.mean())

@@ -27,21 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-RNG_SOURCES = ("GPU", "CPU", "NV")
-DEFAULT_RNG = "GPU"
+from .checks import RNG_SOURCES
+
+DEFAULT_RNG = RNG_SOURCES[0]
 
 _PHILOX_M = (0xD2511F53, 0xCD9E8D57)
 _PHILOX_W = (0x9E3779B9, 0xBB67AE85)
 _TWO_POW32_INV = np.array([2.3283064e-10], dtype=np.float32)
 _TWO_POW32_INV_2PI = np.array([2.3283064e-10 * 6.2831855], dtype=np.float32)
-
-
-def normalize_rng(value: str | None) -> str:
-    """``gpu``/``Gpu``/``nv``… -> ``GPU``/``CPU``/``NV``; ``ValueError`` names the choices."""
-    text = (value or DEFAULT_RNG).strip().upper()
-    if text not in RNG_SOURCES:
-        raise ValueError(f"RNG '{value}' is not one of {', '.join(RNG_SOURCES)}")
-    return text
 
 
 def _split32(x: np.ndarray) -> np.ndarray:
@@ -118,7 +111,9 @@ def philox_step_noise(scheduler: Any, gens: Sequence[Any]) -> Iterator[None]:
         yield
         return
 
-    def randn_tensor(shape: Sequence[int], generator: Any = None, device: Any = None, dtype: Any = None, **_kw: Any) -> torch.Tensor:
+    def randn_tensor(
+        shape: Sequence[int], generator: Any = None, device: Any = None, dtype: Any = None, **_kw: Any
+    ) -> torch.Tensor:
         rows = int(shape[0])
         per = [gens[i % len(gens)].randn(tuple(shape[1:])) for i in range(rows)]
         return torch.from_numpy(np.stack(per)).to(device=device, dtype=dtype)

@@ -77,6 +77,17 @@ def _text_config(tokenizer: Any, **extra: Any) -> Any:
     )
 
 
+def _text_encoder(cls: Any, config: Any, seed: int) -> Any:
+    """A text encoder with seeded weights; the final layer norm gets a small seeded bias, as
+    trained CLIP models have, so the output's mean is not exactly 0 (A1111's emphasis divides by it)."""
+    torch.manual_seed(seed)
+    model = cls(config)
+    norm = getattr(model, "text_model", model).final_layer_norm
+    with torch.no_grad():
+        norm.bias.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(seed + 100))
+    return model
+
+
 def _vae() -> Any:
     from diffusers import AutoencoderKL
 
@@ -126,8 +137,7 @@ def build_tiny_sd15(device: str = "cpu", dtype: torch.dtype = torch.float32) -> 
         norm_num_groups=8,
     )
     tokenizer = _tokenizer()
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(_text_config(tokenizer))
+    text_encoder = _text_encoder(CLIPTextModel, _text_config(tokenizer), 0)
     pipe = StableDiffusionPipeline(
         vae=_vae(),
         text_encoder=text_encoder,
@@ -165,10 +175,10 @@ def build_tiny_sdxl(device: str = "cpu", dtype: torch.dtype = torch.float32) -> 
         norm_num_groups=8,
     )
     tokenizer = _tokenizer()
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(_text_config(tokenizer))
-    torch.manual_seed(1)
-    text_encoder_2 = CLIPTextModelWithProjection(_text_config(tokenizer, projection_dim=_TEXT_HIDDEN))
+    text_encoder = _text_encoder(CLIPTextModel, _text_config(tokenizer), 0)
+    text_encoder_2 = _text_encoder(
+        CLIPTextModelWithProjection, _text_config(tokenizer, projection_dim=_TEXT_HIDDEN), 1
+    )
     pipe = StableDiffusionXLPipeline(
         vae=_vae(),
         text_encoder=text_encoder,

@@ -166,7 +166,8 @@ def write_clip_tokenizer_folder(bpe_gz: str | Path, folder: str | Path) -> Path:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    vocab, merges = clip_vocab_from_bpe(gzip.open(bpe_gz).read().decode("utf-8"))
+    with gzip.open(bpe_gz) as handle:
+        vocab, merges = clip_vocab_from_bpe(handle.read().decode("utf-8"))
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
     (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -87,10 +87,13 @@ def unet_to_ldm(state: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[
 # -- VAE ----------------------------------------------------------------------------------------
 
 
-def vae_to_ldm(state: dict[str, torch.Tensor], blocks: int, prefix: str = "first_stage_model.") -> dict[str, torch.Tensor]:
+def vae_to_ldm(
+    state: dict[str, torch.Tensor], blocks: int, prefix: str = "first_stage_model."
+) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     attn = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
-    for key, value in state.items():
+    for key, tensor in state.items():
+        value = tensor
         new = key.replace("conv_norm_out", "norm_out")
         if m := re.match(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.*)", key):
             name, _, tail = m[2].rpartition(".")
@@ -157,13 +160,15 @@ def openclip_to_ldm(
         layers = sorted({int(k.split(".")[2]) for k in out if k.startswith("transformer.resblocks.")})
         last, new = layers[-1], layers[-1] + 1
         for key in [k for k in out if k.startswith(f"transformer.resblocks.{last}.")]:
-            out[key.replace(f"resblocks.{last}.", f"resblocks.{new}.")] = torch.randn(
-                out[key].shape, generator=generator
-            ) * 0.02
+            out[key.replace(f"resblocks.{last}.", f"resblocks.{new}.")] = (
+                torch.randn(out[key].shape, generator=generator) * 0.02
+            )
     return {prefix + k: v for k, v in out.items()}
 
 
-def pipeline_to_ldm(pipe: Any, *, v_pred: bool = False, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+def pipeline_to_ldm(
+    pipe: Any, *, v_pred: bool = False, dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
     """A whole pipeline as one original-layout state dict (what ``v1-5-pruned.safetensors`` holds)."""
     unet = unet_to_ldm(pipe.unet.state_dict(), dict(pipe.unet.config))
     vae = vae_to_ldm(pipe.vae.state_dict(), len(pipe.vae.config.block_out_channels))
@@ -188,11 +193,25 @@ def pipeline_to_ldm(pipe: Any, *, v_pred: bool = False, dtype: torch.dtype | Non
 _REDUCED: dict[str, dict[str, dict[str, Any]]] = {
     "sd15": {
         "unet": {"block_out_channels": [32, 32, 64, 64], "cross_attention_dim": 32},
-        "text_encoder": {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "projection_dim": 32},
+        "text_encoder": {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_attention_heads": 4,
+            "projection_dim": 32,
+        },
     },
     "sd2": {
-        "unet": {"block_out_channels": [32, 32, 64, 64], "attention_head_dim": [2, 2, 4, 4], "cross_attention_dim": 32},
-        "text_encoder": {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "projection_dim": 32},
+        "unet": {
+            "block_out_channels": [32, 32, 64, 64],
+            "attention_head_dim": [2, 2, 4, 4],
+            "cross_attention_dim": 32,
+        },
+        "text_encoder": {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_attention_heads": 4,
+            "projection_dim": 32,
+        },
     },
     "sdxl": {
         "unet": {
@@ -204,8 +223,18 @@ _REDUCED: dict[str, dict[str, dict[str, Any]]] = {
         },
         # the two encoders must differ in width, as CLIP-L (768) and bigG (1280) do: diffusers tells
         # them apart by it
-        "text_encoder": {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "projection_dim": 32},
-        "text_encoder_2": {"hidden_size": 48, "intermediate_size": 37, "num_attention_heads": 4, "projection_dim": 48},
+        "text_encoder": {
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_attention_heads": 4,
+            "projection_dim": 32,
+        },
+        "text_encoder_2": {
+            "hidden_size": 48,
+            "intermediate_size": 37,
+            "num_attention_heads": 4,
+            "projection_dim": 48,
+        },
     },
 }
 _REDUCED["sd2-v"] = _REDUCED["sd2"]
@@ -228,7 +257,12 @@ def reduced_configs(dest: Path) -> Path:
 
 def build_pipeline(configs: Path, folder: str, seed: int = 0) -> Any:
     """A random-weight pipeline from a config folder (reduced or full), seeded per component."""
-    from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from diffusers.schedulers import DDIMScheduler, EulerDiscreteScheduler, PNDMScheduler
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
@@ -241,7 +275,11 @@ def build_pipeline(configs: Path, folder: str, seed: int = 0) -> Any:
     vae = AutoencoderKL.from_config(AutoencoderKL.load_config(root / "vae"))
     torch.manual_seed(seed + 2)
     text = CLIPTextModel(CLIPTextConfig.from_pretrained(root / "text_encoder"))
-    schedulers = {"PNDMScheduler": PNDMScheduler, "DDIMScheduler": DDIMScheduler, "EulerDiscreteScheduler": EulerDiscreteScheduler}
+    schedulers = {
+        "PNDMScheduler": PNDMScheduler,
+        "DDIMScheduler": DDIMScheduler,
+        "EulerDiscreteScheduler": EulerDiscreteScheduler,
+    }
     sched_config = json.loads((root / "scheduler" / "scheduler_config.json").read_text())
     scheduler = schedulers[sched_config["_class_name"]].from_config(sched_config)
     tokenizers = tokenizers_for(folder)
