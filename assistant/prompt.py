@@ -6,8 +6,8 @@ Pure Python (``re`` and ``math`` only). Everything here is a function of text:
   (``<lora:…>``/``<lyco:…>`` tags as :class:`~assistant.types.LoraTag`, other extra-network tags
   as :class:`~assistant.types.ExtraTag`, the text-encoder text, and notes for the user).
 * :func:`render` writes a ``Prompt`` back as A1111 text; untouched text comes back byte for byte.
-* :func:`parse_attention` is A1111's ``prompt_parser.parse_prompt_attention``; :func:`to_compel`
-  writes its result in compel's syntax so the weights reach the text encoder.
+* :func:`parse_attention` is A1111's ``prompt_parser.parse_prompt_attention``; the engine's
+  A1111 encoder (``assistant.engine.encoding``) reads its result: the one grammar of weights.
 * :func:`encoder_text`, :func:`split_terms`, :func:`has_term` answer questions about the words.
 * :func:`replace_tag`, :func:`remove_tag`, :func:`reorder_tags`, :func:`insert_terms`,
   :func:`append_terms` are the text edits the advisor makes; each returns new text and leaves the
@@ -88,7 +88,6 @@ __all__ = [
     "reorder_tags",
     "replace_tag",
     "split_terms",
-    "to_compel",
 ]
 
 
@@ -890,101 +889,6 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
     [('an ', 1.0), ('important', 1.1), (' word', 1.0)]
     """
     return _attention(text)[0]
-
-
-# ----------------------------------------------------------------------------------------------
-# compel
-# ----------------------------------------------------------------------------------------------
-
-#: Characters compel's grammar gives a meaning to (compel/prompt_parser.py, ``syntactic_symbols``).
-_COMPEL_SYNTAX = frozenset('(),."+-=')
-_COMPEL_ESCAPES = str.maketrans({"(": "\\(", ")": "\\)", '"': '\\"'})
-_SIGN_RUN = re.compile(r"[+=-]+")
-
-
-def _compel_weight(weight: float) -> str:
-    """A weight as compel's number grammar reads it (``1.21``, ``0.0``: a dot is required)."""
-    text = f"{max(weight, 0.0):.6f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
-
-
-def _compel_escape(text: str) -> str:
-    if "\\" in text:
-        # a literal backslash must not pair with the character after it
-        text = "".join(
-            c + " " if c == "\\" and i + 1 < len(text) and text[i + 1] in _COMPEL_SYNTAX else c
-            for i, c in enumerate(text)
-        )
-    return text.translate(_COMPEL_ESCAPES)
-
-
-def _compel_words(text: str) -> list[tuple[str, bool]]:
-    """``text`` as compel words; the flag says whether the word may stand inside ``(…)1.2``.
-
-    compel reads ``word+``/``word--`` as attention and cannot hold ``=`` or a lone sign inside
-    parentheses, so such sign runs become words of their own (CLIP splits punctuation from
-    letters anyway, so the tokens do not change) and stay outside weighted groups.
-    """
-    words: list[tuple[str, bool]] = []
-    for word in text.split():
-        pos = 0
-        for m in _SIGN_RUN.finditer(word):
-            run = m.group()
-            following = word[m.end() : m.end() + 1]
-            if len(run) == 1 and run != "=" and following and following not in _COMPEL_SYNTAX:
-                continue  # "t-shirt", "-x": compel keeps these inside a word
-            if m.start() > pos:
-                words.append((_compel_escape(word[pos : m.start()]), True))
-            words.append((run, False))
-            pos = m.end()
-        if pos < len(word):
-            words.append((_compel_escape(word[pos:]), True))
-    return words
-
-
-def to_compel(text: str) -> str:
-    """A1111 attention text (tags already removed) in compel's syntax, with the same weights.
-
-    Each weighted run becomes ``(words)1.21``; parentheses and double quotes are escaped. Known
-    limits of compel's grammar, handled on purpose:
-
-    * ``+``/``-`` runs that compel would read as weights (``C++``, ``a -``), and ``=`` (not allowed
-      inside parentheses), are written as separate words and keep weight 1.0;
-    * compel has no BREAK (it becomes a word gap) and no negative weights (written as 0.0);
-    * compel joins fragments with single spaces; CLIP's tokenizer splits punctuation from words
-      either way, so the tokens are the same.
-    """
-    out: list[str] = []
-    for chunk, weight in parse_attention(text):
-        if chunk == "BREAK" and weight == -1.0:
-            continue
-        words = _compel_words(chunk)
-        if weight == 1.0:
-            out.extend(f"({word})1.0" if word.endswith(_COMPEL_LORA_CALLS) else word for word, _ in words)
-            continue
-        group: list[str] = []
-        suffix = _compel_weight(weight)
-        for word, groupable in words:
-            if groupable:
-                group.append(word)
-                continue
-            if group:
-                out.append(_compel_group(group, suffix))
-                group = []
-            out.append(word)
-        if group:
-            out.append(_compel_group(group, suffix))
-    return " ".join(out)
-
-
-#: compel reads ``withLora (x)`` as a LoRA call (pyparsing skips the space before the parenthesis).
-_COMPEL_LORA_CALLS = ("withLora", "useLora")
-
-
-def _compel_group(words: list[str], suffix: str) -> str:
-    body = " ".join(words)
-    # a trailing backslash would escape the closing parenthesis
-    return f"({body} ){suffix}" if body.endswith("\\") else f"({body}){suffix}"
 
 
 # ----------------------------------------------------------------------------------------------

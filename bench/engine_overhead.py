@@ -7,7 +7,7 @@ Usage::
 Both sides use the same pipeline object, the same two demo LoRAs (already loaded), the same
 per-component weights, the same scheduler (built from the pipeline config), the same seed and
 output. Raw diffusers = ``set_adapters`` + a fresh scheduler + ``pipe(prompt=…)``; the engine
-adds input checks, the adapter cache lookup, compel, the NaN watch, the progress callback and
+adds input checks, the adapter cache lookup, A1111 prompt encoding, the NaN watch, the progress callback and
 infotext. Runs are interleaved (engine, raw, engine, raw, …) and the FASTEST run of each side
 compared (on a shared machine the minimum is the least disturbed estimate; medians are printed
 too). The engine's own wrapper time (its total minus the pipeline call) is reported separately:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "diffusers", "gradio", "transformers", "peft", "compel")
+HEAVY = ("torch", "diffusers", "gradio", "transformers", "peft", "ftfy")
 PURE_MODULES = [
     "assistant",
     "assistant.prompt",

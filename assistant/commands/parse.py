@@ -1,7 +1,7 @@
 """``python -m assistant parse "<prompt>" [--negative TEXT] [--json]``: show how a prompt is read.
 
 Prints the LoRA tags (name, text-encoder/UNet weights, dyn, which prompt, character span), other
-extra-network tags, the text-encoder texts, the attention weights, the compel text and the
+extra-network tags, the text-encoder texts, the attention weights and the
 parser's notes. ``--json`` prints the same as one JSON document. A bad tag or weight is a
 :class:`~assistant.errors.PromptError`: one line on stderr and exit code 2 (see assistant/cli.py).
 """
@@ -13,7 +13,7 @@ import math
 import sys
 from typing import Any
 
-from ..prompt import PromptLimits, parse, parse_attention, to_compel
+from ..prompt import PromptLimits, parse, parse_attention
 from ..types import ExtraTag, LoraTag, Prompt, format_weight
 
 
@@ -66,10 +66,6 @@ def describe(prompt: Prompt) -> dict[str, Any]:
             "positive": [[text, weight] for text, weight in parse_attention(prompt.positive_text)],
             "negative": [[text, weight] for text, weight in parse_attention(prompt.negative_text)],
         },
-        "compel": {
-            "positive": to_compel(prompt.positive_text),
-            "negative": to_compel(prompt.negative_text),
-        },
         "notes": list(prompt.notes),
     }
 
@@ -98,7 +94,6 @@ def _print_human(data: dict[str, Any]) -> None:
         out.write("Attention:\n")
         for chunk, weight in data["attention"][side]:
             out.write(f"  {weight:>8.4g}  {chunk!r}\n")
-        out.write(f"compel:\n  {data['compel'][side]}\n")
     if data["notes"]:
         out.write("\nNotes:\n")
         for note in data["notes"]:

@@ -1,6 +1,6 @@
-"""The torch side of LoRA Mixer: diffusers pipelines, PEFT adapters, compel, schedulers.
+"""The torch side of LoRA Mixer: diffusers pipelines, PEFT adapters, A1111 prompt encoding, schedulers.
 
-This package is the only code that imports torch, diffusers, transformers, peft or compel.
+This package is the only code that imports torch, diffusers, transformers, peft or ftfy.
 ``from assistant.engine import Engine`` imports them on first use (the names below are lazy), so
 ``assistant.engine.tokenizer`` stays importable without torch.
 """

@@ -98,15 +98,16 @@ def detect(path: str | Path) -> CheckpointKind:
     source = "v_pred key" if v_pred else ""
     if in_channels != 4:
         raise GenerationError(
-            f"Could not load model '{path}': it is an inpainting (or other {in_channels}-channel) checkpoint; LoRA Mixer "
-            "renders text-to-image with a 4-channel UNet. Use the model's non-inpainting version."
+            f"Could not load model '{path}': it is an inpainting (or other {in_channels}-channel) "
+            "checkpoint; LoRA Mixer renders text-to-image with a 4-channel UNet. Use the model's "
+            "non-inpainting version."
         )
     if _KEY_SDXL in keys:
         return CheckpointKind("sdxl", v_pred, zsnr, source)
     if _KEY_SDXL_REFINER in keys:
         raise GenerationError(
-            f"Could not load model '{path}': it is an SDXL refiner; it only finishes images of an SDXL base model. "
-            "Load an SDXL base checkpoint instead."
+            f"Could not load model '{path}': it is an SDXL refiner; it only finishes images of an SDXL "
+            "base model. Load an SDXL base checkpoint instead."
         )
     open_clip = any(k.startswith("cond_stage_model.model.") for k in keys)  # SD2's OpenCLIP-H
     if open_clip or (_KEY_SD2 in keys and (tensors[_KEY_SD2].get("shape") or [0])[-1] == 1024):

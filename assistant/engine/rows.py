@@ -297,7 +297,7 @@ class RowScaler:
         ``encode_prompt`` encodes the cond and uncond prompts in separate calls of the same batch
         size, so both get these rows; encode them in separate contexts for separate weights
         (:func:`encode_rows`). Prompt encoders that call the text encoder in their own batches
-        (compel) should be given one number per adapter (uniform), one context per prompt.
+        (prompt encoding) should be given one number per adapter (uniform), one context per prompt.
         """
         with self._rows("text", TEXT_COMPONENTS, scales, ("input_ids",)):
             yield

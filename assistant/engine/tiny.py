@@ -13,7 +13,7 @@ fixtures, scaled so that a 256x256 image takes about a second on a laptop CPU:
   cross-attention 64 (= 32 + 32).
 
 Images are noise (the weights are random) but every code path — LoRA loading, adapters,
-compel, schedulers, NaN checks — is the real one. Builds in well under two seconds and is
+A1111 prompt encoding, schedulers, NaN checks — is the real one. Builds in well under two seconds and is
 bit-for-bit deterministic on CPU.
 """
 

@@ -569,7 +569,9 @@ def test_plain_prompt_equals_diffusers_encode_prompt(clean_engine) -> None:
     clean_engine.generate(req(lora("catgirl_v1", 0.7)))  # a text-encoder LoRA active
     ours, _info = encoder.encode_pair("1girl, cat ears, city", "lowres, blurry")
     pipe = clean_engine.pipeline
-    cond, uncond = pipe.encode_prompt("1girl, cat ears, city", "cpu", 1, True, negative_prompt="lowres, blurry")
+    cond, uncond = pipe.encode_prompt(
+        "1girl, cat ears, city", "cpu", 1, True, negative_prompt="lowres, blurry"
+    )
     assert torch.equal(ours["prompt_embeds"], cond)
     assert torch.equal(ours["negative_prompt_embeds"], uncond)
 

@@ -1,18 +1,16 @@
-"""Attention syntax with A1111's semantics, and its conversion to compel syntax."""
+"""Attention syntax with A1111's semantics."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant import prompt as prompt_module
-from assistant.prompt import encoder_text, parse, parse_attention, to_compel
+from assistant.prompt import parse, parse_attention
 
 # A1111 modules/prompt_parser.py, parse_prompt_attention's doctest examples, with its outputs.
 A1111_DOCSTRING_EXAMPLES = [
@@ -182,85 +180,6 @@ def test_attention_never_raises_and_keeps_every_character(text: str) -> None:
     result = parse_attention(text)
     assert all(math.isfinite(w) for _, w in result)
     assert result
-
-
-# -- compel --------------------------------------------------------------------------------------
-
-
-def _compel_parser():  # compel.prompt_parser is pure pyparsing; load it without compel/__init__ (torch)
-    spec = importlib.util.find_spec("compel")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("compel is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "prompt_parser.py"
-    module_spec = importlib.util.spec_from_file_location("_compel_prompt_parser", path)
-    assert module_spec
-    assert module_spec.loader
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.PromptParser()
-
-
-@pytest.fixture(scope="module")
-def compel_parser():
-    return _compel_parser()
-
-
-def _compel_fragments(parser, text: str) -> list[tuple[str, float]]:
-    conjunction = parser.parse_conjunction(text)
-    (flattened,) = conjunction.prompts
-    return [(f.text, f.weight) for f in flattened.children]
-
-
-def _chars(entries, skip: str = "") -> list[tuple[str, float]]:
-    return [
-        (c, round(max(w, 0.0), 5))
-        for t, w in entries
-        if not (t == "BREAK" and w == -1.0)
-        for c in t
-        if not c.isspace() and c not in skip
-    ]
-
-
-@pytest.mark.parametrize(
-    ("a1111", "compel"),
-    [
-        ("(masterpiece:1.2), 1girl, cat ears", "(masterpiece)1.2 , 1girl, cat ears"),
-        ("an (important) word", "an (important)1.1 word"),
-        ("[[blurry]]", "(blurry)0.826446"),
-        ("a BREAK b", "a b"),
-        ("\\(literal\\)", "\\(literal\\)"),
-        ('say "hi"', 'say \\"hi\\"'),
-        ("C++ code, t-shirt", "C ++ code, t-shirt"),
-        ("(a=b:1.5)", "(a)1.5 = (b)1.5"),
-        ("(x:-1)", "(x)0.0"),
-    ],
-)
-def test_to_compel_examples(a1111: str, compel: str) -> None:
-    assert to_compel(a1111) == compel
-
-
-def test_compel_reads_the_article_prompt_with_the_same_weights(compel_parser) -> None:
-    text = encoder_text("(masterpiece:1.2), 1girl, cat ears, <lora:catgirl_v1:0.8>")
-    assert _compel_fragments(compel_parser, to_compel(text)) == [
-        ("masterpiece", 1.2),
-        (", 1girl, cat ears", 1.0),
-    ]
-
-
-_COMPEL_ALPHABET = st.sampled_from(
-    [*list('ab ,.()[]:\\"+-=1'), "1.2", ":1.3)", "BREAK", "and", "withLora(", "useLora", "t-shirt"]
-)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(_COMPEL_ALPHABET, max_size=10).map("".join))
-def test_compel_parses_to_the_same_weights(compel_parser, text: str) -> None:
-    converted = to_compel(text)
-    fragments = _compel_fragments(compel_parser, converted)
-    # every character survives in order (whitespace aside)
-    assert [c for c, _ in _chars(fragments)] == [c for c, _ in _chars(parse_attention(text))]
-    # and carries A1111's weight; +, - and = runs are documented to keep weight 1.0 in compel
-    assert _chars(fragments, skip="+-=") == _chars(parse_attention(text), skip="+-=")
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_parse_json_reports_tags_texts_attention_and_compel() -> None:
+def test_parse_json_reports_tags_texts_and_attention() -> None:
     done = _run(
         "(masterpiece:1.2), 1girl, cat ears, <lora:catgirl_v1:0.8>",
         "--negative",
@@ -58,7 +58,7 @@ def test_parse_json_reports_tags_texts_attention_and_compel() -> None:
     assert data["positive_text"] == "(masterpiece:1.2), 1girl, cat ears"
     assert data["negative_text"] == "(worst quality:2), blurry, extra cat ears"
     assert data["attention"]["positive"] == [["masterpiece", 1.2], [", 1girl, cat ears", 1.0]]
-    assert data["compel"]["negative"] == "(worst quality)2.0 , blurry, extra cat ears"
+    assert data["attention"]["negative"] == [["worst quality", 2.0], [", blurry, extra cat ears", 1.0]]
     assert data["notes"] == []
 
 

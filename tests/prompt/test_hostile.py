@@ -15,7 +15,6 @@ from assistant.prompt import (
     parse_attention,
     render,
     split_terms,
-    to_compel,
 )
 
 #: generous: the machine running the suite may be busy; quadratic behaviour takes minutes here
@@ -77,7 +76,6 @@ def test_20k_character_worst_cases_run_in_linear_time(text: str) -> None:
         assert _timed(render, prompt) == (text, text)
     _timed(parse_attention, text)
     _timed(encoder_text, text)
-    _timed(to_compel, text[:4000])  # compel text of deep nesting is long; the rest scales alike
     _timed(split_terms, text)
     _timed(has_term, text, "a")
     _timed(insert_terms, text, ["t"])

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from assistant.errors import PromptError
-from assistant.prompt import encoder_text, parse, parse_attention, remove_tag, render, split_terms, to_compel
+from assistant.prompt import encoder_text, parse, parse_attention, remove_tag, render, split_terms
 from assistant.types import Prompt
 
 _PIECES = st.sampled_from(
@@ -58,7 +58,6 @@ def test_any_text_gives_a_prompt_or_a_prompt_error(positive: str, negative: str)
         assert "<lora:" not in text.lower()
         assert "<lyco:" not in text.lower()
         assert all(math.isfinite(w) for _, w in parse_attention(text))
-        to_compel(text)
         split_terms(text)
 
 
