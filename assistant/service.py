@@ -345,7 +345,11 @@ class Service:
             state = f"model failed to load: {self._engine_error}"
         else:
             info = self._engine_info
-            state = f"model **{getattr(info, 'model_name', '?')}** on {getattr(info, 'device', '?')}"
+            family = getattr(info, "family", "")
+            state = f"model **{getattr(info, 'model_name', '?')}**" + (f" ({family})" if family else "")
+            state += f" on {getattr(info, 'device', '?')}"
+            if getattr(info, "vae_name", ""):
+                state += f" · VAE {info.vae_name}"
         library = self._library
         count = len(library.loadable()) if library is not None else 0
         return f"{state} · {count} LoRA{'s' if count != 1 else ''} in the library"

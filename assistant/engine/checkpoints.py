@@ -170,7 +170,8 @@ def load_single_file(
 
 def scheduler_for(scheduler: Any, kind: CheckpointKind) -> Any:
     """The scheduler with the checkpoint's prediction type (and zero-SNR betas when marked)."""
-    config = dict(scheduler.config)
+    # private keys out: "_use_default_values" would reset the values set here to the defaults
+    config = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
     if kind.v_prediction:
         config["prediction_type"] = "v_prediction"
     if kind.zero_snr:

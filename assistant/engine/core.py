@@ -864,6 +864,10 @@ def _injected_name(pipe: Any) -> str:
 
 
 def _base_of(pipe: Any) -> str:
+    from .checkpoints import FAMILY_BASES
+
+    if getattr(pipe, "_lora_mixer_config", "") in FAMILY_BASES:
+        return FAMILY_BASES[pipe._lora_mixer_config]
     if getattr(pipe, "text_encoder_2", None) is not None:
         return "sdxl"
     hidden = getattr(getattr(pipe.text_encoder, "config", None), "hidden_size", 768)
