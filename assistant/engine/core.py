@@ -104,6 +104,7 @@ class EngineInfo:
     vae_hash: str = ""
     load_seconds: float = 0.0
     embeddings: tuple[str, ...] = ()  # textual inversions usable with this model
+    skipped_embeddings: tuple[str, ...] = ()  # readable ones of another width (another base)
 
 
 @dataclass(slots=True)
@@ -253,11 +254,14 @@ class Engine:
         from .. import embeddings as ti_files
 
         found, _notes = ti_files.scan(self.settings.embeddings_dirs)
-        usable = [e for e in found if ti_files.fits(e, info.base)]
+        width = _embedding_width(self._pipe)  # A1111's expected shape: 768, 1024, or 768 + 1280
+        usable = [e for e in found if e.loadable and e.width == width]
         loaded = [_load_textual_inversion(e) for e in usable]
         assert self._encoder is not None
         self._encoder.set_embeddings([e for e in loaded if e is not None])
-        return replace(info, embeddings=tuple(e.name for e in self._encoder.embeddings))
+        names = tuple(e.name for e in self._encoder.embeddings)
+        skipped = tuple(e.name for e in found if e.loadable and e.name not in names)
+        return replace(info, embeddings=names, skipped_embeddings=skipped)
 
     def reload_embeddings(self) -> tuple[str, ...]:
         """Scan the embeddings folders again (A1111's refresh); returns the usable names."""
@@ -815,6 +819,13 @@ def _nan_cause(request: GenerationRequest) -> str:
             "weights that high break the image: remove brackets or lower the number."
         )
     return "A LoRA weight is probably too high: try about 0.4, or remove LoRAs one by one."
+
+
+def _embedding_width(pipe: Any) -> int:
+    """The vector width an embedding needs on this pipeline (both encoders' for SDXL)."""
+    width = int(pipe.text_encoder.config.hidden_size)
+    second = getattr(pipe, "text_encoder_2", None)
+    return width + int(second.config.hidden_size) if second is not None else width
 
 
 def _load_textual_inversion(entry: Any) -> TextualInversion | None:
