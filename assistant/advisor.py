@@ -42,16 +42,25 @@ def advise(
     symptoms: Sequence[str] = (),
     base: str = "sd15",
     limits: PromptLimits | None = None,
+    clip_skip: int = 1,
 ) -> Advice:
     """Rewrite ``positive``/``negative`` the way an experienced LoRA user would, explaining why.
 
     ``symptoms`` are what the user complains about, as text ("多耳怪", "black image") or option
-    ids ("extra-ears"); ``base`` is the loaded model's base (sd15 | sd2 | sdxl | unknown).
+    ids ("extra-ears"); ``base`` is the loaded model's base (sd15 | sd2 | sdxl | unknown);
+    ``clip_skip`` the clip skip the render will use (A1111's ``CLIP_stop_at_last_layers``).
     Raises :class:`~assistant.errors.PromptError` for a prompt the parser rejects (limits).
     """
     # 1.–4. Check, parse, read the symptoms, run the rules.
     state = run_rules(
-        positive, negative, library=library, config=config, symptoms=symptoms, base=base, limits=limits
+        positive,
+        negative,
+        library=library,
+        config=config,
+        symptoms=symptoms,
+        base=base,
+        limits=limits,
+        clip_skip=clip_skip,
     )
     # 5. The plan: applied LoRAs only; everything left out is already explained in a warning.
     plan, state = _plan(state)
@@ -75,6 +84,7 @@ def run_rules(
     symptoms: Sequence[str] = (),
     base: str = "sd15",
     limits: PromptLimits | None = None,
+    clip_skip: int = 1,
 ) -> RuleState:
     """Steps 1–4 of :func:`advise`: the rules' final state (for tests and tools that want it)."""
     # 1. Check inputs.
@@ -103,7 +113,7 @@ def run_rules(
             + ", ".join(f"{sid} ({s.title.en} / {s.title.zh})" for sid, s in config.symptoms.items()),
             zh=f"我不认识症状 {text!r};认识的有:" + "、".join(s.title.zh for s in config.symptoms.values()),
         )
-    state = state.replace(symptoms=tuple(ids))
+    state = state.replace(symptoms=tuple(ids), clip_skip=clip_skip)
     # 4. The rules, in registry order.
     for rule in RULES:
         state = rule.apply(state)

@@ -1393,6 +1393,8 @@ class Library:
         cache_dir: str | None = None,
         notes: Sequence[str] = (),
         scan_seconds: float = 0.0,
+        embeddings: Sequence[Any] = (),
+        embedding_dirs: Sequence[str] = (),
     ) -> None:
         self._infos: tuple[LoraInfo, ...] = tuple(
             sorted(infos, key=lambda i: (i.name.casefold(), i.name, i.path))
@@ -1402,6 +1404,9 @@ class Library:
         self.cache_dir = cache_dir
         self.notes: tuple[str, ...] = tuple(notes)
         self.scan_seconds = scan_seconds
+        #: Textual-inversion embeddings (:class:`assistant.embeddings.EmbeddingInfo`), by name.
+        self.embeddings: tuple[Any, ...] = tuple(embeddings)
+        self.embedding_dirs: tuple[str, ...] = tuple(embedding_dirs)
         self._real_roots = tuple(os.path.realpath(r) for r in self.roots)
         self._hash_lock = threading.Lock()
         self._hash_cache: dict[str, list[Any]] | None = None
@@ -1418,6 +1423,7 @@ class Library:
         *,
         catalog: str | os.PathLike[str] | None = DEFAULT_CATALOG,
         cache_dir: str | os.PathLike[str] | None = None,
+        embedding_dirs: Sequence[str | os.PathLike[str]] = (),
         _previous: Library | None = None,
     ) -> Library:
         """Scan the folders (subfolders included) into a library.
@@ -1429,6 +1435,8 @@ class Library:
         (``lora-hashes.json``) live; ``None`` writes nothing to disk.
         A missing root is recorded in :attr:`notes`, never an error. Bad files never break the
         scan: they are listed with status ``broken``/``refused`` and the reason.
+        ``embedding_dirs``: textual-inversion folders, listed in :attr:`embeddings`
+        (:func:`assistant.embeddings.scan`; headers only).
         """
         started = time.perf_counter()
         if isinstance(roots, str | os.PathLike):
@@ -1469,7 +1477,23 @@ class Library:
             missing = sorted(n for n in loaded.loras if n.casefold() not in present)
             if missing:
                 notes.append("catalog entries without a file: " + ", ".join(missing[:20]))
-        library = cls(infos, roots=root_list, catalog=catalog_file, cache_dir=cache, notes=notes)
+        from .config import DEFAULT_EMBEDDINGS_DIR
+        from .embeddings import scan as scan_embeddings
+
+        embedding_roots = [os.fspath(d) for d in embedding_dirs]
+        default = os.path.realpath(DEFAULT_EMBEDDINGS_DIR)
+        present = [d for d in embedding_roots if os.path.isdir(d) or os.path.realpath(d) != default]
+        embeddings, embedding_notes = scan_embeddings(present)  # the default folder may be absent
+        notes.extend(embedding_notes)
+        library = cls(
+            infos,
+            roots=root_list,
+            catalog=catalog_file,
+            cache_dir=cache,
+            notes=notes,
+            embeddings=embeddings,
+            embedding_dirs=embedding_roots,
+        )
         library._scan_keys = keys
         if _previous is not None and _previous.cache_dir == cache:
             library._hash_cache = _previous._hash_cache
@@ -1477,9 +1501,9 @@ class Library:
         return library
 
     @classmethod
-    def from_infos(cls, infos: Iterable[LoraInfo]) -> Library:
+    def from_infos(cls, infos: Iterable[LoraInfo], embeddings: Sequence[Any] = ()) -> Library:
         """An in-memory library of ready-made entries (no folders; :meth:`refresh` returns it as is)."""
-        return cls(infos)
+        return cls(infos, embeddings=embeddings)
 
     def refresh(self) -> Library:
         """Rescan the same roots, catalog and cache: a NEW library (this one is left unchanged).
@@ -1490,7 +1514,13 @@ class Library:
         """
         if not self.roots:
             return self
-        return Library.scan(self.roots, catalog=self.catalog_path, cache_dir=self.cache_dir, _previous=self)
+        return Library.scan(
+            self.roots,
+            catalog=self.catalog_path,
+            cache_dir=self.cache_dir,
+            embedding_dirs=self.embedding_dirs,
+            _previous=self,
+        )
 
     def _build_maps(self) -> None:
         """The maps resolve() needs; the rarer ones (paths, spellings, search text) are built lazily."""

@@ -10,7 +10,8 @@ Why this order: names first (every later rule needs to know which LoRA a tag is)
 before anything counts weights, base-model before anything adds triggers for a LoRA that will not
 run; order, trigger words (added in the new LoRA order) and the strength budget shape the
 positive prompt; symptom fixes adjust
-what the general rules left; negative-prompt rules last, so their reasons quote final weights.
+what the general rules left; negative-prompt rules next, so their reasons quote final weights;
+the embedding and clip-skip rules only warn, last.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from types import ModuleType
 
 from . import (
     base_model,
+    clip_skip,
     duplicates,
+    embedding_base,
+    negative_embedding,
     negative_tags,
     negative_text,
     order,
@@ -78,6 +82,9 @@ RULES: tuple[Rule, ...] = tuple(
         symptom_fixes,
         negative_tags,
         negative_text,
+        embedding_base,
+        negative_embedding,
+        clip_skip,
     )
 )
 

@@ -93,6 +93,8 @@ class RulesConfig(_Model):
     order: dict[Kind, int] = Field(default_factory=_order_default)
     symptoms: dict[str, SymptomConfig] = Field(default_factory=dict)
     faq: dict[str, FaqConfig] = Field(default_factory=dict)
+    #: Textual-inversion names known to be negative embeddings (matched without letter case).
+    negative_embeddings: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _every_kind_ordered(self) -> RulesConfig:

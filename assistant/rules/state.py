@@ -45,6 +45,7 @@ class RuleState:
     base: str = "sd15"
     symptoms: tuple[str, ...] = ()
     limits: PromptLimits | None = None
+    clip_skip: int = 1
     infos: Mapping[str, LoraInfo] = field(default_factory=dict)
     excluded: Mapping[str, str] = field(default_factory=dict)
     negative_branch: Mapping[str, LoraTag] = field(default_factory=dict)

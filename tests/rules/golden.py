@@ -5,7 +5,8 @@ Case shape (``# eg``)::
     description: what the case shows
     base: sd15                       # optional: the loaded model (sd15 | sd2 | sdxl | unknown)
     library: {extra_loras: [...]}    # optional: see tests/rules/library_spec.py
-    input: {positive: "...", negative: "...", symptoms: ["多耳怪"]}
+    input: {positive: "...", negative: "...", symptoms: ["多耳怪"], clip_skip: 2}
+    # library may also hold embeddings: {embeddings: [{name: EasyNegative, base: sd15, width: 768}]}
     expect:
       positive: "..."                # exact rewritten prompts
       negative: "..."
@@ -27,7 +28,7 @@ import yaml
 CASES_DIR = Path(__file__).resolve().parents[1] / "cases"
 
 _CASE_KEYS = {"description", "base", "library", "input", "expect"}
-_INPUT_KEYS = {"positive", "negative", "symptoms"}
+_INPUT_KEYS = {"positive", "negative", "symptoms", "clip_skip"}
 _EXPECT_KEYS = {"positive", "negative", "changes", "warnings", "warnings_contain", "reasons_contain", "plan"}
 
 

@@ -2,7 +2,8 @@
 
 ``DEMO`` mirrors the shipped catalog (presets/loras.yaml) but is written out here, so the golden
 cases do not change when the catalog is edited. A golden case may replace it (``loras:``) or add
-to it (``extra_loras:``); each entry takes the :class:`LoraInfo` fields by name.
+to it (``extra_loras:``); each entry takes the :class:`LoraInfo` fields by name. ``embeddings:``
+lists textual inversions (:class:`EmbeddingInfo` fields by name; the width follows ``base``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from assistant.embeddings import EmbeddingInfo
 from assistant.library import Library
 from assistant.types import LoraInfo
 
@@ -63,7 +65,16 @@ def build_library(spec: Mapping[str, Any] | None = None) -> Library:
     if "loras" in spec:
         infos = [lora(**entry) for entry in spec["loras"]]
     extra = [lora(**entry) for entry in spec.get("extra_loras", [])]
-    return Library.from_infos([*infos, *extra])
+    embeddings = [embedding(**entry) for entry in spec.get("embeddings", [])]
+    return Library.from_infos([*infos, *extra], embeddings=embeddings)
+
+
+def embedding(name: str, base: str = "sd15", **fields: Any) -> EmbeddingInfo:
+    """An EmbeddingInfo with a fake path; the width follows the base unless given."""
+    width = {"sd15": 768, "sd2": 1024, "sdxl": 2048}.get(base, 0)
+    fields.setdefault("width", width)
+    fields.setdefault("vectors", 8)
+    return EmbeddingInfo(name=name, path=f"/embeddings/{name}.safetensors", base=base, **fields)  # type: ignore[arg-type]
 
 
 DEMO_LIBRARY = build_library()

@@ -21,6 +21,7 @@ def _run(case: GoldenCase, positive: str | None = None, negative: str | None = N
         library=build_library(case.data.get("library")),
         symptoms=inp.get("symptoms", ()),
         base=case.data.get("base", "sd15"),
+        clip_skip=inp.get("clip_skip", 1),
     )
 
 

@@ -42,7 +42,7 @@ def test_rule_has_golden_cases(rule) -> None:
 
 
 def test_ids_are_unique_and_registry_order_is_stable() -> None:
-    assert len(set(RULE_IDS)) == len(RULE_IDS) == 9
+    assert len(set(RULE_IDS)) == len(RULE_IDS) == 12
     assert RULE_IDS[0] == "resolve-names"
     assert RULE_IDS.index("duplicates") < RULE_IDS.index("trigger-words")
     assert RULE_IDS.index("strength-budget") < RULE_IDS.index("negative-tags")
@@ -59,3 +59,7 @@ def test_change_and_warning_ids_in_cases_are_known() -> None:
     for case in load_cases():
         assert set(case.expect["changes"]) <= set(RULE_IDS), case.id
         assert set(case.expect["warnings"]) <= known, case.id
+
+
+def test_warning_only_rules_come_last() -> None:
+    assert RULE_IDS[-3:] == ("embedding-base", "negative-embedding", "clip-skip")
