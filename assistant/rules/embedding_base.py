@@ -37,8 +37,8 @@ def apply(state: RuleState) -> RuleState:
             state = state.warn(
                 ID,
                 f"Embedding '{info.name}' is made for {made} ({info.width}-wide vectors) but the loaded "
-                f"model is {model}: it is not applied, and its name is read as plain words (A1111 skips it too). "
-                f"Use an embedding made for {model}, or remove it.",
+                f"model is {model}: it is not applied, and its name is read as plain words (A1111 skips it "
+                f"too). Use an embedding made for {model}, or remove it.",
                 zh=f"嵌入(embedding)'{info.name}' 是为 {made} 训练的(向量宽度 {info.width}),"
                 f"但当前加载的是 {model}:它不会生效,名字只会被当成普通文字(A1111 也会跳过它)。"
                 f"请换成 {model} 用的嵌入,或者删掉它。",
