@@ -38,7 +38,7 @@ def apply(state: RuleState) -> RuleState:
             f"{listed} {'was' if len(names) == 1 else 'were'} trained with clip skip {value} "
             f"(ss_clip_skip) but this render uses clip skip {state.clip_skip}: set Clip skip to {value} "
             f"(Settings, --clip-skip {value}, or the API's CLIP_stop_at_last_layers) so the prompt reaches "
-            "the text encoder the way the LoRA learned it; with another value trigger words often work weaker.",
+            "the text encoder the way the LoRA learned it; with another value trigger words work weaker.",
             names[0] if len(names) == 1 else None,
             zh=f"{'、'.join(repr(n) for n in names)} 训练时用的是 clip skip {value}(ss_clip_skip),"
             f"这次生成用的是 {state.clip_skip}:请把 Clip skip 设为 {value}"
