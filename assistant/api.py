@@ -9,8 +9,13 @@ Scripts written for A1111 — for example with the ``webuiapi`` client — work 
     POST /sdapi/v1/refresh-loras
     GET  /sdapi/v1/samplers       -> [{name, aliases, options}]
     GET  /sdapi/v1/sd-models      -> [{title, model_name, hash, sha256, filename, config}]
-    GET  /sdapi/v1/options        -> {sd_model_checkpoint, …} (minimal)
-    POST /sdapi/v1/options        <- {sd_model_checkpoint}: switch the base model
+    GET  /sdapi/v1/options        -> {sd_model_checkpoint, CLIP_stop_at_last_layers, randn_source, sd_vae, …}
+    POST /sdapi/v1/options        <- {sd_model_checkpoint, CLIP_stop_at_last_layers, randn_source, emphasis,
+                                      sd_vae}: switch the base model / VAE, set clip skip, RNG, emphasis
+    GET  /sdapi/v1/sd-vae         -> [{model_name, filename}] (the VAE folder)
+    GET  /sdapi/v1/embeddings     -> {loaded: {name: {step, sd_checkpoint, sd_checkpoint_name, shape,
+                                      vectors}}, skipped: {…}}
+    POST /sdapi/v1/refresh-embeddings
     GET  /sdapi/v1/schedulers     -> [{name, label, …}] (A1111 1.9+ schedule types)
     POST /sdapi/v1/interrupt      -> stop the API's renders after their current step
     GET  /sdapi/v1/progress       -> A1111's progress shape for the running API render
@@ -74,6 +79,8 @@ _A1111_OFF_VALUES: dict[str, tuple[Any, ...]] = {
     "eta": (None, 1, 1.0, 0, 0.0),
     "refiner_checkpoint": (None, ""),
 }
+#: ``override_settings`` / ``POST /options`` keys LoRA Mixer applies (A1111's option names).
+_OVERRIDES = frozenset({"CLIP_stop_at_last_layers", "randn_source", "emphasis", "sd_vae"})
 #: Fields that only matter when ``enable_hr`` is true (hires fix).
 _HIRES_PREFIXES = ("hr_", "firstphase_", "denoising_strength")
 #: Fields about delivery/saving, not about the image: never worth a note.
@@ -139,9 +146,18 @@ class Txt2ImgRequest(BaseModel):
             raise ValueError(f"must be a multiple of {SIZE_MULTIPLE} (got {value})")
         return value
 
+    def overrides(self) -> dict[str, Any]:
+        """The ``override_settings`` LoRA Mixer applies to this render (A1111 option names)."""
+        given = (self.model_extra or {}).get("override_settings") or {}
+        return {k: v for k, v in given.items() if k in _OVERRIDES} if isinstance(given, dict) else {}
+
     def ignored_fields(self) -> dict[str, Any]:
         """Unknown A1111 fields sent with a value that would have changed the result in A1111."""
-        extra = self.model_extra or {}
+        extra = dict(self.model_extra or {})
+        given = extra.get("override_settings")
+        if isinstance(given, dict):
+            rest = {k: v for k, v in given.items() if k not in _OVERRIDES}
+            extra["override_settings"] = rest
         hires = extra.get("enable_hr") is True
         ignored: dict[str, Any] = {}
         for key, value in sorted(extra.items()):
@@ -153,7 +169,11 @@ class Txt2ImgRequest(BaseModel):
         return ignored
 
     def render_settings(self) -> RenderSettings:
+        overrides = self.overrides()
         return RenderSettings(
+            clip_skip=overrides.get("CLIP_stop_at_last_layers"),
+            rng=overrides.get("randn_source"),
+            emphasis=overrides.get("emphasis"),
             sampler=self.sampler_name or self.sampler_index or DEFAULT_SAMPLER,
             scheduler=self.scheduler,
             steps=self.steps,
@@ -398,7 +418,11 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
             )
         renders["active"] += 1
         job = jobs.start()
+        vae = body.overrides().get("sd_vae")
+        restore = service.settings.vae or "Automatic"
         try:
+            if vae is not None:  # A1111 switches, renders, and (by default) switches back
+                await asyncio.to_thread(service.set_options, vae=str(vae))
             rendered = await asyncio.to_thread(
                 service.generate,
                 body.prompt,
@@ -414,6 +438,11 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
         except Exception as exc:
             return _unexpected(exc, "txt2img")
         finally:
+            if vae is not None and (body.model_extra or {}).get("override_settings_restore_afterwards", True):
+                try:
+                    await asyncio.to_thread(service.set_options, vae=restore)
+                except LoraMixerError as err:
+                    log.warning("could not restore the VAE %s: %s", restore, err)
             renders["active"] -= 1
             jobs.finish(job)
         return _txt2img_response(service, body, rendered)
@@ -510,16 +539,19 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
             "enable_pnginfo": True,
             "lora_mixer_ready": service.ready,
             "lora_mixer_tiny_model": service.uses_tiny_model,
+            **{k: v for k, v in service.options().items() if k in _OVERRIDES},
         }
 
     @router.post("/options", responses=responses)
     async def set_options(body: dict[str, Any]) -> Any:
-        """A1111's way to switch checkpoints: ``{"sd_model_checkpoint": "<title or name>"}``.
+        """A1111's way to switch checkpoints: ``{"sd_model_checkpoint": "<title or name>"}``, and
+        to set ``CLIP_stop_at_last_layers``, ``randn_source``, ``emphasis`` and ``sd_vae``.
 
-        Renders wait while the new model loads; when it cannot load, the running one stays (4xx
-        with the reason). Other A1111 options are not settable here and are listed as ignored.
+        Renders wait while a new model or VAE loads; when it cannot load, the running one stays
+        (4xx with the reason). Other A1111 options are not settable here and are listed as ignored.
         """
-        ignored = sorted(k for k in body if k != "sd_model_checkpoint")
+        ignored = sorted(k for k in body if k != "sd_model_checkpoint" and k not in _OVERRIDES)
+        option_values = {k: body[k] for k in _OVERRIDES if k in body}
         wanted = body.get("sd_model_checkpoint")
         if wanted is not None:
             if not isinstance(wanted, str):
@@ -537,7 +569,41 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
                 return _error(err)
             except Exception as exc:
                 return _unexpected(exc, "switching the model")
-        return {"sd_model_checkpoint": current_title()[0], "ignored": ignored}
+        if option_values:
+            try:
+                await asyncio.to_thread(
+                    service.set_options,
+                    clip_skip=option_values.get("CLIP_stop_at_last_layers"),
+                    rng=option_values.get("randn_source"),
+                    emphasis=option_values.get("emphasis"),
+                    vae=option_values.get("sd_vae"),
+                )
+            except LoraMixerError as err:
+                return _error(err)
+            except Exception as exc:
+                return _unexpected(exc, "setting options")
+        current = {k: v for k, v in service.options().items() if k in _OVERRIDES}
+        return {"sd_model_checkpoint": current_title()[0], **current, "ignored": ignored}
+
+    @router.get("/sd-vae")
+    async def sd_vae() -> Any:
+        """The VAE files of the VAE folder, as A1111 lists them (``model_name``, ``filename``)."""
+        return service.vae_files()
+
+    @router.get("/embeddings")
+    async def embeddings() -> Any:
+        """Textual inversions in A1111's shape: ``{"loaded": {name: {step, sd_checkpoint,
+        sd_checkpoint_name, shape, vectors}}, "skipped": {…}}`` (skipped: made for another base)."""
+        return service.embeddings()
+
+    @router.post("/refresh-embeddings")
+    async def refresh_embeddings() -> Any:
+        """Scan the embeddings folders again (new files are usable at once)."""
+        try:
+            await asyncio.to_thread(service.refresh_embeddings)
+        except LoraMixerError as err:
+            return _error(err)
+        return service.embeddings()
 
     @router.get("/schedulers")
     async def schedulers() -> Any:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .blend import BLINDBOX_DEFAULT_CELLS
-from .config import TINY_MODELS, Settings
+from .config import TINY_MODELS, VAE_AUTOMATIC, VAE_NONE, Settings
 from .engine.checks import wrap_seed
 from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, ModelSwitchDisabled, PromptError
 from .types import DEFAULT_SAMPLER, Advice, GenerationRequest, GenerationResult, LoraInfo, PlannedLora
@@ -72,6 +72,10 @@ class RenderSettings:
     seed: int = -1
     batch_size: int = 1
     n_iter: int = 1
+    #: A1111 model settings for this render (API ``override_settings``); None = the server's
+    clip_skip: int | None = None
+    rng: str | None = None
+    emphasis: str | None = None
 
     def validated(self) -> RenderSettings:
         """This object with numbers normalised, or :class:`PromptError` naming value and range."""
@@ -98,6 +102,21 @@ class RenderSettings:
                 f"{values['width']}x{values['height']} x {values['batch_size'] * values['n_iter']} images is "
                 f"too much for one call; keep width x height x images under {MAX_PIXELS_PER_ACTION:,} pixels"
             )
+        from .engine.checks import EMPHASIS_MODES, MAX_CLIP_SKIP, RNG_SOURCES, normalize_choice
+
+        if self.clip_skip is not None:
+            values["clip_skip"] = _whole("clip skip", self.clip_skip)
+            if not 1 <= values["clip_skip"] <= MAX_CLIP_SKIP:
+                raise PromptError(
+                    f"clip skip {values['clip_skip']} is out of range; use a value from 1 to {MAX_CLIP_SKIP}"
+                )
+        try:
+            if self.rng is not None:
+                values["rng"] = normalize_choice("RNG", self.rng, RNG_SOURCES)
+            if self.emphasis is not None:
+                values["emphasis"] = normalize_choice("emphasis", self.emphasis, EMPHASIS_MODES)
+        except LoraMixerError as exc:
+            raise PromptError(str(exc)) from None
         sampler = (self.sampler or DEFAULT_SAMPLER).strip()
         scheduler = (self.scheduler or "").strip() or None
         if scheduler is not None and scheduler.lower() == "automatic":
@@ -120,6 +139,7 @@ class RenderSettings:
             width=self.width,
             height=self.height,
             batch_size=self.batch_size,
+            **{k: v for k in ("clip_skip", "rng", "emphasis") if (v := getattr(self, k)) is not None},
             **extra,
         )
 
@@ -132,6 +152,7 @@ _LABELS = {
     "batch_size": "batch size",
     "n_iter": "batch count (n_iter)",
     "seed": "seed",
+    "clip skip": "clip skip",
 }
 
 
@@ -450,7 +471,10 @@ class Service:
                 from .library import Library
 
                 self._library = Library.scan(
-                    self.settings.lora_dirs, catalog=self.settings.catalog, cache_dir=self.settings.cache_dir
+                    self.settings.lora_dirs,
+                    catalog=self.settings.catalog,
+                    cache_dir=self.settings.cache_dir,
+                    embedding_dirs=self.settings.embeddings_dirs,
                 )
             return self._library
 
@@ -524,7 +548,14 @@ class Service:
         """The assistant's rewrite of a prompt pair, every change with its reason."""
         from .advisor import advise
 
-        return advise(positive, negative, library=self.library, symptoms=tuple(symptoms), base=self._base())
+        return advise(
+            positive,
+            negative,
+            library=self.library,
+            symptoms=tuple(symptoms),
+            base=self._base(),
+            clip_skip=self.settings.clip_skip,
+        )
 
     def _base(self) -> str:
         base = getattr(self._engine_info, "base", None)
@@ -563,7 +594,7 @@ class Service:
         symptoms: Sequence[str] = (),
     ) -> tuple[GenerationRequest, Advice | None, list[str]]:
         """Validate settings, run the assistant (or resolve as written) and build the request."""
-        settings = settings.validated()
+        settings = self.with_options(settings.validated())
         positive = positive or ""
         negative = negative or ""
         if not positive.strip():
@@ -571,11 +602,118 @@ class Service:
                 "the prompt is empty; describe what to draw, e.g. '1girl, cat ears, <lora:catgirl_v1:0.8>'"
             )
         if use_assistant:
-            advice = self.advise(positive, negative, symptoms=symptoms)
+            advice = self._advise_for(positive, negative, symptoms, settings)
             request = settings.request(advice.positive, advice.negative, self.with_hashes(advice.plan))
             return request, advice, []
         loras, notes = self.plan_as_written(positive, negative)
         return settings.request(positive, negative, self.with_hashes(loras)), None, notes
+
+    def _advise_for(
+        self, positive: str, negative: str, symptoms: Sequence[str], settings: RenderSettings
+    ) -> Advice:
+        from .advisor import advise
+
+        return advise(
+            positive,
+            negative,
+            library=self.library,
+            symptoms=tuple(symptoms),
+            base=self._base(),
+            clip_skip=settings.clip_skip or self.settings.clip_skip,
+        )
+
+    def with_options(self, settings: RenderSettings) -> RenderSettings:
+        """``settings`` with the server's clip skip, RNG and emphasis where it names none."""
+        return dataclasses.replace(
+            settings,
+            clip_skip=settings.clip_skip or self.settings.clip_skip,
+            rng=settings.rng or self.settings.rng,
+            emphasis=settings.emphasis or self.settings.emphasis,
+        )
+
+    # 2b. A1111 options: clip skip, RNG, emphasis, VAE ---------------------------------------------
+
+    def options(self) -> dict[str, Any]:
+        """The A1111 option names and values this server renders with."""
+        info = self._engine_info
+        return {
+            "CLIP_stop_at_last_layers": self.settings.clip_skip,
+            "randn_source": self.settings.rng,
+            "emphasis": self.settings.emphasis,
+            "sd_vae": self.settings.vae or VAE_AUTOMATIC,
+            "sd_vae_loaded": getattr(info, "vae_name", "") or None,
+        }
+
+    def set_options(
+        self,
+        *,
+        clip_skip: int | None = None,
+        rng: str | None = None,
+        emphasis: str | None = None,
+        vae: str | None = None,
+    ) -> dict[str, Any]:
+        """Change server-wide A1111 options (as A1111's Settings do); returns :meth:`options`.
+
+        Clip skip, RNG and emphasis apply to later renders; a VAE loads at once (renders wait) and
+        one that cannot load leaves the current VAE, with the reason. On a shared Space (model
+        switching off) the VAE is fixed like the model.
+        """
+        checked = RenderSettings(clip_skip=clip_skip, rng=rng, emphasis=emphasis).validated()
+        changes = {k: getattr(checked, k) for k in ("clip_skip", "rng", "emphasis") if getattr(checked, k)}
+        if vae is not None:
+            if not self.settings.model_switch_allowed:
+                raise ModelSwitchDisabled(
+                    "changing the VAE is turned off on this server (a shared Space); its owner can allow it "
+                    "with LORA_MIXER_ALLOW_MODEL_SWITCH=1"
+                )
+            engine_info = self.wait_ready()
+            with self._render_lock:
+                self._engine_info = self._engine.set_vae(vae) if self._engine is not None else engine_info
+            changes["vae"] = vae
+        self.settings = self.settings.replace(**changes)
+        return self.options()
+
+    def refresh_embeddings(self) -> None:
+        """Rescan the embeddings folders: the library lists them, the engine loads the usable ones."""
+        self.refresh_loras()
+        if self._engine is not None and self.ready:
+            with self._render_lock:
+                self._engine.reload_embeddings()
+                self._engine_info = self._engine.info
+
+    def vae_choices(self) -> list[str]:
+        """A1111's ``sd_vae`` menu: Automatic, None, then the VAE folder's files."""
+        from .engine.vae import vae_files
+
+        return [VAE_AUTOMATIC, VAE_NONE, *(p.name for p in vae_files(self.settings.vae_dir))]
+
+    def vae_files(self) -> list[dict[str, str]]:
+        """``/sdapi/v1/sd-vae``: ``[{"model_name", "filename"}]`` as A1111 lists them."""
+        from .engine.vae import vae_files
+
+        return [{"model_name": p.name, "filename": str(p)} for p in vae_files(self.settings.vae_dir)]
+
+    def embeddings(self) -> dict[str, Any]:
+        """``/sdapi/v1/embeddings`` in A1111's shape: ``{"loaded": {name: {...}}, "skipped": {...}}``.
+
+        Loaded: usable with the running model (its vector width); skipped: readable files made for
+        another base. ``shape`` is the vector width and ``vectors`` their count, as in A1111.
+        """
+        info = self._engine_info
+        loaded_names = set(getattr(info, "embeddings", ()))
+        out: dict[str, dict[str, Any]] = {"loaded": {}, "skipped": {}}
+        for entry in getattr(self.library, "embeddings", ()):
+            if not entry.loadable:
+                continue
+            item = {
+                "step": None,
+                "sd_checkpoint": None,
+                "sd_checkpoint_name": None,
+                "shape": entry.width,
+                "vectors": entry.vectors,
+            }
+            out["loaded" if entry.name in loaded_names else "skipped"][entry.name] = item
+        return out
 
     def with_hashes(self, plan: Sequence[PlannedLora]) -> tuple[PlannedLora, ...]:
         """The plan with each LoRA's A1111 hash filled in (for the infotext's ``Lora hashes``).

@@ -8,6 +8,7 @@ folder given through the documented environment variables. Nothing here imports 
 from __future__ import annotations
 
 import base64
+import json
 import hashlib
 import http.client
 import os
@@ -111,6 +112,23 @@ def start_server(
     raise AssertionError("unreachable")
 
 
+def write_test_embeddings(folder: Path) -> Path:
+    """Two textual inversions in A1111's ``emb_params`` layout: ``tinyneg`` fits the tiny demo
+    model (32-wide vectors), ``sd15neg`` is an SD1.5 one (768-wide; listed as skipped)."""
+    import struct
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, width, count in (("tinyneg", 32, 2), ("sd15neg", 768, 1)):
+        values = [((i * 37) % 17 - 8) / 40.0 for i in range(width * count)]
+        data = struct.pack(f"<{len(values)}f", *values)
+        header = json.dumps(
+            {"emb_params": {"dtype": "F32", "shape": [count, width], "data_offsets": [0, len(data)]}}
+        ).encode()
+        header += b" " * (-len(header) % 8)
+        (folder / f"{name}.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + data)
+    return folder
+
+
 def start_server_once(
     lora_dir: Path,
     workdir: Path,
@@ -125,8 +143,11 @@ def start_server_once(
     outputs.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"server-{port}.log"
     env = dict(os.environ)
+    embeddings = write_test_embeddings(workdir / "embeddings")
     env.update(
         {
+            "LORA_MIXER_EMBEDDINGS_DIRS": str(embeddings),
+            "LORA_MIXER_VAE_DIR": str(workdir / "VAE"),
             "LORA_MIXER_LORA_DIRS": str(lora_dir),
             "LORA_MIXER_OUTPUTS": str(outputs),
             "LORA_MIXER_CACHE": str(workdir / "cache"),

@@ -63,6 +63,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, grid: bool = True) 
         default=None,
         help="base family for the advice in --dry-run (a render uses the loaded model's)",
     )
+    add_model_options(parser)
     parser.add_argument("--no-assistant", action="store_true", help="apply the LoRA tags exactly as written")
     default_out = "outputs/<kind>-<seed>" if grid else "outputs/generate"
     parser.add_argument("--out", default=None, metavar="DIR", help=f"output folder (default: {default_out})")
@@ -73,6 +74,66 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, grid: bool = True) 
             action="store_true",
             help="render cells one by one instead of batching equal cells",
         )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """A1111's model settings every rendering command (and app.py) takes; unset = the configured
+    value (environment, lora-mixer.yaml, default)."""
+    from ..engine.checks import EMPHASIS_MODES, MAX_CLIP_SKIP, RNG_SOURCES
+
+    parser.add_argument(
+        "--clip-skip",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"A1111's Clip skip, 1-{MAX_CLIP_SKIP} (2 for most anime models; default 1)",
+    )
+    parser.add_argument(
+        "--rng",
+        type=str.upper,
+        choices=RNG_SOURCES,
+        default=None,
+        help="where the noise comes from, as A1111's RNG setting: GPU (default), CPU or NV",
+    )
+    parser.add_argument(
+        "--emphasis",
+        choices=EMPHASIS_MODES,
+        default=None,
+        help="A1111's emphasis mode for (word:1.2) weights (default Original)",
+    )
+    parser.add_argument(
+        "--vae",
+        default=None,
+        metavar="VAE",
+        help="Automatic (default), None, a file of the VAE folder, a path, a diffusers folder or a hub id",
+    )
+    parser.add_argument("--vae-dir", default=None, metavar="DIR", help="the VAE folder (A1111's models/VAE)")
+    parser.add_argument(
+        "--embeddings-dir",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a textual-inversion folder (repeat for several; default models/embeddings)",
+    )
+    parser.add_argument(
+        "--low-vram", action="store_true", default=None, help="CUDA: model CPU offload and a low-memory VAE"
+    )
+
+
+def model_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with the :func:`add_model_options` flags that were given, checked."""
+    from ..config import check_settings
+
+    changed = settings.replace(
+        clip_skip=args.clip_skip,
+        rng=args.rng,
+        emphasis=args.emphasis,
+        vae=args.vae,
+        vae_dir=args.vae_dir,
+        embeddings_dirs=tuple(args.embeddings_dir) if args.embeddings_dir else None,
+        low_vram=args.low_vram,
+    )
+    return check_settings(changed)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -103,7 +164,7 @@ class Context:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return settings_with_lora_dirs(args).replace(model=args.model)
+    return model_settings(settings_with_lora_dirs(args).replace(model=args.model), args)
 
 
 def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
@@ -115,7 +176,12 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
     if not args.prompt.strip():
         raise PromptError("the prompt is empty; describe what to draw, e.g. '1girl, <lora:catgirl_v1:0.6>'")
     settings = _settings(args)
-    library = Library.scan(list(settings.lora_dirs), catalog=settings.catalog, cache_dir=settings.cache_dir)
+    library = Library.scan(
+        list(settings.lora_dirs),
+        catalog=settings.catalog,
+        cache_dir=settings.cache_dir,
+        embedding_dirs=settings.embeddings_dirs,
+    )
     context = Context(settings=settings, library=library, base=GenerationRequest(prompt=""))
     context.notes.extend(library.notes)
     base_family = args.base or _guess_base(settings)
@@ -143,7 +209,9 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
     else:
         from ..advisor import advise
 
-        advice = advise(args.prompt, args.negative, library=library, base=base_family)
+        advice = advise(
+            args.prompt, args.negative, library=library, base=base_family, clip_skip=settings.clip_skip
+        )
         context.advice = advice
         positive, negative, plan_loras = advice.positive, advice.negative, advice.plan
     plan_loras = [_with_hash(lora, library) for lora in plan_loras]
@@ -159,6 +227,9 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
         scheduler=args.scheduler,
         width=width,
         height=height,
+        clip_skip=settings.clip_skip,
+        rng=settings.rng,
+        emphasis=settings.emphasis,
     )
     return context
 
