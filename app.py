@@ -28,7 +28,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
 from assistant.blend import BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS
+from assistant.commands import add_model_options, model_settings
 from assistant.config import Settings, load_settings
+from assistant.engine.checks import MAX_CLIP_SKIP, RNG_SOURCES
 from assistant.errors import Cancelled, LoraMixerError
 from assistant.service import (
     LIMITS,
@@ -481,6 +483,22 @@ class Handlers:
         _status, banner, samplers, _timer = self.status()
         return gr.Dropdown(value=self.service.current_model()), self.service.status_line(), banner, samplers
 
+    def set_options(self, clip_skip: float, rng: str, vae: str) -> tuple[Any, Any, Any, str]:
+        """Clip skip, RNG and VAE for later renders (server-wide, as A1111's settings); a VAE that
+        cannot load leaves the current one and a warning says why."""
+        wanted_vae = vae if vae != (self.service.settings.vae or "Automatic") else None
+        try:
+            self.service.set_options(clip_skip=int(clip_skip), rng=rng, vae=wanted_vae)
+        except LoraMixerError as err:
+            gr.Warning(str(err))
+        options = self.service.options()
+        return (
+            gr.Slider(value=options["CLIP_stop_at_last_layers"]),
+            gr.Dropdown(value=options["randn_source"]),
+            gr.Dropdown(value=options["sd_vae"], choices=self.service.vae_choices()),
+            self.service.status_line(),
+        )
+
     def history(self) -> list[tuple[str, str]]:
         """Saved images, newest first, captioned with seed and prompt."""
         items = self.service.history(HISTORY_LIMIT)
@@ -638,6 +656,26 @@ def build_demo(service: Service) -> gr.Blocks:
                             interactive=service.settings.model_switch_allowed,
                             elem_id="base-model",
                         )
+                        with gr.Row():  # A1111's quicksettings: server-wide, like its Settings page
+                            clip_skip = setting_slider(
+                                1,
+                                MAX_CLIP_SKIP,
+                                value=service.settings.clip_skip,
+                                step=1,
+                                label="Clip skip",
+                                elem_id="clip-skip",
+                            )
+                            rng = gr.Dropdown(
+                                list(RNG_SOURCES), value=service.settings.rng, label="RNG", elem_id="rng"
+                            )
+                            vae = gr.Dropdown(
+                                service.vae_choices(),
+                                value=service.settings.vae or "Automatic",
+                                label="VAE",
+                                info="--vae; files in --vae-dir",
+                                interactive=service.settings.model_switch_allowed,
+                                elem_id="vae",
+                            )
                 with gr.Tab("Library", id="library-tab"):
                     with gr.Row():
                         search = gr.Textbox(
@@ -830,6 +868,13 @@ def build_demo(service: Service) -> gr.Blocks:
             [model_choice, status, banner, sampler],
             api_name="switch_model",
         )
+        gr.on(
+            [clip_skip.release, rng.input, vae.input],
+            h.set_options,
+            [clip_skip, rng, vae],
+            [clip_skip, rng, vae, status],
+            api_name="set_options",
+        )
         status_timer = gr.Timer(2.0)
         gr.on(
             [demo.load, status_timer.tick],
@@ -883,12 +928,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--outputs", help="folder for generated images (default: ./outputs)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: auto)")
-    parser.add_argument(
-        "--low-vram",
-        action="store_true",
-        default=None,
-        help="small GPUs: VAE slicing and tiling, sliced attention without xformers",
-    )
+    add_model_options(parser)  # --clip-skip --rng --emphasis --vae --vae-dir --embeddings-dir --low-vram
     parser.add_argument("--config", help="YAML settings file (default: lora-mixer.yaml if present)")
     parser.add_argument(
         "--max-queue", type=int, default=32, help="waiting requests before new ones are refused"
@@ -901,14 +941,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Defaults < YAML < environment < these command-line flags."""
     settings = load_settings(args.config)
-    return settings.replace(
+    settings = settings.replace(
         model=args.model,
         lora_dirs=tuple(args.lora_dirs) if args.lora_dirs else None,
         outputs_dir=args.outputs,
         device=args.device,
-        low_vram=args.low_vram,
         models_dir=args.models_dir,
     )
+    return model_settings(settings, args)
 
 
 def blocked_paths(settings: Settings) -> list[str]:

@@ -8,9 +8,9 @@ folder given through the documented environment variables. Nothing here imports 
 from __future__ import annotations
 
 import base64
-import json
 import hashlib
 import http.client
+import json
 import os
 import signal
 import socket

@@ -24,7 +24,7 @@ from ..blend import Plan, blind_box
 from ..config import Settings
 from ..errors import LoraMixerError, PromptError
 from ..types import BASES, DEFAULT_SAMPLER, GenerationRequest, PlannedLora
-from . import add_lora_dir_argument, settings_with_lora_dirs
+from . import add_lora_dir_argument, add_model_options, model_settings, settings_with_lora_dirs
 
 #: Image size when none is given: the tiny demo model's (assistant.engine.tiny.TINY_DEFAULT_SIZE)
 #: or SD1.5's native 512. A rendering run uses the loaded model's own default instead.
@@ -74,66 +74,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, grid: bool = True) 
             action="store_true",
             help="render cells one by one instead of batching equal cells",
         )
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """A1111's model settings every rendering command (and app.py) takes; unset = the configured
-    value (environment, lora-mixer.yaml, default)."""
-    from ..engine.checks import EMPHASIS_MODES, MAX_CLIP_SKIP, RNG_SOURCES
-
-    parser.add_argument(
-        "--clip-skip",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"A1111's Clip skip, 1-{MAX_CLIP_SKIP} (2 for most anime models; default 1)",
-    )
-    parser.add_argument(
-        "--rng",
-        type=str.upper,
-        choices=RNG_SOURCES,
-        default=None,
-        help="where the noise comes from, as A1111's RNG setting: GPU (default), CPU or NV",
-    )
-    parser.add_argument(
-        "--emphasis",
-        choices=EMPHASIS_MODES,
-        default=None,
-        help="A1111's emphasis mode for (word:1.2) weights (default Original)",
-    )
-    parser.add_argument(
-        "--vae",
-        default=None,
-        metavar="VAE",
-        help="Automatic (default), None, a file of the VAE folder, a path, a diffusers folder or a hub id",
-    )
-    parser.add_argument("--vae-dir", default=None, metavar="DIR", help="the VAE folder (A1111's models/VAE)")
-    parser.add_argument(
-        "--embeddings-dir",
-        action="append",
-        default=None,
-        metavar="DIR",
-        help="a textual-inversion folder (repeat for several; default models/embeddings)",
-    )
-    parser.add_argument(
-        "--low-vram", action="store_true", default=None, help="CUDA: model CPU offload and a low-memory VAE"
-    )
-
-
-def model_settings(settings: Settings, args: argparse.Namespace) -> Settings:
-    """``settings`` with the :func:`add_model_options` flags that were given, checked."""
-    from ..config import check_settings
-
-    changed = settings.replace(
-        clip_skip=args.clip_skip,
-        rng=args.rng,
-        emphasis=args.emphasis,
-        vae=args.vae,
-        vae_dir=args.vae_dir,
-        embeddings_dirs=tuple(args.embeddings_dir) if args.embeddings_dir else None,
-        low_vram=args.low_vram,
-    )
-    return check_settings(changed)
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -897,7 +897,7 @@ def _describe(
     if is_tiny:
         model_hash = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
         default = tiny.TINY_DEFAULT_SIZE
-        family += " (tiny demo)"
+        family += ", tiny demo"
     elif base == "sd2":
         default = 768 if "v-prediction" in family else 512
     else:

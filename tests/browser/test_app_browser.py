@@ -51,3 +51,30 @@ def test_library_card_click_inserts_the_tag(page: Any, artifacts: Path) -> None:
 def test_tiny_model_banner_is_visible(page: Any) -> None:
     assert page.locator("#banner").is_visible()
     assert "images are noise" in page.locator("#banner").inner_text()
+
+
+def test_clip_skip_rng_and_vae_settings(page: Any, browser_server: Any, artifacts: Path) -> None:
+    """The Settings row sets the server's clip skip and RNG (GET /options shows them), the VAE
+    menu offers A1111's Automatic/None, and the status line names the model family."""
+    import httpx
+
+    page.get_by_text("Settings", exact=True).click()
+    box = page.locator("#clip-skip input[type=number]")
+    box.fill("2")
+    box.press("Enter")
+    box.blur()
+    page.locator("#clip-skip input[type=range]").dispatch_event("pointerup")  # the slider's release
+    url = f"{browser_server.url}/sdapi/v1/options"
+    try:
+        page.wait_for_function(
+            "url => fetch(url).then(r => r.json()).then(o => o.CLIP_stop_at_last_layers === 2)", arg=url
+        )
+        page.locator("#vae input").click()
+        options = page.locator("#vae [role=option]")
+        options.last.wait_for(state="visible")
+        assert [o.get_attribute("aria-label") for o in options.all()] == ["Automatic", "None"]
+        page.keyboard.press("Escape")
+        assert "(SD1.x, tiny demo)" in page.locator("#status").inner_text()
+        page.screenshot(path=str(artifacts / "settings-clip-skip.png"), full_page=True)
+    finally:
+        httpx.post(url, json={"CLIP_stop_at_last_layers": 1})
