@@ -2,7 +2,9 @@
 
 Prints a table (name, kind, base, triggers, preferred weight, status/problem), or with
 ``--json`` a JSON list with one object per LoRA (every :class:`~assistant.types.LoraInfo` field).
-Folder notes (a missing folder, catalog entries without a file) go to stderr.
+``--embeddings`` lists the textual-inversion embeddings instead (name, base, vectors, width,
+layout, status), from ``--embeddings-dir`` or the configured folders. Folder notes (a missing
+folder, catalog entries without a file) go to stderr.
 """
 
 from __future__ import annotations
@@ -26,10 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", choices=BASES, help="only LoRAs for this base model")
     parser.add_argument("--catalog", metavar="FILE", help="catalog YAML (default: presets/loras.yaml)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the scan cache")
+    parser.add_argument(
+        "--embeddings", action="store_true", help="list textual-inversion embeddings instead of LoRAs"
+    )
+    parser.add_argument(
+        "--embeddings-dir", action="append", metavar="DIR", help="embeddings folder (repeatable)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_with_lora_dirs(args)
+    if args.embeddings:
+        return _embeddings(args, tuple(args.embeddings_dir or settings.embeddings_dirs))
     library = Library.scan(
         list(settings.lora_dirs),
         catalog=args.catalog or settings.catalog,
@@ -85,3 +95,40 @@ def format_table(infos: list[LoraInfo]) -> str:
         cells = [cell + " " * (widths[i] - _width(cell)) for i, cell in enumerate(row)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def _embeddings(args: argparse.Namespace, folders: tuple[str, ...]) -> int:
+    """The embeddings table (or JSON list) with each file's base from its vector width."""
+    import dataclasses
+
+    from ..embeddings import scan
+
+    found, notes = scan(folders)
+    if args.base:
+        found = tuple(e for e in found if e.base == args.base)
+    if args.filter:
+        found = tuple(e for e in found if args.filter.casefold() in e.name.casefold())
+    if args.json:
+        from ..cli import print_json
+
+        print_json([dataclasses.asdict(e) for e in found])
+    else:
+        header = ["NAME", "BASE", "VECTORS", "WIDTH", "LAYOUT", "STATUS"]
+        rows = [
+            [
+                _cut(e.name, 40),
+                e.base,
+                str(e.vectors),
+                str(e.width),
+                e.layout or "-",
+                e.status if not e.problem else _cut(f"{e.status}: {e.problem}", 70),
+            ]
+            for e in found
+        ]
+        widths = [max(_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            print("  ".join(c + " " * (widths[i] - _width(c)) for i, c in enumerate(row)).rstrip())
+        print(f"\n{len(found)} embedding(s) in {', '.join(folders) or '(no folder)'}")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0

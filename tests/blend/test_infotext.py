@@ -204,3 +204,86 @@ def test_round_trip(prompt, negative, steps, sampler, schedule, cfg, seed, size,
     for key, value in extra.items():
         assert info.params[key] == value
     assert info.render() == text
+
+
+# -- model settings: VAE, clip skip, RNG, embeddings, emphasis, padded conds -------------------
+
+
+def test_model_settings_written_as_a1111_and_read_back() -> None:
+    text = infotext.build(
+        prompt="1girl, EasyNegative",
+        negative="badhandv4",
+        steps=28,
+        sampler="DPM++ 2M",
+        schedule_type="Karras",
+        cfg=7,
+        seed=1,
+        width=512,
+        height=512,
+        model_name="anything-v5",
+        model_hash="0123456789",
+        lora_hashes={"catgirl_v1": "abcdefabcdef"},
+        vae_name="vae-ft-mse-840000-ema-pruned.safetensors",
+        vae_hash="235745af8d",
+        clip_skip=2,
+        rng="CPU",
+        ti_hashes={"EasyNegative": "c74b4e810b03", "badhandv4": "5e40d722fc"},
+        emphasis="No norm",
+        pad_conds=True,
+    )
+    last = text.splitlines()[-1]
+    assert last == (
+        "Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, Size: 512x512, "
+        "Model hash: 0123456789, Model: anything-v5, VAE hash: 235745af8d, "
+        "VAE: vae-ft-mse-840000-ema-pruned.safetensors, Clip skip: 2, RNG: CPU, "
+        'TI hashes: "EasyNegative: c74b4e810b03, badhandv4: 5e40d722fc", Emphasis: No norm, Pad conds: True, '
+        'Lora hashes: "catgirl_v1: abcdefabcdef", Version: ' + infotext.DEFAULT_VERSION
+    )
+    parsed = infotext.parse(text)
+    assert (parsed.clip_skip, parsed.rng, parsed.emphasis, parsed.pad_conds) == (2, "CPU", "No norm", True)
+    assert (parsed.vae, parsed.vae_hash) == ("vae-ft-mse-840000-ema-pruned.safetensors", "235745af8d")
+    assert parsed.ti_hashes == {"EasyNegative": "c74b4e810b03", "badhandv4": "5e40d722fc"}
+
+
+def test_defaults_are_left_out_and_read_as_a1111_defaults() -> None:
+    """A1111 leaves out Clip skip 1, RNG GPU, Emphasis Original; an infotext without them means those."""
+    text = infotext.build(
+        prompt="x",
+        negative="",
+        steps=20,
+        sampler="Euler a",
+        schedule_type=None,
+        cfg=7,
+        seed=1,
+        width=64,
+        height=64,
+        model_name="",
+        model_hash="",
+        lora_hashes={},
+    )
+    for key in ("Clip skip", "RNG", "Emphasis", "VAE", "TI hashes", "Pad conds"):
+        assert key not in text
+    parsed = infotext.parse(text)
+    assert (parsed.clip_skip, parsed.rng, parsed.emphasis, parsed.vae, parsed.ti_hashes) == (
+        1,
+        "GPU",
+        "Original",
+        None,
+        {},
+    )
+
+
+def test_reads_an_a1111_infotext_with_rng_and_clip_skip() -> None:
+    a1111 = (
+        "masterpiece, 1girl\nNegative prompt: EasyNegative\n"
+        "Steps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 2, Size: 512x768, Model hash: 7f96a1a9ca, "
+        "Model: anything, VAE hash: 235745af8d, VAE: kl-f8-anime2.ckpt, Clip skip: 2, RNG: NV, "
+        'TI hashes: "EasyNegative: c74b4e810b03", Version: v1.10.1'
+    )
+    parsed = infotext.parse(a1111)
+    assert (parsed.clip_skip, parsed.rng, parsed.vae, parsed.ti_hashes) == (
+        2,
+        "NV",
+        "kl-f8-anime2.ckpt",
+        {"EasyNegative": "c74b4e810b03"},
+    )
