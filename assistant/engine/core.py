@@ -975,10 +975,14 @@ def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:
             if Path(model).expanduser().exists():  # a file or folder that is there but broken
                 raise GenerationError(f"Could not load model '{model}' ({reason}).") from exc
             offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+            hint = (
+                " — offline mode (HF_HUB_OFFLINE) is on"
+                if offline
+                else " — if the hub cannot be reached from here, set HF_ENDPOINT to a mirror "
+                "(e.g. HF_ENDPOINT=https://hf-mirror.com)"
+            )
             warnings = (
-                f"Could not load model '{model}' ({reason})"
-                + (" — offline mode (HF_HUB_OFFLINE) is on" if offline else "")
-                + "; using the tiny demo model instead.",
+                f"Could not load model '{model}' ({reason}){hint}; using the tiny demo model instead.",
             )
     xl = model in _TINY_XL_NAMES
     build = tiny.build_tiny_sdxl if xl else tiny.build_tiny_sd15

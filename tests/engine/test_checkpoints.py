@@ -228,3 +228,53 @@ def test_full_size_sd15_checkpoint_loads_offline(offline, tmp_path) -> None:
             expected = tensor.reshape(loaded[key].shape)  # the VAE's attention: conv 1x1 in the file
             assert torch.equal(loaded[key], expected), f"{name}.{key}"
     print(f"full-size SD1.5 fp16 single file: loaded offline in {seconds:.1f} s")
+
+
+def test_hub_ids_ask_for_the_fp16_variant_on_cuda_only(tmp_path) -> None:
+    from assistant.engine.core import pretrained_variant
+    from assistant.engine.device import DeviceChoice
+
+    cuda, cpu = DeviceChoice("cuda", torch.float16), DeviceChoice("cpu", torch.float32)
+    assert pretrained_variant(cuda, "stable-diffusion-v1-5/stable-diffusion-v1-5") == "fp16"
+    assert pretrained_variant(cpu, "stable-diffusion-v1-5/stable-diffusion-v1-5") is None
+    assert pretrained_variant(cuda, str(tmp_path)) is None  # a local folder has what it has
+
+
+def test_low_vram_on_cuda_adds_model_cpu_offload() -> None:
+    from assistant.engine.device import DeviceChoice, configure_attention
+
+    calls: list[tuple[str, object]] = []
+
+    class Vae:
+        def enable_slicing(self) -> None:
+            calls.append(("vae", "slicing"))
+
+        def enable_tiling(self) -> None:
+            calls.append(("vae", "tiling"))
+
+    class Pipe:
+        vae = Vae()
+
+        def enable_model_cpu_offload(self, device: str) -> None:
+            calls.append(("offload", device))
+
+        def enable_xformers_memory_efficient_attention(self) -> None:
+            raise RuntimeError("no xformers in this test")
+
+    label = configure_attention(Pipe(), DeviceChoice("cuda:1", torch.float16), low_vram=True)
+    assert ("offload", "cuda:1") in calls
+    assert "model CPU offload" in label
+
+
+def test_an_unreachable_hub_id_names_hf_endpoint(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("no network here")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "1")
+    info = Engine(Settings(model="nobody/no-such-model", device="cpu", cache_dir=str(tmp_path))).load()
+    assert info.is_tiny
+    assert "HF_ENDPOINT" in info.warnings[0]
+    assert info.warnings[0].endswith("using the tiny demo model instead.")
