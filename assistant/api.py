@@ -419,7 +419,7 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
         renders["active"] += 1
         job = jobs.start()
         vae = body.overrides().get("sd_vae")
-        restore = service.settings.vae or "Automatic"
+        restore = (service.settings.vae or "Automatic") if vae is not None else ""
         try:
             if vae is not None:  # A1111 switches, renders, and (by default) switches back
                 await asyncio.to_thread(service.set_options, vae=str(vae))
