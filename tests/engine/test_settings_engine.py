@@ -36,9 +36,10 @@ def render(engine, **changes):
 
 def test_break_and_negative_weights_reach_the_image(clean_engine) -> None:
     """compel dropped BREAK (the two prompts gave one image) and wrote negative weights as 0."""
-    joined = render(clean_engine, prompt="1girl, cat ears, city, night")
-    broken = render(clean_engine, prompt="1girl, cat ears BREAK city, night")
+    joined = render(clean_engine, prompt="1girl, cat ears city, night")
+    broken = render(clean_engine, prompt="1girl, cat ears BREAK city, night")  # compel: the same text
     assert differs(joined, broken, at_least=0.0)
+    assert infotext.parse(broken.infotexts[0]).pad_conds  # two chunks vs the negative's one
     negative = render(clean_engine, prompt="1girl, (cat ears:-0.5), city")
     zero = render(clean_engine, prompt="1girl, (cat ears:0), city")
     assert differs(negative, zero, at_least=0.0)
