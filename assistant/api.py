@@ -49,6 +49,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import LoraMixerError
+from .limits import PROMPT_CHARS
 from .service import LIMITS, SIZE_MULTIPLE, RenderSettings, Service, model_label
 from .types import DEFAULT_SAMPLER
 
@@ -114,14 +115,14 @@ class Txt2ImgRequest(BaseModel):
     Other A1111 fields are accepted (``extra="allow"``) and ignored; see ``info.ignored_fields``.
     """
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False, str_max_length=20_000, strict=True)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, str_max_length=PROMPT_CHARS, strict=True)
 
     prompt: str = Field(
         pattern=r"\S",
-        max_length=20_000,
+        max_length=PROMPT_CHARS,
         description="the positive prompt (required, not blank), A1111 syntax with <lora:name:weight> tags",
     )
-    negative_prompt: str = Field(default="", max_length=20_000)
+    negative_prompt: str = Field(default="", max_length=PROMPT_CHARS)
     seed: Annotated[int, _bounded_int("seed", default=-1)] = -1
     steps: Annotated[int, _bounded_int("steps", default=20)] = 20
     cfg_scale: Annotated[float, Field(ge=LIMITS["cfg"][0], le=LIMITS["cfg"][1], allow_inf_nan=False)] = 7.0

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import limits
 from .errors import LoraMixerError, LoraNotFound, PromptError
 from .infotext import split_sampler
 from .types import GenerationRequest, LoraTag, PlannedLora, format_weight
@@ -53,14 +54,15 @@ PlanKind = Literal["blindbox", "ab", "sweep"]
 AxisKind = Literal["lora", "seed", "cfg", "steps", "sampler", "scheduler"]
 AXIS_KINDS: tuple[AxisKind, ...] = ("lora", "seed", "cfg", "steps", "sampler", "scheduler")
 
-#: Most values one sweep axis may hold.
-MAX_AXIS_VALUES = 32
-#: Largest |weight| a sweep axis may set (A1111 accepts more, images break long before).
-MAX_AXIS_WEIGHT = 4.0
+#: Most values one sweep axis may hold (:mod:`assistant.limits`, like every bound here).
+MAX_AXIS_VALUES = limits.SWEEP_VALUES[1]
+#: Largest |weight| a sweep axis or a blind-box range may set (A1111 accepts more, images break
+#: long before).
+MAX_AXIS_WEIGHT = limits.LORA_WEIGHT[1]
 #: Most cells a sweep or A/B may have unless the caller raises it.
-MAX_SWEEP_CELLS = 64
+MAX_SWEEP_CELLS = limits.SWEEP_CELLS
 #: Highest seed (A1111 seeds are unsigned 32-bit).
-MAX_SEED = 2**32 - 1
+MAX_SEED = limits.SEED[1]
 #: A/B weight for a LoRA that is neither in the prompt nor given a preferred weight by the catalog.
 DEFAULT_AB_WEIGHT = 0.7
 
@@ -425,7 +427,7 @@ class _Slot:
 
 
 #: A blind box's default and largest number of cells (one grid stays readable up to 4x4).
-BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS = 8, 16
+BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS = limits.BLINDBOX_DEFAULT, limits.BLINDBOX_CELLS[1]
 
 
 def blind_box(
@@ -1143,13 +1145,15 @@ def _axis_value(spec: str, kind: AxisKind, value: float) -> Any:
         if abs(value - round(value)) > 1e-9:
             raise PlanError(f"axis '{spec}': {kind} must be whole numbers; got {value:g}")
         whole = round(value)
-        low, high = (0, MAX_SEED) if kind == "seed" else (1, 150)
+        low, high = (0, MAX_SEED) if kind == "seed" else limits.STEPS
         if not low <= whole <= high:
             raise PlanError(f"axis '{spec}': {kind} {whole} is outside {low}..{high}")
         return whole
     number = round(value, 6) + 0.0
-    if kind == "cfg" and not 0 < number <= 30:
-        raise PlanError(f"axis '{spec}': CFG scale {number:g} is outside 0..30 (0 excluded)")
+    if kind == "cfg" and not limits.CFG[0] < number <= limits.CFG[1]:
+        raise PlanError(
+            f"axis '{spec}': CFG scale {number:g} is outside {limits.CFG[0]:g}..{limits.CFG[1]:g} (0 excluded)"
+        )
     if kind == "lora" and abs(number) > MAX_AXIS_WEIGHT:
         raise PlanError(
             f"axis '{spec}': weight {number:g} is outside ±{MAX_AXIS_WEIGHT:g}; images break long before that"

@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import limits
 from .advisor import advise
-from .blend import BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS
 from .errors import AmbiguousLoraName, LoraMixerError, LoraNotFound
 from .rules.config import RulesConfig, default_rules_config
 from .rules.state import kind_zh
@@ -35,20 +35,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChatContext", "ChatReply", "Intent", "IntentKind", "respond", "route"]
+__all__ = ["ChatContext", "ChatMemory", "ChatReply", "Intent", "IntentKind", "respond", "route"]
 
 IntentKind = Literal[
     "advise", "blindbox", "ab", "sweep", "library", "recipe", "troubleshoot", "help", "unknown"
 ]
 Language = Literal["en", "zh"]
 
-BLINDBOX_DEFAULT, BLINDBOX_MAX = BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS
-SWEEP_DEFAULT_COUNT, SWEEP_MAX_COUNT = 5, 16
+# Every bound is assistant.limits' number, so the chat quotes the same limit as the parser, the
+# API schema and the README.
+BLINDBOX_MIN, BLINDBOX_MAX = limits.BLINDBOX_CELLS
+BLINDBOX_DEFAULT = limits.BLINDBOX_DEFAULT
+SWEEP_MIN_COUNT, SWEEP_MAX_COUNT = limits.SWEEP_VALUES
+SWEEP_DEFAULT_COUNT = limits.SWEEP_DEFAULT_VALUES
+WEIGHT_MIN, WEIGHT_MAX = limits.LORA_WEIGHT
 LIST_LIMIT = 30
-# A message holds at most a positive and a negative prompt (20,000 characters each by default) plus
-# a little glue; anything longer is refused before any parsing. Commands are short by nature.
-MAX_MESSAGE_CHARS = 41_000
-MAX_COMMAND_CHARS = 2_000
+# A message holds one prompt (with an optional "Negative prompt:" line): longer than a prompt may
+# be, it is refused before any parsing, quoting the prompt limit. Commands are short by nature.
+MAX_MESSAGE_CHARS = limits.PROMPT_CHARS
+MAX_COMMAND_CHARS = limits.COMMAND_CHARS
+#: How many later messages a symptom asked about without a prompt waits for that prompt.
+MEMORY_TURNS = 3
 FILTER_MAX_CHARS = 200
 _EXAMPLE = "1girl, <lora:catgirl_v1:0.5>, <lora:cyberpunk_style:0.5>"
 
@@ -73,6 +80,30 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatMemory:
+    """What one conversation remembers between turns (the UI keeps one per session).
+
+    ``symptoms``: symptom ids asked about when there was no prompt to fix ("多耳怪怎么办"); the
+    next prompt within ``turns_left`` messages gets their fix, and the reply says so.
+    ``symptom_text``: how the user named them (quoted back). ``negative``: the negative prompt the
+    last turn left in the box, so a prompt sent without a ``Negative prompt:`` line can say that
+    it carries it.
+    """
+
+    symptoms: tuple[str, ...] = ()
+    symptom_text: str = ""
+    turns_left: int = 0
+    negative: str | None = None
+
+    def aged(self) -> ChatMemory:
+        """This memory one message later (waiting symptoms expire)."""
+        left = self.turns_left - 1
+        if left <= 0:
+            return dataclasses.replace(self, symptoms=(), symptom_text="", turns_left=0)
+        return dataclasses.replace(self, turns_left=left)
+
+
+@dataclass(frozen=True, slots=True)
 class ChatContext:
     """What the chat knows besides the message: the library, the prompt boxes, the model.
 
@@ -87,6 +118,7 @@ class ChatContext:
     apply_changes: bool = True
     config: RulesConfig | None = None
     recipes: Mapping[str, Any] = field(default_factory=dict)
+    memory: ChatMemory = field(default_factory=ChatMemory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +134,7 @@ class ChatReply:
     advice: Advice | None = None
     positive: str = ""
     negative: str = ""
+    memory: ChatMemory = field(default_factory=ChatMemory)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -190,9 +223,14 @@ def _complaint_with_prompt(text: str, config: RulesConfig) -> dict[str, Any] | N
 
 
 def _too_long(length: int, limit: int, language: Language) -> str:
+    what = "one prompt" if limit == MAX_MESSAGE_CHARS else "a command"
+    what_zh = "一条提示词" if limit == MAX_MESSAGE_CHARS else "一条命令"
     if language == "zh":
-        return f"这条消息有 {length:,} 个字符,太长了(上限 {limit:,})。请缩短后再发。"
-    return f"That message is {length:,} characters long; the limit is {limit:,}. Please shorten it."
+        return f"这条消息有 {length:,} 个字符,太长了(上限 {limit:,},即{what_zh}的长度)。请缩短后再发。"
+    return (
+        f"That message is {length:,} characters long; the limit is {limit:,} characters ({what}). "
+        "Please shorten it."
+    )
 
 
 def _is_prompt_command(text: str) -> bool:
@@ -249,13 +287,13 @@ def _blindbox_args(words: list[str]) -> dict[str, Any]:
         n = int(words[0])
     except ValueError:
         return _error(
-            f"'{words[0]}' is not a whole number; usage: /blindbox N (1 to {BLINDBOX_MAX})",
-            f"'{words[0]}' 不是整数;用法:/blindbox N(1 到 {BLINDBOX_MAX})",
+            f"'{words[0]}' is not a whole number; usage: /blindbox N ({BLINDBOX_MIN} to {BLINDBOX_MAX})",
+            f"'{words[0]}' 不是整数;用法:/blindbox N({BLINDBOX_MIN} 到 {BLINDBOX_MAX})",
         )
-    if not 1 <= n <= BLINDBOX_MAX:
+    if not BLINDBOX_MIN <= n <= BLINDBOX_MAX:
         return _error(
-            f"/blindbox takes 1 to {BLINDBOX_MAX} images, not {n}",
-            f"/blindbox 只能出 1 到 {BLINDBOX_MAX} 张图,不能是 {n}",
+            f"/blindbox takes {BLINDBOX_MIN} to {BLINDBOX_MAX} images, not {n}",
+            f"/blindbox 只能出 {BLINDBOX_MIN} 到 {BLINDBOX_MAX} 张图,不能是 {n}",
         )
     return {"n": n}
 
@@ -281,19 +319,19 @@ def _sweep_args(words: list[str]) -> dict[str, Any]:
             )
         start, stop = float(match["start"]), float(match["stop"])
         count = int(match["count"]) if match["count"] else SWEEP_DEFAULT_COUNT
-    if not 2 <= count <= SWEEP_MAX_COUNT:
+    if not SWEEP_MIN_COUNT <= count <= SWEEP_MAX_COUNT:
         return _error(
-            f"a sweep takes 2 to {SWEEP_MAX_COUNT} steps, not {count}",
-            f"扫描只能取 2 到 {SWEEP_MAX_COUNT} 步,不能是 {count}",
+            f"a sweep takes {SWEEP_MIN_COUNT} to {SWEEP_MAX_COUNT} steps, not {count}",
+            f"扫描只能取 {SWEEP_MIN_COUNT} 到 {SWEEP_MAX_COUNT} 步,不能是 {count}",
             name=words[0],
         )
-    if not (-2 <= start <= 2 and -2 <= stop <= 2):
+    if not (WEIGHT_MIN <= start <= WEIGHT_MAX and WEIGHT_MIN <= stop <= WEIGHT_MAX):
         return _error(
-            f"sweep weights must lie between -2 and 2 (got {start:g}..{stop:g})",
-            f"扫描的权重必须在 -2 到 2 之间(现在是 {start:g}..{stop:g})",
+            f"sweep weights must lie between {WEIGHT_MIN:g} and {WEIGHT_MAX:g} (got {start:g}..{stop:g})",
+            f"扫描的权重必须在 {WEIGHT_MIN:g} 到 {WEIGHT_MAX:g} 之间(现在是 {start:g}..{stop:g})",
             name=words[0],
         )
-    step = (stop - start) / (count - 1)
+    step = (stop - start) / (count - 1) if count > 1 else 0.0
     weights = [round(start + i * step, 4) for i in range(count)]
     return {"name": words[0], "start": start, "stop": stop, "count": count, "weights": weights}
 
@@ -316,6 +354,18 @@ _T: dict[str, dict[Language, str]] = {
         "en": "Your prompt already follows the rules — nothing to change.",
         "zh": "提示词已经没问题,无需修改。",
     },
+    "no_changes_but": {
+        "en": "Nothing to rewrite — but read the warnings: part of this prompt will not work as written.",
+        "zh": "没有可以自动改写的地方——但请看下面的警告:这条提示词有一部分不会按写的那样生效。",
+    },
+    "negative_carried": {
+        "en": "Negative prompt (carried from the previous turn)",
+        "zh": "负面提示词(沿用上一轮的)",
+    },
+    "negative_box": {
+        "en": "Negative prompt (from the Negative prompt box)",
+        "zh": "负面提示词(来自负面提示词框)",
+    },
     "no_loras": {"en": "none", "zh": "无"},
     "neg_pass": {"en": "negative pass", "zh": "负向分支"},
     "cause": {"en": "Cause", "zh": "原因"},
@@ -337,10 +387,10 @@ def respond(message: str, context: ChatContext) -> ChatReply:
     config = context.config if context.config is not None else default_rules_config()
     intent = route(message, config)
     try:
-        return _HANDLERS[intent.kind](intent, context, config)
+        reply = _HANDLERS[intent.kind](intent, context, config)
     except LoraMixerError as exc:
         prefix = "出错了" if intent.language == "zh" else "That did not work"
-        return _reply(f"{prefix}: {exc}", intent, context)
+        reply = _reply(f"{prefix}: {exc}", intent, context)
     except Exception:  # the chat is a UI boundary: log the bug, answer politely
         log.exception("chat reply failed for %r", message)
         text = (
@@ -348,27 +398,95 @@ def respond(message: str, context: ChatContext) -> ChatReply:
             if intent.language == "zh"
             else "Sorry, something went wrong on my side while answering that (it is logged). Try `/help`."
         )
-        return _reply(text, intent, context)
+        reply = _reply(text, intent, context)
+    # One memory for the conversation: the advise and troubleshoot replies decide what waits for
+    # the next prompt; every other message ages it. The boxes' negative prompt is remembered so the
+    # next prompt can say it carries it.
+    memory = reply.memory if reply.memory is not _KEEP else context.memory.aged()
+    return dataclasses.replace(reply, memory=dataclasses.replace(memory, negative=reply.negative))
 
 
-def _reply(text: str, intent: Intent, context: ChatContext, advice: Advice | None = None) -> ChatReply:
+#: A reply whose handler left the conversation memory alone (``respond`` ages it).
+_KEEP = ChatMemory(symptom_text="\0keep")
+
+
+def _reply(
+    text: str,
+    intent: Intent,
+    context: ChatContext,
+    advice: Advice | None = None,
+    memory: ChatMemory = _KEEP,
+) -> ChatReply:
     positive, negative = context.positive, context.negative
     if advice is not None and context.apply_changes:
         positive, negative = advice.positive, advice.negative
-    return ChatReply(text=text, intent=intent, advice=advice, positive=positive, negative=negative)
+    return ChatReply(
+        text=text, intent=intent, advice=advice, positive=positive, negative=negative, memory=memory
+    )
 
 
 def _advise_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
+    lang = intent.language
     positive = intent.args.get("positive", "")
-    negative = intent.args.get("negative")
-    negative = context.negative if negative is None else negative
+    negative_arg = intent.args.get("negative")
+    negative = context.negative if negative_arg is None else negative_arg
     if not positive.strip():
         return _help_reply(intent, context, config)
-    advice = advise(positive, negative, library=context.library, config=config, base=context.base)
-    text = format_advice(advice, intent.language, applied=context.apply_changes)
+    memory = context.memory
+    symptoms = memory.symptoms if memory.turns_left > 0 else ()
+    advice = advise(
+        positive, negative, library=context.library, config=config, base=context.base, symptoms=symptoms
+    )
+    source = None
+    if negative_arg is None and negative.strip():
+        carried = memory.negative is not None and negative == memory.negative
+        source = "carried" if carried else "box"
+    parts = []
+    if symptoms:
+        parts.append(_remembered(memory, config, lang))
+    parts.append(format_advice(advice, lang, applied=context.apply_changes, negative_source=source))
+    unknown = _unknown_names(advice, context.library)
+    if unknown:
+        parts.append(_available(context.library, context.base, lang))
+    text = "\n\n".join(parts)
+    # the symptom waited for this prompt: it is applied now, so it stops waiting
+    memory = dataclasses.replace(memory, symptoms=(), symptom_text="", turns_left=0)
     if context.apply_changes:
-        return ChatReply(text, intent, advice, advice.positive, advice.negative)
-    return ChatReply(text, intent, advice, positive, negative)  # the boxes get what the user typed
+        return ChatReply(text, intent, advice, advice.positive, advice.negative, memory)
+    return ChatReply(text, intent, advice, positive, negative, memory)  # the boxes get what was typed
+
+
+def _remembered(memory: ChatMemory, config: RulesConfig, lang: Language) -> str:
+    """The lead of a reply that applies a symptom discussed earlier."""
+    titles = "、".join(config.symptoms[s].title.get(lang) for s in memory.symptoms if s in config.symptoms)
+    if lang == "zh":
+        return f"按你刚才问的「{memory.symptom_text or titles}」({titles}),已把对应的修正用在这条提示词上。"
+    titles = ", ".join(config.symptoms[s].title.get(lang) for s in memory.symptoms if s in config.symptoms)
+    return (
+        f"Applied the fix for what you asked about a moment ago — “{memory.symptom_text or titles}” "
+        f"({titles}) — to this prompt."
+    )
+
+
+def _unknown_names(advice: Advice, library: Library) -> list[str]:
+    return [
+        w.lora
+        for w in advice.warnings
+        if w.rule == "resolve-names" and w.lora and _try_resolve(library, w.lora) is None
+    ]
+
+
+def _available(library: Library, base: str, lang: Language, limit: int = 8) -> str:
+    """The LoRAs one could use instead of an unknown name (the loaded base's first)."""
+    infos = [i for i in library.all() if i.loadable]
+    infos.sort(key=lambda i: (i.base not in (base, "unknown"), i.name.casefold()))
+    names = ", ".join(f"`{i.name}`" for i in infos[:limit])
+    more = len(infos) - limit
+    if not infos:
+        return "LoRA 库是空的。" if lang == "zh" else "The LoRA library is empty."
+    if lang == "zh":
+        return f"库里有:{names}" + (f" 等 {len(infos)} 个" if more > 0 else "") + "。发 `/loras` 查看全部。"
+    return f"Your LoRAs: {names}" + (f" and {more} more" if more > 0 else "") + " — `/loras` lists them all."
 
 
 def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
@@ -396,6 +514,7 @@ def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfi
     advice = None
     symptoms = intent.args.get("symptoms", [])
     negative_tags = "negative-weight" in intent.args.get("faq", []) and _TAG.search(context.negative)
+    memory = context.memory.aged()
     if context.positive.strip() and (symptoms or negative_tags):
         advice = advise(
             context.positive,
@@ -408,11 +527,16 @@ def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfi
         parts.append(
             f"## {_t('for_prompt', lang)}\n" + format_advice(advice, lang, applied=context.apply_changes)
         )
+        memory = dataclasses.replace(memory, symptoms=(), symptom_text="", turns_left=0)
     elif symptoms:
         parts.append(_t("no_prompt", lang))
+        # the promise above is kept: the next prompt (within a few messages) gets this fix
+        memory = dataclasses.replace(
+            memory, symptoms=tuple(symptoms), symptom_text=intent.text[:80], turns_left=MEMORY_TURNS
+        )
     if not parts:  # routed here by keywords that name no table entry (a custom config)
         return _help_reply(intent, context, config)
-    return _reply("\n\n".join(parts), intent, context, advice)
+    return _reply("\n\n".join(parts), intent, context, advice, memory)
 
 
 def _weight_advice(context: ChatContext, lang: Language, cap: float) -> str:
@@ -537,14 +661,16 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
                 f"盲盒需要提示词里至少有一个 `<lora:…>`,例如 `{_EXAMPLE}`。"
                 if lang == "zh"
                 else "A blind box mixes the LoRAs of your prompt: put at least one `<lora:…>` in the prompt "
-                f"first, e.g. `{_EXAMPLE}`."
+                f"box first, e.g. `{_EXAMPLE}`."
             )
-            return _reply(text, intent, context)
+            return _reply(text, _with_error(intent, text), context)
+        n = int(args["n"])
         text = (
-            f"盲盒:{args['n']} 张图,每张随机混合提示词里 LoRA 的权重(带种子,可复现)。"
+            f"盲盒:{n} 张图,每张随机混合提示词里 LoRA 的权重(带种子,可复现)。"
             if lang == "zh"
-            else f"Blind box: {args['n']} images, each with a random mix of your prompt's LoRA weights "
-            "(seeded, so every cell can be reproduced)."
+            else f"Blind box: {_count(n, 'image')}, "
+            + ("each with a random mix" if n > 1 else "with a random mix")
+            + " of your prompt's LoRA weights (seeded, so every cell can be reproduced)."
         )
         return _reply(text, intent, context)
     names = [args["a"], args["b"]] if intent.kind == "ab" else [args["name"]]
@@ -564,6 +690,15 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
         **({"a": resolved[0], "b": resolved[1]} if intent.kind == "ab" else {"name": resolved[0]}),
     }
     intent = Intent(intent.kind, args, intent.language, intent.text)
+    if not context.positive.strip():
+        what = "A/B" if intent.kind == "ab" else ("权重扫描" if lang == "zh" else "A sweep")
+        text = (
+            f"{what}需要一条提示词来出图:先把提示词填进提示词框(或直接发给我),再发这个命令。例如 `{_EXAMPLE}`。"
+            if lang == "zh"
+            else f"{what} needs a prompt to render: put one in the prompt box (or send it to me first), "
+            f"then send the command again — e.g. `{_EXAMPLE}`."
+        )
+        return _reply(text, _with_error(intent, text), context)
     if intent.kind == "ab":
         text = (
             f"A/B 对比:同一种子下分别用 `{resolved[0]}` 和 `{resolved[1]}` 出图。"
@@ -578,6 +713,11 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
             else f"Sweep: `{resolved[0]}` at {weights}, same seed for every cell."
         )
     return _reply(text, intent, context)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 image``, ``4 images``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _with_error(intent: Intent, error: str) -> Intent:
@@ -686,13 +826,28 @@ def _fence(text: str) -> str:
 _ZH_PARSER_NOTE = "提示词提醒"
 
 
-def format_advice(advice: Advice, language: Language = "en", *, applied: bool = True) -> str:
-    """Advice as markdown: the prompt in a code block, a compact diff with reasons, warnings, plan."""
+def format_advice(
+    advice: Advice,
+    language: Language = "en",
+    *,
+    applied: bool = True,
+    negative_source: Literal["carried", "box"] | None = None,
+) -> str:
+    """Advice as markdown: the prompt in a code block, a compact diff with reasons, warnings, plan.
+
+    ``negative_source`` names where a negative prompt the message did not write came from: the
+    previous turn ("carried") or the Negative prompt box.
+    """
     lang = language
     title = _t("rewritten", lang) if applied or not advice.changed else _t("suggested", lang)
     parts = [f"**{title}**", _fence(advice.positive)]
     if advice.negative.strip():
-        parts += [f"**{_t('negative', lang)}**", _fence(advice.negative)]
+        label = _t("negative", lang)
+        if negative_source == "carried":
+            label = _t("negative_carried", lang)
+        elif negative_source == "box":
+            label = _t("negative_box", lang)
+        parts += [f"**{label}**", _fence(advice.negative)]
     if advice.changes:
         lines = [f"**{_t('changes', lang)}**"]
         for change in advice.changes:
@@ -702,7 +857,7 @@ def format_advice(advice: Advice, language: Language = "en", *, applied: bool = 
             lines.append(f"- `{change.rule}` {before} → {after} — {detail}")
         parts.append("\n".join(lines))
     else:
-        parts.append(_t("no_changes", lang))
+        parts.append(_t("no_changes_but" if advice.warnings else "no_changes", lang))
     if advice.warnings:
         lines = [f"**{_t('warnings', lang)}**"]
         for w in advice.warnings:

@@ -45,6 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import PresetError
+from .limits import LORA_WEIGHT
 from .types import BASES, KINDS
 
 __all__ = [
@@ -61,8 +62,7 @@ __all__ = [
     "parse_range",
 ]
 
-WEIGHT_MIN = -2.0
-WEIGHT_MAX = 2.0
+WEIGHT_MIN, WEIGHT_MAX = LORA_WEIGHT
 
 _STRICT_FLOAT = Annotated[float, Field(strict=True, ge=WEIGHT_MIN, le=WEIGHT_MAX)]
 _NAME_RE = re.compile(r"^[^\x00-\x1f<>:]{1,200}$")

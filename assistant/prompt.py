@@ -71,6 +71,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
+from . import limits as _limits
 from .errors import PromptError
 from .types import ExtraTag, LoraTag, Prompt
 
@@ -97,11 +98,11 @@ class PromptLimits:
     negative); ``max_loras`` counts LoRA tags of both prompts together; ``max_name_length`` is the
     longest LoRA name (a file name stem)."""
 
-    min_weight: float = -2.0
-    max_weight: float = 2.0
-    max_loras: int = 20
-    max_length: int = 20_000
-    max_name_length: int = 255
+    min_weight: float = _limits.LORA_WEIGHT[0]
+    max_weight: float = _limits.LORA_WEIGHT[1]
+    max_loras: int = _limits.LORA_TAGS
+    max_length: int = _limits.PROMPT_CHARS
+    max_name_length: int = _limits.LORA_NAME_CHARS
 
     def __post_init__(self) -> None:
         if not self.min_weight <= self.max_weight:

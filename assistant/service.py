@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import limits
 from .blend import BLINDBOX_DEFAULT_CELLS
 from .config import TINY_MODELS, VAE_AUTOMATIC, VAE_NONE, Settings
 from .engine.checks import wrap_seed
@@ -44,18 +45,19 @@ ProgressFn = Callable[[int, int, str], None]
 # Render settings: one validation for UI and API
 # ----------------------------------------------------------------------------------------------
 
-#: Inclusive bounds shared by the UI sliders, the API schema and :meth:`RenderSettings.validated`.
+#: Inclusive bounds shared by the UI sliders, the API schema and :meth:`RenderSettings.validated`
+#: (the numbers live in :mod:`assistant.limits`).
 LIMITS: dict[str, tuple[float, float]] = {
-    "steps": (1, 150),
-    "cfg": (0.0, 30.0),
-    "width": (64, 2048),
-    "height": (64, 2048),
-    "batch_size": (1, 8),
-    "n_iter": (1, 16),
-    "seed": (-1, 2**32 - 1),
+    "steps": limits.STEPS,
+    "cfg": limits.CFG,
+    "width": limits.SIZE,
+    "height": limits.SIZE,
+    "batch_size": limits.BATCH_SIZE,
+    "n_iter": limits.BATCH_COUNT,
+    "seed": limits.SEED,
 }
-SIZE_MULTIPLE = 8
-MAX_PIXELS_PER_ACTION = 2048 * 2048 * 4  # width*height*images for one call (memory guard)
+SIZE_MULTIPLE = limits.SIZE_MULTIPLE
+MAX_PIXELS_PER_ACTION = limits.PIXELS_PER_ACTION  # width*height*images for one call (memory guard)
 HASH_ON_LIST_MAX_BYTES = 64 * 1024 * 1024  # listing hashes files up to this size (cached on disk)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from ..blend import Plan, blind_box
 from ..config import Settings
 from ..errors import LoraMixerError, PromptError
+from ..limits import BLINDBOX_CELLS, BLINDBOX_DEFAULT, SEED, SIZE, SIZE_MULTIPLE
 from ..types import BASES, DEFAULT_SAMPLER, GenerationRequest, PlannedLora
 from . import add_lora_dir_argument, add_model_options, model_settings, settings_with_lora_dirs
 
@@ -84,8 +85,10 @@ def parse_size(text: str) -> tuple[int, int]:
     width = int(match.group(1))
     height = int(match.group(2) or width)
     for value in (width, height):
-        if not 64 <= value <= 2048 or value % 8:
-            raise PromptError(f"--size '{text}': sides must be multiples of 8 from 64 to 2048")
+        if not SIZE[0] <= value <= SIZE[1] or value % SIZE_MULTIPLE:
+            raise PromptError(
+                f"--size '{text}': sides must be multiples of {SIZE_MULTIPLE} from {SIZE[0]} to {SIZE[1]}"
+            )
     return width, height
 
 
@@ -111,8 +114,8 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
     """Load settings and the library, start the engine unless ``--dry-run``, advise, build the request."""
     from ..library import Library
 
-    if not -1 <= image_seed <= 2**32 - 1:
-        raise PromptError(f"seed {image_seed} is not a seed; use 0 to 4294967295, or -1 for random")
+    if not SEED[0] <= image_seed <= SEED[1]:
+        raise PromptError(f"seed {image_seed} is not a seed; use 0 to {SEED[1]}, or -1 for random")
     if not args.prompt.strip():
         raise PromptError("the prompt is empty; describe what to draw, e.g. '1girl, <lora:catgirl_v1:0.6>'")
     settings = _settings(args)
@@ -344,7 +347,9 @@ def _range(text: str) -> tuple[str, tuple[float, float]]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("-n", type=int, default=8, metavar="N", help="number of cells (default 8)")
+    parser.add_argument(
+        "-n", type=int, default=BLINDBOX_DEFAULT, metavar="N", help=f"number of cells (default {BLINDBOX_DEFAULT})"
+    )
     parser.add_argument(
         "--seed", type=int, default=None, help="plan seed: the random draws (default: random, printed)"
     )
@@ -373,7 +378,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--spread", type=float, default=0.15, help="± around each planned weight (default 0.15)"
     )
     parser.add_argument("--limit", type=float, default=1.0, help="most |weight| of one LoRA (default 1)")
-    parser.add_argument("--max-cells", type=int, default=16, help="largest N allowed (default 16)")
+    parser.add_argument(
+        "--max-cells",
+        type=int,
+        default=BLINDBOX_CELLS[1],
+        help=f"largest N allowed (default {BLINDBOX_CELLS[1]})",
+    )
     parser.add_argument(
         "--vary-prompt", action="store_true", help="expand {a|b} choices in the prompt per cell"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from .. import limits
 from ..errors import GenerationError
 from ..types import GenerationRequest
 from .schedulers import split_name
@@ -29,14 +30,15 @@ __all__ = [
     "wrap_seed",
 ]
 
-MIN_SIZE, MAX_SIZE = 64, 2048
-MAX_STEPS = 150
-MAX_CFG = 30.0
-MAX_BATCH = 8
-MAX_SEED = 2**32 - 1
-MAX_LORA_WEIGHT = 10.0
+# One limit per thing: the numbers are assistant.limits' (the UI, the API and the parser use them too).
+MIN_SIZE, MAX_SIZE = limits.SIZE
+MAX_STEPS = limits.STEPS[1]
+MAX_CFG = limits.CFG[1]
+MAX_BATCH = limits.BATCH_SIZE[1]
+MAX_SEED = limits.SEED[1]
+MAX_LORA_WEIGHT = limits.LORA_WEIGHT[1]
 #: A1111's "Clip skip" slider (CLIP_stop_at_last_layers) goes from 1 to 12.
-MAX_CLIP_SKIP = 12
+MAX_CLIP_SKIP = limits.CLIP_SKIP[1]
 #: A1111's random number sources (``randn_source``); GPU is its default.
 RNG_SOURCES = ("GPU", "CPU", "NV")
 #: A1111's emphasis modes (``emphasis``); Original is its default.

@@ -12,6 +12,10 @@ Both numbers live in ``presets/rules.yaml`` (``strength.per_lora_max``, ``streng
    A LoRA's |weight| is the larger of its text-encoder and UNet weights; negative weights count by
    their size. Tags of LoRAs that are not applied (unknown, wrong base) and negative-prompt tags
    (negative-pass weights) do not count.
+3. Warn: a negative weight on a character, clothing or style LoRA does not take the subject or
+   the style away — it pushes the image away from what the LoRA learned and usually breaks it.
+   Negative weights are for adjuster (concept) LoRAs such as add_detail. The weight is left as
+   written (the user may be experimenting), and the warning says what to do instead.
 
 Bad:  ``<lora:catgirl_v1:0.8>, <lora:cyberpunk_style:0.5>, <lora:soft_light:0.4>`` (total 1.7)
 Good: ``<lora:catgirl_v1:0.56>, <lora:cyberpunk_style:0.35>, <lora:soft_light:0.28>`` (1.19)
@@ -20,13 +24,37 @@ Good: ``<lora:catgirl_v1:0.56>, <lora:cyberpunk_style:0.35>, <lora:soft_light:0.
 from __future__ import annotations
 
 from ..types import Change, LoraTag
-from .state import RuleState, floor2, fmt, show, strength, with_weights
+from .state import RuleState, floor2, fmt, kind_zh, show, strength, with_weights
 
 ID = "strength-budget"
 
 
+#: Kinds a negative weight inverts usefully (adjusters: add_detail at -0.5 removes detail).
+NEGATIVE_OK_KINDS = frozenset({"concept", "other"})
+
+
 def apply(state: RuleState) -> RuleState:
-    return _budget(_clamp(state))
+    return _warn_negative(_budget(_clamp(state)))
+
+
+def _warn_negative(state: RuleState) -> RuleState:
+    for tag, info in state.applied_positive():
+        weight = min(tag.weight, tag.weight if tag.unet is None else tag.unet)
+        if weight >= 0 or info.kind in NEGATIVE_OK_KINDS:
+            continue
+        message = (
+            f"'{info.name}' is a {info.kind} LoRA at a negative weight ({_weights(tag)}): that does not "
+            f"remove the {info.kind}, it pushes the image away from what the LoRA learned and usually "
+            "breaks it. Negative weights are for adjuster LoRAs (add_detail, add_saturation); to leave "
+            f"'{info.name}' out, remove its tag or set it to 0."
+        )
+        message_zh = (
+            f"'{info.name}' 是{kind_zh(info.kind)} LoRA,现在是负权重({_weights(tag)}):这不会去掉它,"
+            "而是把画面往反方向推,多半会崩图。负权重只适合调节类 LoRA(add_detail、add_saturation);"
+            f"不想要 '{info.name}' 就删掉它的标签或设为 0。"
+        )
+        state = state.warn(ID, message, info.name, message_zh)
+    return state
 
 
 def _clamp(state: RuleState) -> RuleState:

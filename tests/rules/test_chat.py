@@ -100,7 +100,7 @@ def test_command_arguments(message: str, args: dict) -> None:
         ("/ab only_one", "usage: /ab"),
         ("/sweep", "usage: /sweep"),
         ("/sweep catgirl_v1 lots", "is not a range"),
-        ("/sweep catgirl_v1 0.2..1x99", "2 to 16"),
+        ("/sweep catgirl_v1 0.2..1x99", "1 to 16"),
         ("/sweep catgirl_v1 0..5x3", "between -2 and 2"),
     ],
 )
@@ -251,8 +251,19 @@ def test_ab_and_sweep_resolve_names_with_did_you_mean() -> None:
     bad = respond("/sweep catgrl_v1 0.2..1x3", EMPTY)
     assert "Did you mean" in bad.text
     assert "catgirl_v1" in bad.text
-    sweep = respond("/sweep soft_light 0.2..0.6x3", EMPTY)
+    sweep = respond("/sweep soft_light 0.2..0.6x3", WITH_PROMPT)
     assert "0.2, 0.4, 0.6" in sweep.text
+
+
+def test_ab_and_sweep_on_an_empty_prompt_box_ask_for_a_prompt_and_render_nothing() -> None:
+    for message in ("/ab catgirl_v1 catgirl_v2", "/sweep catgirl_v1 0.2..1.0x5"):
+        reply = respond(message, EMPTY)
+        assert "needs a prompt" in reply.text
+        assert "rendered with" not in reply.text
+        assert "error" in reply.intent.args  # the app renders nothing for it
+    reply = respond("/sweep catgirl_v1 0.2..1.0x5", ChatContext(library=DEMO_LIBRARY, positive="你好"))
+    assert "error" not in reply.intent.args
+    assert "需要" not in respond("/ab catgirl_v1 catgirl_v2", WITH_PROMPT).text
 
 
 @pytest.mark.parametrize(
@@ -343,23 +354,26 @@ def test_every_reason_and_warning_has_a_chinese_text() -> None:
 
 
 def test_overlong_messages_are_refused_before_parsing() -> None:
-    # A message may carry a full positive and a full negative prompt (20,000 characters each) …
-    both = "1girl, " + "a" * 19_000 + "\nNegative prompt: " + "b" * 19_000
+    # A message holds one prompt (a negative line included): the prompt limit, one number everywhere …
+    both = "1girl, " + "a" * 9_000 + "\nNegative prompt: " + "b" * 9_000
     assert route(both).kind == "advise"
-    # … but nothing longer, and a command (which carries a few words) far less.
+    assert route("1girl, " + "a" * 19_000 + "\nNegative prompt: " + "b" * 19_000).kind == "unknown"
+    # … and a command (which carries a few words) far less.
     reply = respond("1girl, " * 6_000, EMPTY)
     assert reply.intent.kind == "unknown"
     assert "41,999 characters" in reply.text
-    assert "41,000" in reply.text
+    assert "the limit is 20,000 characters" in reply.text  # the prompt limit: one number everywhere
     reply = respond("/loras " + "x" * 3_000, EMPTY)
     assert "3,007 characters" in reply.text
     assert "2,000" in reply.text
     reply = respond("多耳怪" * 20_000, EMPTY)
     assert "60,000 个字符" in reply.text
-    # /advise carries a prompt, so it gets the message limit; the prompt limit then speaks.
+    # /advise carries a prompt, so it gets the message limit (the prompt limit), not the command one.
+    reply = respond("/advise " + "1girl, " * 2_500, EMPTY)
+    assert reply.intent.kind == "advise"
     reply = respond("/advise " + "1girl, " * 3_000, EMPTY)
-    assert "20,999 characters" in reply.text
-    assert "20,000" in reply.text
+    assert "21,007 characters" in reply.text
+    assert "the limit is 20,000 characters" in reply.text
 
 
 @pytest.mark.parametrize(
@@ -389,7 +403,7 @@ def test_a_prompt_with_colons_is_still_a_prompt() -> None:
     ("message", "expected"),
     [
         ("/ab catgirl_v1 猫", "找不到 LoRA '猫'(库里没有)"),
-        ("/sweep 猫娘 0.2..1.0x50", "扫描只能取 2 到 16 步,不能是 50"),
+        ("/sweep 猫娘 0.2..1.0x50", "扫描只能取 1 到 16 步,不能是 50"),
         ("/blindbox 一百", "'一百' 不是整数"),
         ("/ab 猫", "用法:/ab 名字A 名字B"),
     ],
@@ -413,3 +427,69 @@ def test_weight_question_with_a_prompt_adds_up_the_mix() -> None:
     reply = respond("权重设多少?", ChatContext(library=DEMO_LIBRARY, positive="1girl, <lora:catgirl_v1:0.5>"))
     assert "`catgirl_v1`(角色):现在 0.5" in reply.text
     assert "合计 0.5(上限 1.2)" in reply.text
+
+
+# -- one conversation memory (issue 15) -----------------------------------------------------------
+
+
+def _next(reply: ChatReply, message: str, **context: object) -> ChatReply:
+    """The next message of the same conversation: the boxes and the memory the last reply left."""
+    values = {"positive": reply.positive, "negative": reply.negative, **context}
+    return respond(message, ChatContext(library=DEMO_LIBRARY, memory=reply.memory, **values))  # type: ignore[arg-type]
+
+
+def test_a_symptom_asked_without_a_prompt_is_applied_to_the_next_prompt() -> None:
+    asked = respond("多耳怪怎么办", EMPTY)
+    assert "把提示词发给我" in asked.text
+    assert asked.memory.symptoms == ("extra-ears",)
+    fixed = _next(asked, "一个猫耳女孩, <lora:catgirl_v1:1.2>")
+    assert "<lora:catgirl_v1:0.6>" in fixed.positive
+    assert "(extra cat ears:1.5)" in fixed.negative
+    assert "多耳怪怎么办" in fixed.text  # the reply says which earlier question it applied
+    assert fixed.memory.symptoms == ()  # applied once
+    again = _next(fixed, "一个猫耳女孩, <lora:catgirl_v1:1.2>", negative="")
+    assert "多耳怪怎么办" not in again.text
+
+
+def test_a_remembered_symptom_waits_three_messages_then_expires() -> None:
+    reply = respond("extra ears, what do I do", EMPTY)
+    assert reply.memory.symptoms == ("extra-ears",)
+    reply = _next(reply, "/help")
+    reply = _next(reply, "/loras cat")
+    assert reply.memory.symptoms == ("extra-ears",)
+    applied = _next(reply, "1girl, <lora:catgirl_v1:1.2>")
+    assert "Applied the fix" in applied.text
+    reply = _next(reply, "/help")  # a third message instead of the prompt: the fix stops waiting
+    assert reply.memory.symptoms == ()
+    assert "Applied the fix" not in _next(reply, "1girl, <lora:catgirl_v1:1.2>").text
+
+
+def test_a_negative_prompt_from_the_previous_turn_is_shown_as_carried() -> None:
+    first = respond("1girl, <lora:catgirl_v1:0.8>", EMPTY)
+    assert first.negative == "extra cat ears"  # the LoRA's declared negative text
+    second = _next(first, "1girl, solo, <lora:cyberpunk_style:0.5>")
+    assert "Negative prompt (carried from the previous turn)" in second.text
+    typed = _next(first, "1girl, solo, <lora:cyberpunk_style:0.5>", negative="lowres")
+    assert "Negative prompt (from the Negative prompt box)" in typed.text
+    inline = _next(first, "1girl, <lora:cyberpunk_style:0.5>\nNegative prompt: blurry")
+    assert "carried" not in inline.text
+
+
+def test_an_unknown_lora_is_never_called_fine_and_the_reply_says_what_exists() -> None:
+    reply = respond("1girl, <lora:nonexistent:0.8>", EMPTY)
+    assert "already follows the rules" not in reply.text
+    assert "read the warnings" in reply.text
+    assert "`catgirl_v1`" in reply.text
+    assert "/loras" in reply.text
+
+
+def test_a_negative_weight_on_a_character_lora_is_warned() -> None:
+    reply = respond("1girl, <lora:catgirl_v1:-0.5>", EMPTY)
+    assert "already follows the rules" not in reply.text
+    assert "negative weight" in reply.text
+    assert "negative weight" not in respond("1girl, <lora:add_detail:-0.5>", EMPTY).text.split("**Warnings**")[-1]
+
+
+def test_one_image_blind_box_is_singular() -> None:
+    assert "1 image," in respond("/blindbox 1", WITH_PROMPT).text
+    assert "1 images" not in respond("/blindbox 1", WITH_PROMPT).text

@@ -1,0 +1,122 @@
+"""Every bound LoRA Mixer enforces, once: the parser, the chat, the plans, the render settings,
+the engine's checks, the UI sliders, the API schema and the README all read their numbers here,
+so a limit is the same number in every message a user can read.
+
+Pure Python (no torch, no gradio). :func:`markdown_table` renders the user-facing ones; the
+README embeds that table between ``<!-- limits -->`` markers and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BATCH_COUNT",
+    "BATCH_SIZE",
+    "BLINDBOX_CELLS",
+    "BLINDBOX_DEFAULT",
+    "CFG",
+    "CLIP_SKIP",
+    "COMMAND_CHARS",
+    "LIMITS",
+    "LORA_NAME_CHARS",
+    "LORA_TAGS",
+    "LORA_WEIGHT",
+    "PIXELS_PER_ACTION",
+    "PROMPT_CHARS",
+    "SEED",
+    "SIZE",
+    "SIZE_MULTIPLE",
+    "STEPS",
+    "SWEEP_CELLS",
+    "SWEEP_DEFAULT_VALUES",
+    "SWEEP_VALUES",
+    "Limit",
+    "markdown_table",
+]
+
+# -- text ------------------------------------------------------------------------------------------
+
+#: One prompt (positive or negative), and so one chat message: a message holds one prompt (with
+#: an optional ``Negative prompt:`` line), and is refused above this before anything is parsed.
+PROMPT_CHARS = 20_000
+#: A slash command (``/loras filter``, ``/sweep …``); ``/advise <prompt>`` counts as a prompt.
+COMMAND_CHARS = 2_000
+#: LoRA tags in a prompt pair (positive and negative together).
+LORA_TAGS = 20
+#: A LoRA name (a file name stem).
+LORA_NAME_CHARS = 255
+
+# -- weights ---------------------------------------------------------------------------------------
+
+#: A LoRA weight anywhere: a prompt tag, a slider, a sweep axis, a blind-box range, a recipe,
+#: the catalog, the engine's last check. A1111 accepts more; images break long before.
+LORA_WEIGHT = (-2.0, 2.0)
+
+# -- plans -----------------------------------------------------------------------------------------
+
+#: Cells of one blind box (``/blindbox N``, the Blind box slider, the CLI's ``-n``).
+BLINDBOX_CELLS = (1, 16)
+BLINDBOX_DEFAULT = 8
+#: Values on one sweep axis (``/sweep NAME 0.2..1.0xN``, ``catgirl_v1=…``, ``--x``).
+SWEEP_VALUES = (1, 16)
+SWEEP_DEFAULT_VALUES = 5
+#: Cells of one X/Y sweep or A/B grid.
+SWEEP_CELLS = 64
+
+# -- render settings (UI sliders, API schema, RenderSettings, the engine's check_request) ----------
+
+STEPS = (1, 150)
+CFG = (0.0, 30.0)
+SIZE = (64, 2048)
+SIZE_MULTIPLE = 8
+BATCH_SIZE = (1, 8)
+BATCH_COUNT = (1, 16)
+SEED = (-1, 2**32 - 1)
+#: A1111's "Clip skip" (CLIP_stop_at_last_layers).
+CLIP_SKIP = (1, 12)
+#: width × height × images of one call (a memory guard).
+PIXELS_PER_ACTION = 2048 * 2048 * 4
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One user-facing limit as the README lists it."""
+
+    what: str
+    value: str
+
+
+def _n(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def _range(bounds: tuple[float, float]) -> str:
+    return f"{_n(bounds[0])} to {_n(bounds[1])}"
+
+
+#: The README's limits table, in reading order.
+LIMITS: tuple[Limit, ...] = (
+    Limit("a prompt (positive or negative), and a chat message", f"{_n(PROMPT_CHARS)} characters"),
+    Limit("a chat command (`/loras …`, `/sweep …`)", f"{_n(COMMAND_CHARS)} characters"),
+    Limit("LoRA tags in a prompt pair", _n(LORA_TAGS)),
+    Limit("a LoRA name", f"{_n(LORA_NAME_CHARS)} characters"),
+    Limit("a LoRA weight (tags, sliders, sweeps, blind-box ranges, recipes)", _range(LORA_WEIGHT)),
+    Limit("blind box cells", f"{_range(BLINDBOX_CELLS)} (default {BLINDBOX_DEFAULT})"),
+    Limit("values on one sweep axis", f"{_range(SWEEP_VALUES)} (default {SWEEP_DEFAULT_VALUES})"),
+    Limit("cells of one sweep or A/B grid", _n(SWEEP_CELLS)),
+    Limit("steps", _range(STEPS)),
+    Limit("CFG scale", _range(CFG)),
+    Limit("width, height", f"{_range(SIZE)}, a multiple of {SIZE_MULTIPLE}"),
+    Limit("batch size / batch count", f"{_range(BATCH_SIZE)} / {_range(BATCH_COUNT)}"),
+    Limit("seed", f"-1 (random) or 0 to {_n(SEED[1])}"),
+    Limit("clip skip", _range(CLIP_SKIP)),
+    Limit("pixels per call (width × height × images)", _n(PIXELS_PER_ACTION)),
+)
+
+
+def markdown_table() -> str:
+    """The README's limits table (no trailing newline)."""
+    rows = ["| what | limit |", "| --- | --- |"]
+    rows += [f"| {limit.what} | {limit.value} |" for limit in LIMITS]
+    return "\n".join(rows)
