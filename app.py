@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import html
+import inspect
 import logging
 import os
+import queue
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,23 +31,24 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from assistant.blend import BLINDBOX_DEFAULT_CELLS, BLINDBOX_MAX_CELLS
+from assistant import limits
+from assistant.blend import BLINDBOX_DEFAULT_CELLS
 from assistant.commands import add_model_options, model_settings
 from assistant.config import Settings, load_settings
 from assistant.engine.checks import MAX_CLIP_SKIP, RNG_SOURCES
 from assistant.errors import Cancelled, LoraMixerError
-from assistant.service import (
-    LIMITS,
-    ChatTurn,
-    PlanRendered,
-    ProgressFn,
-    Rendered,
-    RenderSettings,
-    Service,
-    model_label,
-)
+from assistant.service import LIMITS, RenderSettings, Service, Turn, model_label, render_summary
 from assistant.types import DEFAULT_SAMPLER
 from assistant.ui import cards, messages, prompts
+from assistant.ui.conversation import (
+    Conversation,
+    Job,
+    Sessions,
+    cancelled_line,
+    progress_line,
+    queued_line,
+    waiting_line,
+)
 
 log = logging.getLogger("lora_mixer.app")
 
@@ -52,6 +57,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Sampler names offered before the engine has loaded (replaced by the engine's list on load).
 KNOWN_SAMPLERS = ["DPM++ 2M Karras", "DPM++ 2M", "DPM++ SDE Karras", "Euler a", "Euler", "DDIM"]
 HISTORY_LIMIT = 40
+#: Seconds between two progress updates of one reply (a render reports every sampler step).
+PROGRESS_INTERVAL = 0.2
 GENERIC_ERROR = "Something went wrong on the server; nothing was changed. The server log has the details."
 
 try:  # Hugging Face ZeroGPU: run renders on a GPU slice when the `spaces` package is present
@@ -90,32 +97,45 @@ def thumbs_dir(settings: Settings) -> Path:
     return Path(settings.cache_dir).expanduser().resolve() / "thumbs"
 
 
+def _toast(message: str) -> gr.Error:
+    """A toast for ``message``. Toasts render HTML, so ``<lora:…>`` would vanish (cutting the
+    message mid-quote): the text is escaped."""
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
 def friendly(fn: F) -> F:
-    """Show LoraMixerError messages as gr.Error; log anything else and show a generic message."""
+    """Show LoraMixerError messages as gr.Error; log anything else and show a generic message.
+
+    Works for plain handlers and for generator handlers (streamed replies) alike.
+    """
+
+    def explain(err: Exception) -> gr.Error:
+        if isinstance(err, gr.Error):
+            return err
+        if isinstance(err, LoraMixerError):
+            return _toast(str(err))
+        log.exception("unexpected error in %s", fn.__name__)
+        return gr.Error(GENERIC_ERROR, print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def streaming(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as err:
+                raise explain(err) from None
+
+        return streaming  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except LoraMixerError as err:
-            raise gr.Error(str(err), print_exception=False) from None
-        except Exception:
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(GENERIC_ERROR, print_exception=False) from None
+        except Exception as err:
+            raise explain(err) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def _progress(progress: gr.Progress | None) -> ProgressFn | None:
-    if progress is None:
-        return None
-
-    def report(done: int, total: int, description: str) -> None:
-        progress((done, total), desc=description, unit="steps")
-
-    return report
 
 
 def _settings(
@@ -137,34 +157,50 @@ def _image_message(paths: Sequence[str]) -> list[dict[str, str]]:
 
 
 class Handlers:
-    """Event handlers bound to one :class:`Service`; per-session cancel flags by session hash."""
+    """Event handlers bound to one :class:`Service`; one conversation per session hash."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, *, max_waiting: int = 32) -> None:
         self.service = service
-        self._cancels: dict[str, threading.Event] = {}
-        self._cancels_lock = threading.Lock()
+        self.sessions = Sessions()
+        self.max_waiting = max_waiting
+        self._active = 0
+        self._active_lock = threading.Lock()
         self.thumbs_dir = thumbs_dir(service.settings)
 
-    # -- sessions ---------------------------------------------------------------------------------
+    # -- chat and buttons: one flow ------------------------------------------------------------
+    #
+    # Each request (a chat message or a button) is one generator: the user's message and a
+    # placeholder reply appear at once; the request waits for the session's earlier ones; the
+    # assistant's answer (the rewrite and its reasons) appears; the render's progress lives in that
+    # answer and the image replaces it. Every update sends the session's whole conversation
+    # (assistant.ui.conversation), so a message sent during a render is shown, queued, never lost.
 
-    def _cancel_flag(self, request: gr.Request | None, *, reset: bool) -> threading.Event:
-        key = getattr(request, "session_hash", None) or "_"
-        with self._cancels_lock:
-            flag = self._cancels.setdefault(key, threading.Event())
-            if len(self._cancels) > 1000:  # bounded: forget the oldest sessions, keep this one
-                for old in list(self._cancels)[:500]:
-                    self._cancels.pop(old, None)
-                self._cancels[key] = flag
-        if reset:
-            flag.clear()
-        return flag
+    def _conversation(self, request: gr.Request | None) -> Conversation:
+        return self.sessions.get(getattr(request, "session_hash", None) or "_")
+
+    def _admit(self) -> None:
+        """Refuse a request at once when too many wait (the queue stays bounded)."""
+        with self._active_lock:
+            if self._active >= self.max_waiting:
+                raise gr.Error(
+                    f"The server is busy: {self._active} requests are running or waiting "
+                    f"(the limit is {self.max_waiting}). Try again in a moment.",
+                    print_exception=False,
+                )
+            self._active += 1
+
+    def _release(self) -> None:
+        with self._active_lock:
+            self._active -= 1
 
     def cancel(self, request: gr.Request) -> None:
-        """Ask this session's running render to stop after the current step."""
-        self._cancel_flag(request, reset=False).set()
-        gr.Info("Cancelling after the current step…")
+        """Stop this session's running render after its current step, and drop its queued ones."""
+        count = self._conversation(request).cancel_all()
+        gr.Info("Cancelling after the current step…" if count else "Nothing is running.")
 
-    # -- chat -------------------------------------------------------------------------------------
+    def clear(self, request: gr.Request) -> None:
+        """The conversation's Clear button: forget the messages and the memory."""
+        self._conversation(request).clear()
 
     def chat(
         self,
@@ -181,36 +217,166 @@ class Handlers:
         seed: float,
         batch: float,
         request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented injection idiom
-    ) -> tuple[list[dict[str, Any]], str, str, str]:
-        """One chat turn: the reply (with images) appended; prompt boxes updated."""
-        history = list(history or [])
-        message = (message or "").strip()
-        if not message:
+    ) -> Iterator[tuple[Any, Any, Any, Any]]:
+        """One chat message: echoed at once, answered, rendered with progress in the answer.
+
+        Yields (conversation, message box, prompt, negative prompt); the message box is cleared by
+        the first update, so the next message can be typed (and sent: it queues) at once.
+        """
+        text = (message or "").strip()
+        if not text:
             raise gr.Error("Type a prompt, a question or a command such as /help.", print_exception=False)
-        turn: ChatTurn = self.service.chat(
-            message,
-            positive=positive or "",
-            negative=negative or "",
-            apply_changes=bool(apply_changes),
-            settings=_settings(sampler, steps, cfg, width, height, seed, batch),
-            progress=_progress(progress),
-            cancel=self._cancel_flag(request, reset=True),
+        settings = _settings(sampler, steps, cfg, width, height, seed, batch)  # bad ones: said in the reply
+        conversation = self._conversation(request)
+        conversation.adopt(history)
+        self._admit()
+        job = conversation.add(
+            messages.user_text(text), boxes=(positive or "", negative or ""), waiting=queued_line(0)
         )
-        history.append({"role": "user", "content": messages.user_text(message)})
-        content: list[Any] = [turn.markdown, *_image_message(turn.images)]
-        history.append({"role": "assistant", "content": content})
-        return history, "", turn.positive, turn.negative
 
-    # -- buttons ----------------------------------------------------------------------------------
+        def answer() -> Turn:
+            boxes = conversation.boxes_for(job)
+            turn = self.service.chat_turn(
+                text,
+                positive=boxes[0],
+                negative=boxes[1],
+                apply_changes=bool(apply_changes),
+                settings=settings,
+                memory=conversation.memory,
+            )
+            if turn.memory is not None:
+                conversation.memory = turn.memory
+            return turn
 
-    def _append(
-        self, history: list[dict[str, Any]] | None, user: str, markdown: str, paths: Sequence[str]
-    ) -> list[dict[str, Any]]:
-        history = list(history or [])
-        history.append({"role": "user", "content": user})
-        history.append({"role": "assistant", "content": [markdown, *_image_message(paths)]})
-        return history
+        yield from self._run(conversation, job, answer, clear_input=True)
+
+    def _button(
+        self,
+        kind: str,
+        user: str,
+        history: list[dict[str, Any]] | None,
+        request: gr.Request | None,
+        turn: Turn,
+        boxes: tuple[str, str],
+    ) -> Iterator[tuple[Any, Any, Any]]:
+        """A button's request: checked and planned already (``turn``), then queued like a message."""
+        conversation = self._conversation(request)
+        conversation.adopt(history)
+        self._admit()
+        job = conversation.add(user, kind=kind, boxes=boxes, waiting=queued_line(0))
+        for history_, _box, positive, negative in self._run(conversation, job, lambda: turn):
+            yield history_, positive, negative
+
+    def _run(
+        self,
+        conversation: Conversation,
+        job: Job,
+        answer: Callable[[], Turn],
+        *,
+        clear_input: bool = False,
+    ) -> Iterator[tuple[Any, Any, Any, Any]]:
+        skip = gr.skip()
+        try:
+            conversation.set_reply(job, queued_line(conversation.ahead(job)))
+            yield conversation.snapshot(), ("" if clear_input else skip), skip, skip
+            # 1. this session's earlier requests first (the placeholder says how many)
+            shown = conversation.ahead(job)
+            while not conversation.wait_turn(job, 0.25):
+                if job.cancel.is_set():
+                    break
+                ahead = conversation.ahead(job)
+                if ahead != shown:
+                    shown = ahead
+                    conversation.set_reply(job, queued_line(ahead))
+                    yield conversation.snapshot(), skip, skip, skip
+            if job.cancel.is_set():
+                conversation.set_reply(job, cancelled_line(None, None, started=False))
+                yield conversation.snapshot(), skip, skip, skip
+                return
+            # 2. the answer: the rewrite and its reasons, before anything renders
+            try:
+                turn = answer()
+            except LoraMixerError as err:
+                conversation.set_reply(job, f"⚠ {err}")
+                yield conversation.snapshot(), skip, skip, skip
+                return
+            conversation.set_boxes(turn.positive, turn.negative)
+            if turn.job is None:
+                conversation.set_reply(job, turn.markdown)
+                yield conversation.snapshot(), skip, turn.positive, turn.negative
+                return
+            conversation.set_reply(job, f"{turn.markdown}\n\n{waiting_line(0)}")
+            yield conversation.snapshot(), skip, turn.positive, turn.negative
+            # 3. the render, its progress inside the answer; 4. the image in place of the progress
+            for _ in self._render(conversation, job, turn):
+                yield conversation.snapshot(), skip, skip, skip
+        except GeneratorExit:  # the page went away: stop the render after its current step
+            job.cancel.set()
+            raise
+        except Exception:
+            log.exception("request %s failed", job.kind)
+            conversation.set_reply(job, f"⚠ {GENERIC_ERROR}")
+            yield conversation.snapshot(), skip, skip, skip
+        finally:
+            conversation.finish(job)
+            self._release()
+
+    def _render(self, conversation: Conversation, job: Job, turn: Turn) -> Iterator[None]:
+        """Run ``turn.job`` in a worker thread; each yield means the reply bubble changed."""
+        assert turn.job is not None
+        render = turn.job
+        events: queue.Queue[tuple[Any, ...]] = queue.Queue()
+
+        def work() -> None:
+            try:
+                result = render.run(
+                    lambda done, total, what: events.put(("step", done, total, what)),
+                    job.cancel,
+                    lambda ahead: events.put(("wait", ahead)),
+                )
+                events.put(("done", result))
+            except BaseException as exc:  # handed to the generator, which explains it
+                events.put(("error", exc))
+
+        threading.Thread(target=work, name=f"render-{job.id}", daemon=True).start()
+        started = False
+        last_yield = 0.0
+        while True:
+            event = events.get()
+            batch = [event]
+            while not events.empty():
+                batch.append(events.get_nowait())
+            final = next((e for e in batch if e[0] in ("done", "error")), None)
+            status = None
+            for item in batch:
+                if item[0] == "step":
+                    started = True
+                    status = progress_line(item[1], item[2], item[3])
+                elif item[0] == "wait":
+                    status = waiting_line(item[1])
+            if final is not None:
+                break
+            if status is not None:
+                conversation.set_reply(job, f"{turn.markdown}\n\n{status}")
+                pause = PROGRESS_INTERVAL - (time.monotonic() - last_yield)
+                if pause > 0:  # at most a few updates a second: the page need not redraw each step
+                    time.sleep(pause)
+                last_yield = time.monotonic()
+                yield
+        if final[0] == "done":
+            summary, images = render_summary(final[1])
+            conversation.set_reply(job, f"{turn.markdown}\n\n{summary}", *_image_message(images))
+        else:
+            error = final[1]
+            if isinstance(error, Cancelled):
+                line = cancelled_line(error.step, error.total, started=started)
+            elif isinstance(error, LoraMixerError):
+                line = f"⚠ {error}"
+            else:
+                log.error("render failed", exc_info=error)
+                line = f"⚠ {GENERIC_ERROR}"
+            conversation.set_reply(job, f"{turn.markdown}\n\n{line}")
+        yield
 
     def generate(
         self,
@@ -226,61 +392,17 @@ class Handlers:
         batch: float,
         history: list[dict[str, Any]] | None,
         request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008
-    ) -> tuple[list[dict[str, Any]], str, str]:
-        """Generate button: advise (if applied), render, append the images to the chat."""
-        user = f"Generate: {messages.inline_code(positive)}"
-        try:
-            rendered: Rendered = self.service.generate(
-                positive,
-                negative,
-                _settings(sampler, steps, cfg, width, height, seed, batch),
-                use_assistant=bool(apply_changes),
-                progress=_progress(progress),
-                cancel=self._cancel_flag(request, reset=True),
-            )
-        except Cancelled as err:
-            return self._cancelled(history, user, err), positive, negative
-        text = "\n\n".join(
-            [
-                messages.advice_markdown(rendered.advice),
-                messages.render_markdown(rendered.seeds, rendered.paths, rendered.notes),
-            ]
+    ) -> Iterator[tuple[Any, Any, Any]]:
+        """Generate button: advise (if applied), render, the image in the conversation."""
+        boxes = (positive or "", negative or "")
+        turn = self.service.action_turn(
+            "generate",
+            *boxes,
+            _settings(sampler, steps, cfg, width, height, seed, batch),
+            apply_changes=bool(apply_changes),
         )
-        history = self._append(history, user, text, rendered.paths)
-        new_positive = rendered.advice.positive if rendered.advice else positive
-        new_negative = rendered.advice.negative if rendered.advice else negative
-        return history, new_positive, new_negative
-
-    def _cancelled(
-        self, history: list[dict[str, Any]] | None, user: str, err: Cancelled
-    ) -> list[dict[str, Any]]:
-        """A cancel is not an error: a toast, and a note in the conversation."""
-        gr.Warning(str(err) or "Cancelled.")
-        return self._append(history, user, f"⏹ {err}", [])
-
-    def _render_plan(
-        self,
-        render: Callable[..., PlanRendered],
-        user: str,
-        history: list[dict[str, Any]] | None,
-        request: gr.Request,
-        progress: gr.Progress,
-    ) -> list[dict[str, Any]]:
-        """Run one grid action (blind box, A/B, sweep) with this session's progress and cancel."""
-        try:
-            result = render(progress=_progress(progress), cancel=self._cancel_flag(request, reset=True))
-        except Cancelled as err:
-            return self._cancelled(history, user, err)
-        return self._plan_reply(result, user, history)
-
-    def _plan_reply(
-        self, result: PlanRendered, user: str, history: list[dict[str, Any]] | None
-    ) -> list[dict[str, Any]]:
-        text = messages.plan_markdown(result.kind, result.plan, result.grid_path)
-        if result.advice is not None and (result.advice.changes or result.advice.warnings):
-            text = messages.advice_markdown(result.advice) + "\n\n" + text
-        return self._append(history, user, text, [result.grid_path])
+        user = f"Generate: {messages.inline_code(positive or '')}"
+        yield from self._button("generate", user, history, request, turn, boxes)
 
     def blindbox(
         self,
@@ -297,28 +419,28 @@ class Handlers:
         batch: float,
         history: list[dict[str, Any]] | None,
         request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008
-    ) -> list[dict[str, Any]]:
+    ) -> Iterator[tuple[Any, Any, Any]]:
         """Blind box button: ``count`` random weight mixes as one labelled grid in the chat."""
-        user = f"Blind box ×{int(count)}: {messages.inline_code(positive)}"
-        render = functools.partial(
-            self.service.blindbox,
-            positive,
-            negative,
+        boxes = (positive or "", negative or "")
+        n = int(count if count is not None else BLINDBOX_DEFAULT_CELLS)
+        turn = self.service.action_turn(
+            "blindbox",
+            *boxes,
             _settings(sampler, steps, cfg, width, height, seed, 1),
-            n=int(count),
-            seed=None if int(seed) == -1 else int(seed),
-            use_assistant=bool(apply_changes),
+            apply_changes=bool(apply_changes),
+            n=n,
+            seed=None if seed is None or int(seed) == -1 else int(seed),
         )
-        return self._render_plan(render, user, history, request, progress)
+        user = f"Blind box ×{n}: {messages.inline_code(positive or '')}"
+        yield from self._button("blindbox", user, history, request, turn, boxes)
 
     def ab(
         self,
         positive: str,
         negative: str,
         apply_changes: bool,
-        a: str,
-        b: str,
+        a: str | None,
+        b: str | None,
         sampler: str,
         steps: float,
         cfg: float,
@@ -328,28 +450,27 @@ class Handlers:
         batch: float,
         history: list[dict[str, Any]] | None,
         request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008
-    ) -> list[dict[str, Any]]:
-        """A/B button: the same seed with variant A and variant B, side by side."""
-        user = f"A/B: {messages.inline_code(positive)}"
-        render = functools.partial(
-            self.service.ab,
-            positive,
-            negative,
+    ) -> Iterator[tuple[Any, Any, Any]]:
+        """A/B button: the same seed with variant A and variant B, side by side, and their difference."""
+        boxes = (positive or "", negative or "")
+        turn = self.service.action_turn(
+            "ab",
+            *boxes,
             _settings(sampler, steps, cfg, width, height, seed, 1),
+            apply_changes=bool(apply_changes),
             a=(a or "").strip() or None,
             b=(b or "").strip() or None,
-            use_assistant=bool(apply_changes),
         )
-        return self._render_plan(render, user, history, request, progress)
+        user = f"A/B: {messages.inline_code(positive or '')}"
+        yield from self._button("ab", user, history, request, turn, boxes)
 
     def sweep(
         self,
         positive: str,
         negative: str,
         apply_changes: bool,
-        x_axis: str,
-        y_axis: str,
+        x_axis: str | None,
+        y_axis: str | None,
         sampler: str,
         steps: float,
         cfg: float,
@@ -359,54 +480,56 @@ class Handlers:
         batch: float,
         history: list[dict[str, Any]] | None,
         request: gr.Request,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008
-    ) -> list[dict[str, Any]]:
-        """Sweep button: an X/Y grid over LoRA weights, CFG, steps, seeds or samplers."""
-        axes = f"X {messages.inline_code(x_axis)}" + (f", Y {messages.inline_code(y_axis)}" if y_axis else "")
-        user = f"Sweep {axes}: {messages.inline_code(positive)}"
-        render = functools.partial(
-            self.service.sweep,
-            positive,
-            negative,
+    ) -> Iterator[tuple[Any, Any, Any]]:
+        """Sweep button: an X/Y grid over LoRA weights, CFG, steps, seeds or samplers (no axis: the
+        prompt's first LoRA from 0 to 1)."""
+        x_axis, y_axis = (x_axis or "").strip(), (y_axis or "").strip()
+        boxes = (positive or "", negative or "")
+        turn = self.service.action_turn(
+            "sweep",
+            *boxes,
             _settings(sampler, steps, cfg, width, height, seed, 1),
-            x_axis=x_axis or "",
-            y_axis=y_axis or "",
-            use_assistant=bool(apply_changes),
+            apply_changes=bool(apply_changes),
+            x_axis=x_axis,
+            y_axis=y_axis,
         )
-        return self._render_plan(render, user, history, request, progress)
+        axes = f" X {messages.inline_code(x_axis)}" if x_axis else ""
+        axes += f", Y {messages.inline_code(y_axis)}" if y_axis else ""
+        user = f"Sweep{axes}: {messages.inline_code(positive or '')}"
+        yield from self._button("sweep", user, history, request, turn, boxes)
 
     # -- library ----------------------------------------------------------------------------------
 
-    def library(self, query: str, kind: str, base: str) -> tuple[Any, list[str], list[dict[str, Any]]]:
-        """Cards matching the search box and filters, their names in card order, and the same
-        entries as JSON (what API clients read)."""
-        infos = self.service.loras(
-            query or "",
-            kind=None if kind in ("", "any") else kind,
-            base=None if base in ("", "any") else base,
-        )
+    def library(self, query: str, kind: str, base: str) -> tuple[Any, list[str], list[dict[str, Any]], str]:
+        """Cards matching the search box and filters, their names in card order, the same entries
+        as JSON (what API clients read), and the note above the cards (what matched, or nothing)."""
+        kind_filter = None if kind in ("", "any") else kind
+        base_filter = None if base in ("", "any") else base
+        infos = self.service.loras(query or "", kind=kind_filter, base=base_filter)
         rows, names = cards.card_rows(infos, self.thumbs_dir, self.service.lora_hash)
-        return gr.Dataset(samples=rows), names, cards.listing(infos, self.service.lora_hash)
+        note = cards.search_note(
+            query or "", kind_filter, base_filter, len(infos), len(self.service.library.all())
+        )
+        return gr.Dataset(samples=rows), names, cards.listing(infos, self.service.lora_hash), note
 
     def refresh_library(
         self, query: str, kind: str, base: str
     ) -> tuple[Any, list[str], list[dict[str, Any]], str]:
         """Rescan the LoRA folders, then show the cards again."""
         count = self.service.refresh_loras()
-        dataset, names, listing = self.library(query, kind, base)
-        return (
-            dataset,
-            names,
-            listing,
-            f"Library rescanned: {count} loadable LoRA{'s' if count != 1 else ''}.",
-        )
+        dataset, names, listing, note = self.library(query, kind, base)
+        rescanned = f"Library rescanned: {count} loadable LoRA{'s' if count != 1 else ''}."
+        return dataset, names, listing, f"{rescanned} {note}"
 
-    def insert_card(self, index: int | None, names: list[str], positive: str) -> str:
-        """A card click: ``<lora:name:preferred_weight>`` and its trigger words go into the prompt."""
+    def insert_card(self, index: int | None, names: list[str], positive: str) -> tuple[str, str]:
+        """A card click: ``<lora:name:preferred_weight>`` and its trigger words go into the prompt,
+        and the note on the Library tab says what was added (and when the LoRA cannot run on the
+        loaded model)."""
         if index is None or not names or not 0 <= int(index) < len(names):
-            return positive
+            return positive, gr.skip()
         info = self.service.library.resolve(names[int(index)])
-        return prompts.insert_lora(positive or "", info)
+        new = prompts.insert_lora(positive or "", info)
+        return new, cards.insert_note(info, positive or "", new, self.service.base)
 
     def insert_lora(self, name: str, positive: str) -> str:
         """Insert a LoRA by name (what a card click does; for API clients)."""
@@ -418,12 +541,13 @@ class Handlers:
     def sliders(self, positive: str) -> list[Any]:
         """One visible slider per LoRA tag of the prompt (hidden ones beyond)."""
         specs = prompts.sliders_for(positive or "")
+        low, high = limits.LORA_WEIGHT
         updates: list[Any] = []
         for i in range(prompts.MAX_SLIDERS):
             if i < len(specs):
-                updates.append(
-                    gr.Slider(visible=True, label=specs[i].name, value=max(-2.0, min(2.0, specs[i].weight)))
-                )
+                label = cards.slider_label(specs[i].name, self.service.library, self.service.base)
+                value = max(low, min(high, specs[i].weight))
+                updates.append(gr.Slider(visible=True, label=label, value=value))
             else:
                 updates.append(gr.Slider(visible=False))
         return updates
@@ -437,20 +561,42 @@ class Handlers:
         set_weight.__name__ = f"set_weight_{index + 1}"
         return set_weight
 
-    def recipe(self, name: str, positive: str, negative: str) -> tuple[Any, ...]:
-        """Apply a recipe: its LoRA tags and prompt terms added, its negative terms appended, and
-        the settings it names (sampler, steps, CFG, size, seed) set; the others are left alone."""
-        if not name:
-            return (positive, negative, "", *[gr.skip()] * 6)
-        recipe = self.service.recipes().get(name)
-        if recipe is None:
-            raise gr.Error(f"Unknown recipe '{name}'; choose one from the list.", print_exception=False)
-        new_positive = prompts.recipe_prompt(positive or "", recipe.tags(), recipe.prompt)
-        new_negative = prompts.recipe_prompt(negative or "", "", recipe.negative)
-        chosen = recipe.settings
-        values = [chosen.sampler, chosen.steps, chosen.cfg, chosen.width, chosen.height, chosen.seed]
-        settings = [gr.skip() if value is None else value for value in values]
-        return (new_positive, new_negative, recipe.description or "", *settings)
+    def recipe(
+        self,
+        name: str,
+        positive: str,
+        negative: str,
+        applied: prompts.AppliedRecipe | None,
+        sampler: str,
+        steps: float,
+        cfg: float,
+        width: float,
+        height: float,
+        seed: float,
+    ) -> tuple[Any, ...]:
+        """Pick a recipe: the previous one's tags, terms and settings are taken back, this one's
+        added, and the note says which settings it set and which it put back. "" removes it."""
+        recipe = None
+        if name:
+            recipe = self.service.recipes().get(name)
+            if recipe is None:
+                raise gr.Error(f"Unknown recipe '{name}'; choose one from the list.", print_exception=False)
+        current = dict(zip(prompts.RECIPE_SETTINGS, (sampler, steps, cfg, width, height, seed), strict=True))
+        current = {k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in current.items()}
+        new_positive, new_negative, updates, now, set_now, restored = prompts.apply_recipe(
+            positive or "", negative or "", current, applied, recipe
+        )
+        lines = []
+        if recipe is not None:
+            lines.append(f"**{recipe.name}**" + (f" — {recipe.description}" if recipe.description else ""))
+            if set_now:
+                lines.append("Set by the recipe: " + ", ".join(set_now) + ".")
+        elif applied is not None and applied.name:
+            lines.append(f"Recipe **{applied.name}** taken back out of the prompt.")
+        if restored:
+            lines.append("Put back as before the recipe: " + ", ".join(restored) + ".")
+        values = [updates.get(key, gr.skip()) for key in prompts.RECIPE_SETTINGS]
+        return (new_positive, new_negative, "\n\n".join(lines), now, *values)
 
     # -- status and history -----------------------------------------------------------------------
 
@@ -520,6 +666,19 @@ CSS = """
 #library-cards img {max-width: 72px; max-height: 72px;}
 #library-cards .lm-card {text-align: left; line-height: 1.5;}
 #library-cards td {cursor: pointer;}
+/* the Clear / Copy icons float over the top of the conversation: keep the first message below them */
+#chatbot .bubble-wrap {padding-top: 40px;}
+/* tables in replies (/loras) scroll sideways instead of squeezing a word into one letter a line */
+#chatbot .message table {display: block; overflow-x: auto; max-width: 100%;}
+#chatbot .message th, #chatbot .message td {white-space: nowrap;}
+/* a phone: the conversation and its input fit on the first screen */
+@media (max-width: 640px) {
+  #subtitle, #status {display: none;}
+  #banner {padding: 2px 8px;}
+  #banner p {font-size: 12px; line-height: 1.35; margin: 2px 0;}
+  #banner code {font-size: 11px;}
+  #chatbot {height: 46vh !important; max-height: 46vh !important; min-height: 240px;}
+}
 """
 
 CHAT_EXAMPLES = [
@@ -531,9 +690,9 @@ CHAT_EXAMPLES = [
 ]
 
 
-def build_demo(service: Service) -> gr.Blocks:
-    """The Blocks app over ``service`` (not launched)."""
-    h = Handlers(service)
+def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
+    """The Blocks app over ``service`` (not launched); at most ``max_waiting`` requests queue."""
+    h = Handlers(service, max_waiting=max_waiting)
     recipe_names: list[str]
     try:
         recipe_names = sorted(service.recipes())
@@ -543,12 +702,16 @@ def build_demo(service: Service) -> gr.Blocks:
     initial_rows, initial_names = cards.card_rows(service.loras(), h.thumbs_dir, service.lora_hash)
 
     with gr.Blocks(title="LoRA Mixer", fill_width=True) as demo:
-        apply_store = gr.BrowserState(True, storage_key="lora_mixer_apply")
+        # Gradio's BrowserState never writes a falsy value (False would be forgotten): keep a dict.
+        apply_store = gr.BrowserState({"apply": True}, storage_key="lora_mixer_apply")
         prompt_store = gr.BrowserState(["", ""], storage_key="lora_mixer_prompts")
         card_names = gr.State(initial_names)
+        recipe_state = gr.State(None)
 
+        gr.Markdown("# LoRA Mixer", elem_id="title")
         gr.Markdown(
-            "# LoRA Mixer\nChat with an assistant that mixes LoRAs the way an experienced A1111 user would."
+            "Chat with an assistant that mixes LoRAs the way an experienced A1111 user would.",
+            elem_id="subtitle",
         )
         status = gr.Markdown(service.status_line(), elem_id="status")
         banner = gr.Markdown(messages.TINY_BANNER, visible=service.uses_tiny_model, elem_id="banner")
@@ -588,7 +751,9 @@ def build_demo(service: Service) -> gr.Blocks:
                     positive = gr.Textbox(label="Prompt", lines=4, elem_id="positive")
                     negative = gr.Textbox(label="Negative prompt", lines=2, elem_id="negative")
                     weight_sliders = [
-                        gr.Slider(-2.0, 2.0, value=1.0, step=0.05, visible=False, label=f"LoRA {i + 1}")
+                        gr.Slider(
+                            *limits.LORA_WEIGHT, value=1.0, step=0.05, visible=False, label=f"LoRA {i + 1}"
+                        )
                         for i in range(prompts.MAX_SLIDERS)
                     ]
                     with gr.Row():
@@ -598,21 +763,26 @@ def build_demo(service: Service) -> gr.Blocks:
                         sweep_btn = gr.Button("Sweep", elem_id="sweep")
                     with gr.Accordion("Blind box, A/B and sweep options", open=False):
                         blind_count = gr.Slider(
-                            2,
-                            BLINDBOX_MAX_CELLS,
-                            value=BLINDBOX_DEFAULT_CELLS,
+                            *limits.BLINDBOX_CELLS,
+                            value=limits.BLINDBOX_DEFAULT,
                             step=1,
                             label="Blind box: images",
+                            elem_id="blind-count",
                         )
                         with gr.Row():
                             ab_a = gr.Textbox(
-                                label="A/B: variant A", placeholder="e.g. catgirl_v1 (blank: with LoRAs)"
+                                label="A/B: variant A",
+                                placeholder="e.g. catgirl_v1 (blank: the prompt's first LoRA)",
                             )
                             ab_b = gr.Textbox(
-                                label="A/B: variant B", placeholder="e.g. catgirl_v2 (blank: without)"
+                                label="A/B: variant B",
+                                placeholder="e.g. catgirl_v2 (blank: the prompt's second LoRA, or none)",
                             )
                         with gr.Row():
-                            sweep_x = gr.Textbox(label="Sweep X axis", placeholder="catgirl_v1=0.2..1.0x5")
+                            sweep_x = gr.Textbox(
+                                label="Sweep X axis",
+                                placeholder="catgirl_v1=0.2..1.0x5 (blank: the first LoRA, 0..1x5)",
+                            )
                             sweep_y = gr.Textbox(label="Sweep Y axis", placeholder="cfg=4,7,10")
                     recipe = gr.Dropdown(
                         choices=["", *recipe_names],
@@ -621,7 +791,7 @@ def build_demo(service: Service) -> gr.Blocks:
                         elem_id="recipe",
                         allow_custom_value=False,
                     )
-                    recipe_note = gr.Markdown()
+                    recipe_note = gr.Markdown(elem_id="recipe-note")
                     with gr.Accordion("Settings", open=False):
                         sampler = gr.Dropdown(
                             KNOWN_SAMPLERS,
@@ -634,17 +804,17 @@ def build_demo(service: Service) -> gr.Blocks:
                                 *LIMITS["steps"], value=20, step=1, label="Steps", elem_id="steps"
                             )
                             cfg = setting_slider(
-                                1.0, LIMITS["cfg"][1], value=7.0, step=0.5, label="CFG scale"
+                                *LIMITS["cfg"], value=7.0, step=0.5, label="CFG scale", elem_id="cfg"
                             )
                         with gr.Row():
                             width = setting_slider(
-                                64, 1536, value=512, step=8, label="Width", elem_id="width"
+                                *LIMITS["width"], value=512, step=8, label="Width", elem_id="width"
                             )
                             height = setting_slider(
-                                64, 1536, value=512, step=8, label="Height", elem_id="height"
+                                *LIMITS["height"], value=512, step=8, label="Height", elem_id="height"
                             )
                         with gr.Row():
-                            seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
+                            seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, elem_id="seed")
                             batch = setting_slider(*LIMITS["batch_size"], value=1, step=1, label="Batch size")
                         model_choice = gr.Dropdown(
                             [(model_label(m), m) for m in service.models()],
@@ -695,7 +865,8 @@ def build_demo(service: Service) -> gr.Blocks:
                         )
                     refresh = gr.Button("Rescan LoRA folders", size="sm")
                     library_note = gr.Markdown(
-                        "Click a card to insert its tag and trigger words into the prompt."
+                        "Click a card to insert its tag and trigger words into the prompt.",
+                        elem_id="library-note",
                     )
                     library_cards = gr.Dataset(
                         components=[gr.Image(type="filepath", visible=False), gr.HTML(visible=False)],
@@ -715,71 +886,64 @@ def build_demo(service: Service) -> gr.Blocks:
 
         library_listing = gr.JSON(visible=False)
         settings_inputs = [sampler, steps, cfg, width, height, seed, batch]
-        render_events = []
 
         # -- events --------------------------------------------------------------------------------
-        chat_event = gr.on(
+        # Requests stream (generators) and queue per session themselves (assistant.ui.conversation),
+        # so they take no Gradio concurrency slot while they wait, and a second message or click
+        # during a render is accepted (trigger_mode="multiple"), shown as queued and run after.
+        stream = {
+            "concurrency_limit": None,
+            "trigger_mode": "multiple",
+            "show_progress": "hidden",
+        }
+        gr.on(
             [send.click, message.submit],
             gpu(friendly(h.chat)),
             inputs=[message, chatbot, positive, negative, apply_changes, *settings_inputs],
             outputs=[chatbot, message, positive, negative],
             api_name="chat",
-            show_progress_on=[chatbot],
+            **stream,
         )
-        render_events.append(chat_event)
-        render_events.append(
-            generate_btn.click(
-                gpu(friendly(h.generate)),
-                inputs=[positive, negative, apply_changes, *settings_inputs, chatbot],
-                outputs=[chatbot, positive, negative],
-                api_name="generate",
-                show_progress_on=[chatbot],
-            )
+        generate_btn.click(
+            gpu(friendly(h.generate)),
+            inputs=[positive, negative, apply_changes, *settings_inputs, chatbot],
+            outputs=[chatbot, positive, negative],
+            api_name="generate",
+            **stream,
         )
-        render_events.append(
-            blindbox_btn.click(
-                gpu(friendly(h.blindbox)),
-                inputs=[positive, negative, apply_changes, blind_count, *settings_inputs, chatbot],
-                outputs=[chatbot],
-                api_name="blindbox",
-                show_progress_on=[chatbot],
-            )
+        blindbox_btn.click(
+            gpu(friendly(h.blindbox)),
+            inputs=[positive, negative, apply_changes, blind_count, *settings_inputs, chatbot],
+            outputs=[chatbot, positive, negative],
+            api_name="blindbox",
+            **stream,
         )
-        render_events.append(
-            ab_btn.click(
-                gpu(friendly(h.ab)),
-                inputs=[positive, negative, apply_changes, ab_a, ab_b, *settings_inputs, chatbot],
-                outputs=[chatbot],
-                api_name="ab",
-                show_progress_on=[chatbot],
-            )
+        ab_btn.click(
+            gpu(friendly(h.ab)),
+            inputs=[positive, negative, apply_changes, ab_a, ab_b, *settings_inputs, chatbot],
+            outputs=[chatbot, positive, negative],
+            api_name="ab",
+            **stream,
         )
-        render_events.append(
-            sweep_btn.click(
-                gpu(friendly(h.sweep)),
-                inputs=[positive, negative, apply_changes, sweep_x, sweep_y, *settings_inputs, chatbot],
-                outputs=[chatbot],
-                api_name="sweep",
-                show_progress_on=[chatbot],
-            )
+        sweep_btn.click(
+            gpu(friendly(h.sweep)),
+            inputs=[positive, negative, apply_changes, sweep_x, sweep_y, *settings_inputs, chatbot],
+            outputs=[chatbot, positive, negative],
+            api_name="sweep",
+            **stream,
         )
-        # The flag stops the running render after its current step; `cancels` also drops this
-        # session's renders still waiting in the queue.
-        cancel.click(
-            friendly(h.cancel),
-            None,
-            None,
-            api_name="cancel",
-            concurrency_limit=None,
-            queue=False,
-            cancels=render_events,
-        )
+        # Cancel sets the session's flags: the running render stops after its current step and says
+        # where; queued requests say they were cancelled before they started. (Gradio's own
+        # `cancels=` would kill the stream before it could say so.)
+        cancel.click(friendly(h.cancel), None, None, api_name="cancel", concurrency_limit=None, queue=False)
+        chatbot.clear(h.clear, None, None, api_name="clear_chat", api_visibility="private", queue=False)
+        demo.unload(lambda request: h.sessions.drop(getattr(request, "session_hash", None) or "_"))
 
         gr.on(
             [search.submit, kind.change, base.change],
             friendly(h.library),
             inputs=[search, kind, base],
-            outputs=[library_cards, card_names, library_listing],
+            outputs=[library_cards, card_names, library_listing, library_note],
             api_name="loras",
             concurrency_limit=None,
         )
@@ -792,7 +956,7 @@ def build_demo(service: Service) -> gr.Blocks:
         library_cards.click(
             friendly(h.insert_card),
             inputs=[library_cards, card_names, positive],
-            outputs=[positive],
+            outputs=[positive, library_note],
             api_name="insert_card",
             concurrency_limit=None,
         )
@@ -815,18 +979,22 @@ def build_demo(service: Service) -> gr.Blocks:
             show_progress="hidden",
         )
         for i, slider in enumerate(weight_sliders):
-            slider.release(
+            # dragging, and typing a number into the slider's box (each keystroke is an input),
+            # write the weight into the prompt; the last value wins
+            gr.on(
+                [slider.input, slider.release],
                 friendly(h.weight_setter(i)),
                 inputs=[slider, positive],
                 outputs=[positive],
                 api_name=f"set_weight_{i + 1}",
                 concurrency_limit=None,
                 show_progress="hidden",
+                trigger_mode="always_last",
             )
         recipe.change(
             friendly(h.recipe),
-            inputs=[recipe, positive, negative],
-            outputs=[positive, negative, recipe_note, sampler, steps, cfg, width, height, seed],
+            inputs=[recipe, positive, negative, recipe_state, sampler, steps, cfg, width, height, seed],
+            outputs=[positive, negative, recipe_note, recipe_state, sampler, steps, cfg, width, height, seed],
             api_name="recipe",
             concurrency_limit=None,
         )
@@ -834,7 +1002,7 @@ def build_demo(service: Service) -> gr.Blocks:
 
         # -- per-session state: the apply choice and the prompts survive a reload ------------------
         apply_changes.change(
-            lambda value: value,
+            lambda value: {"apply": bool(value)},
             [apply_changes],
             [apply_store],
             api_name="remember_apply",
@@ -851,7 +1019,8 @@ def build_demo(service: Service) -> gr.Blocks:
         )
 
         def _restore(apply_value: Any, stored: Any) -> tuple[bool, str, str]:
-            apply_flag = bool(apply_value) if isinstance(apply_value, bool) else True
+            stored_apply = apply_value.get("apply") if isinstance(apply_value, dict) else apply_value
+            apply_flag = stored_apply if isinstance(stored_apply, bool) else True
             p, n = ([*stored, "", ""])[:2] if isinstance(stored, list) else ("", "")
             return apply_flag, str(p or ""), str(n or "")
 
@@ -969,7 +1138,7 @@ def launch(service: Service, args: argparse.Namespace) -> None:
     """
     from assistant import api
 
-    demo = build_demo(service)
+    demo = build_demo(service, max_waiting=args.max_queue)
     demo.queue(default_concurrency_limit=1, max_size=args.max_queue)
     outputs = service.outputs_dir
     outputs.mkdir(parents=True, exist_ok=True)

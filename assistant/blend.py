@@ -565,7 +565,7 @@ def blind_box(
         "draws": attempts,
     }
     seed_text = "per-cell seeds" if cell_seeds else f"image seed {image_seed}"
-    title = f"Blind box: {n} mixes · plan seed {seed} · {seed_text}"
+    title = f"Blind box: {n} {'mix' if n == 1 else 'mixes'} · plan seed {seed} · {seed_text}"
     return Plan(kind="blindbox", cells=tuple(cells), seed=seed, title=title, meta=meta)
 
 
@@ -1152,7 +1152,8 @@ def _axis_value(spec: str, kind: AxisKind, value: float) -> Any:
     number = round(value, 6) + 0.0
     if kind == "cfg" and not limits.CFG[0] < number <= limits.CFG[1]:
         raise PlanError(
-            f"axis '{spec}': CFG scale {number:g} is outside {limits.CFG[0]:g}..{limits.CFG[1]:g} (0 excluded)"
+            f"axis '{spec}': CFG scale {number:g} is outside "
+            f"{limits.CFG[0]:g}..{limits.CFG[1]:g} (0 excluded)"
         )
     if kind == "lora" and abs(number) > MAX_AXIS_WEIGHT:
         raise PlanError(

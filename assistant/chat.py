@@ -693,7 +693,8 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
     if not context.positive.strip():
         what = "A/B" if intent.kind == "ab" else ("权重扫描" if lang == "zh" else "A sweep")
         text = (
-            f"{what}需要一条提示词来出图:先把提示词填进提示词框(或直接发给我),再发这个命令。例如 `{_EXAMPLE}`。"
+            f"{what}需要一条提示词来出图:先把提示词填进提示词框(或直接发给我),"
+            f"再发这个命令。例如 `{_EXAMPLE}`。"
             if lang == "zh"
             else f"{what} needs a prompt to render: put one in the prompt box (or send it to me first), "
             f"then send the command again — e.g. `{_EXAMPLE}`."

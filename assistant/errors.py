@@ -81,9 +81,19 @@ class LoraLoadError(GenerationError):
 
 
 class Cancelled(LoraMixerError):
-    """The user cancelled a running generation."""
+    """The user cancelled a running generation.
+
+    ``step``/``total`` say where it stopped (sampler steps over the whole action) when known.
+    """
 
     http_status = 499
+
+    def __init__(
+        self, message: str = "cancelled", *, step: int | None = None, total: int | None = None
+    ) -> None:
+        self.step = step
+        self.total = total
+        super().__init__(message)
 
 
 class ModelSwitchDisabled(LoraMixerError):

@@ -732,7 +732,12 @@ def _a1111_sidecar_facts(path: str) -> dict[str, Any]:
     if triggers:
         facts["triggers"] = triggers
     weight = data.get("preferred weight")
-    if isinstance(weight, int | float) and not isinstance(weight, bool) and weight != 0 and LORA_WEIGHT[0] <= weight <= LORA_WEIGHT[1]:
+    if (
+        isinstance(weight, int | float)
+        and not isinstance(weight, bool)
+        and weight != 0
+        and LORA_WEIGHT[0] <= weight <= LORA_WEIGHT[1]
+    ):
         facts["preferred_weight"] = float(weight)  # A1111 stores 0 for "not set"
     version = data.get("sd version")
     if isinstance(version, str) and version.strip().lower() in _A1111_SD_VERSION:

@@ -45,7 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import PresetError
-from .limits import LORA_WEIGHT
+from .limits import CFG, LORA_WEIGHT, SEED, SIZE, SIZE_MULTIPLE, STEPS
 from .types import BASES, KINDS
 
 __all__ = [
@@ -340,17 +340,20 @@ class RecipeLora(BaseModel):
         return parse_range(self.range) if self.range is not None else None
 
 
+_SIDE = Annotated[int, Field(strict=True, ge=SIZE[0], le=SIZE[1], multiple_of=SIZE_MULTIPLE)]
+
+
 class RecipeSettings(BaseModel):
     """Generation settings a recipe suggests; unset ones keep the app's defaults."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    steps: Annotated[int, Field(strict=True, ge=1, le=150)] | None = None
-    cfg: Annotated[float, Field(strict=True, ge=1, le=30)] | None = None
+    steps: Annotated[int, Field(strict=True, ge=STEPS[0], le=STEPS[1])] | None = None
+    cfg: Annotated[float, Field(strict=True, ge=1, le=CFG[1])] | None = None
     sampler: Annotated[str, Field(min_length=1, max_length=60)] | None = None
-    width: Annotated[int, Field(strict=True, ge=64, le=2048, multiple_of=8)] | None = None
-    height: Annotated[int, Field(strict=True, ge=64, le=2048, multiple_of=8)] | None = None
-    seed: Annotated[int, Field(strict=True, ge=-1, le=2**32 - 1)] | None = None
+    width: _SIDE | None = None
+    height: _SIDE | None = None
+    seed: Annotated[int, Field(strict=True, ge=SEED[0], le=SEED[1])] | None = None
 
 
 class Recipe(BaseModel):

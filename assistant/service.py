@@ -20,7 +20,9 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,12 +36,74 @@ from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, Mo
 from .types import DEFAULT_SAMPLER, Advice, GenerationRequest, GenerationResult, LoraInfo, PlannedLora
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .chat import ChatMemory
     from .library import Library
 
 log = logging.getLogger(__name__)
 
 #: progress(done, total, description) — ``done``/``total`` count sampler steps over the action.
 ProgressFn = Callable[[int, int, str], None]
+#: on_wait(ahead) — while a render waits for the engine: how many renders are ahead of it.
+WaitFn = Callable[[int], None]
+
+
+class FairLock:
+    """The engine lock: one holder, the waiters served in arrival order (a plain Lock is not
+    fair), a wait that a cancel flag can end, and the number of renders ahead for the waiting UI."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: deque[int] = deque()
+        self._next = 0
+        self._held = False
+
+    def acquire(self, cancel: threading.Event | None = None, on_wait: WaitFn | None = None) -> None:
+        """Wait for this caller's turn; :class:`Cancelled` when ``cancel`` is set meanwhile."""
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            self._waiting.append(ticket)
+            try:
+                last = -1
+                while self._held or self._waiting[0] != ticket:
+                    ahead = self._waiting.index(ticket) + (1 if self._held else 0)
+                    if on_wait is not None and ahead != last:
+                        on_wait(ahead)
+                        last = ahead
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("cancelled before it started (it was waiting for the engine)")
+                    self._cond.wait(0.1 if cancel is not None else None)
+                self._held = True
+            finally:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+    @property
+    def busy(self) -> int:
+        """Renders running or waiting now."""
+        with self._cond:
+            return len(self._waiting) + (1 if self._held else 0)
+
+    @contextmanager
+    def hold(self, cancel: threading.Event | None = None, on_wait: WaitFn | None = None) -> Iterator[None]:
+        self.acquire(cancel, on_wait)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def __enter__(self) -> FairLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
 
 # ----------------------------------------------------------------------------------------------
 # Render settings: one validation for UI and API
@@ -226,6 +290,10 @@ class PlanRendered:
     cell_paths: tuple[str, ...]
     manifest_path: str
     advice: Advice | None = None
+    #: what the grid's analysis found (A/B difference, sweep effect curve), and its images
+    notes: tuple[str, ...] = ()
+    extra_images: tuple[str, ...] = ()
+    analysis: dict[str, Any] | None = None
 
     @property
     def title(self) -> str:
@@ -243,6 +311,37 @@ class ChatTurn:
     images: tuple[str, ...] = ()
     advice: Advice | None = None
     rendered: Rendered | PlanRendered | None = None
+    memory: ChatMemory | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RenderJob:
+    """A render a turn decided on but has not run: ``run(progress, cancel, on_wait)``.
+
+    ``steps`` counts sampler steps over the whole action (what progress reports count to).
+    """
+
+    kind: str
+    steps: int
+    run: Callable[..., Rendered | PlanRendered]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One chat message or button, answered before anything renders.
+
+    ``markdown`` is the reply (the rewrite with its reasons, or the whole answer); ``positive``/
+    ``negative`` what the prompt boxes hold after it; ``memory`` the conversation's memory after it
+    (chat turns); ``job`` the render to run next, or None when the reply is the whole answer.
+    """
+
+    markdown: str
+    positive: str
+    negative: str
+    intent: str
+    advice: Advice | None = None
+    memory: ChatMemory | None = None
+    job: RenderJob | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +388,7 @@ class Service:
         self._ready = threading.Event()
         self._started = False
         self._start_lock = threading.Lock()
-        self._render_lock = threading.Lock()
+        self._render_lock = FairLock()
         self._save_lock = threading.Lock()
         self._library_lock = threading.Lock()
         self._recipes: dict[str, Any] | None = None
@@ -559,6 +658,11 @@ class Service:
             clip_skip=self.settings.clip_skip,
         )
 
+    @property
+    def base(self) -> str:
+        """The loaded model's base family (sd15 until a model has loaded)."""
+        return self._base()
+
     def _base(self) -> str:
         base = getattr(self._engine_info, "base", None)
         return base if isinstance(base, str) and base else "sd15"
@@ -747,38 +851,47 @@ class Service:
         cancel: threading.Event | None,
         what: str,
         batched: bool = True,
+        on_wait: WaitFn | None = None,
     ) -> list[GenerationResult]:
         """Render requests under the service lock, reporting steps over the whole action.
 
         Several requests (grid cells) go through ``engine.generate_many``, which loads every LoRA
-        once and batches cells that differ only in LoRA weights into one denoising pass.
+        once and batches cells that differ only in LoRA weights into one denoising pass. Renders
+        wait for the engine in arrival order (``on_wait`` hears how many are ahead); a cancel
+        raises :class:`Cancelled` with the step it stopped at.
         """
         self.wait_ready()
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"{what} cancelled before it started")
         total = sum(r.steps for r in requests) or 1
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"{what} cancelled before it started", step=0, total=total)
+        reached = [0]
 
         def step(done: int, _total: int) -> None:
+            reached[0] = min(done, total)
             if progress is not None:
-                progress(min(done, total), total, what)
+                progress(reached[0], total, what)
 
-        with self._render_lock:
-            if progress is not None:
-                progress(0, total, what)
-            if len(requests) == 1 or not batched:
-                results = []
-                done = 0
-                for request in requests:
+        try:
+            with self._render_lock.hold(cancel, on_wait):
+                if progress is not None:
+                    progress(0, total, what)
+                if len(requests) == 1 or not batched:
+                    results = []
+                    done = 0
+                    for request in requests:
 
-                    def cell_step(current: int, _steps: int, _done: int = done) -> None:
-                        step(_done + current, total)
+                        def cell_step(current: int, _steps: int, _done: int = done) -> None:
+                            step(_done + current, total)
 
-                    results.append(self._engine.generate(request, progress=cell_step, cancel=cancel))
-                    done += request.steps
-            else:
-                results = list(
-                    self._engine.generate_many(requests, batched=True, progress=step, cancel=cancel)
-                )
+                        results.append(self._engine.generate(request, progress=cell_step, cancel=cancel))
+                        done += request.steps
+                else:
+                    results = list(
+                        self._engine.generate_many(requests, batched=True, progress=step, cancel=cancel)
+                    )
+        except Cancelled as err:
+            at = reached[0]
+            raise Cancelled(f"{what} cancelled at step {at}/{total}", step=at, total=total) from err
         if progress is not None:
             progress(total, total, what)
         return results
@@ -812,6 +925,7 @@ class Service:
         notes: Sequence[str] = (),
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        on_wait: WaitFn | None = None,
     ) -> Rendered:
         """Render a prepared request ``n_iter`` times (seeds continue like A1111's batch count)."""
         requests = [request]
@@ -822,7 +936,9 @@ class Service:
                 for i in range(n_iter)
             ]
         # batch-count iterations differ only in their seeds: plain sequential renders
-        results = self._render(requests, progress=progress, cancel=cancel, what="generating", batched=False)
+        results = self._render(
+            requests, progress=progress, cancel=cancel, what="generating", batched=False, on_wait=on_wait
+        )
         paths = self.save_results(results)
         warnings = [w for result in results for w in result.warnings]
         return Rendered(
@@ -914,6 +1030,7 @@ class Service:
         *,
         progress: ProgressFn | None,
         cancel: threading.Event | None,
+        on_wait: WaitFn | None = None,
     ) -> PlanRendered:
         from . import grid
 
@@ -922,7 +1039,7 @@ class Service:
             dataclasses.replace(cell.request, loras=self.with_hashes(cell.request.loras))
             for cell in plan.cells
         ]
-        results = self._render(requests, progress=progress, cancel=cancel, what=kind)
+        results = self._render(requests, progress=progress, cancel=cancel, what=kind, on_wait=on_wait)
         with self._save_lock:
             folder = self._next_folder(kind)
             saved = grid.save(plan, results, folder)
@@ -936,9 +1053,9 @@ class Service:
             advice=advice,
         )
 
-    # 5. chat -------------------------------------------------------------------------------------
+    # 5. turns: what one chat message or button asks for, decided before anything renders -------
 
-    def chat(
+    def chat_turn(
         self,
         message: str,
         *,
@@ -946,17 +1063,17 @@ class Service:
         negative: str = "",
         apply_changes: bool = True,
         settings: RenderSettings | None = None,
-        progress: ProgressFn | None = None,
-        cancel: threading.Event | None = None,
-    ) -> ChatTurn:
-        """One chat turn: the assistant's reply, and the render it implies.
+        memory: ChatMemory | None = None,
+    ) -> Turn:
+        """The assistant's answer to one chat message, and the render it implies (not run yet).
 
-        A prompt (or ``/recipe``) is advised and rendered — the rewritten prompt when
-        ``apply_changes``, else the prompt as written; ``/blindbox``, ``/ab`` and ``/sweep`` render
-        a grid of the prompt box. Never raises a :class:`LoraMixerError`: a problem (a bad
-        setting, an unknown LoRA, a cancel) is explained in the reply.
+        A prompt (or ``/recipe``) renders the rewritten prompt when ``apply_changes``, else the
+        prompt as written; ``/blindbox``, ``/ab`` and ``/sweep`` render a grid of the prompt box.
+        Never raises a :class:`LoraMixerError`: a problem (a bad setting, an unknown LoRA) is
+        explained in the markdown, and then nothing renders. Fast (no engine): the UI shows the
+        answer at once and the render's progress under it.
         """
-        from .chat import ChatContext, respond
+        from .chat import ChatContext, ChatMemory, respond
 
         try:
             recipes = self.recipes()
@@ -970,81 +1087,185 @@ class Service:
             base=self._base(),
             apply_changes=apply_changes,
             recipes=recipes,
+            memory=memory if memory is not None else ChatMemory(),
         )
         reply = respond(message, context)
         intent = reply.intent
-        turn = ChatTurn(
+        turn = Turn(
             markdown=reply.text,
             positive=reply.positive,
             negative=reply.negative,
             intent=intent.kind,
             advice=reply.advice,
+            memory=reply.memory,
         )
         if "error" in intent.args or intent.kind not in ("advise", "recipe", "blindbox", "ab", "sweep"):
             return turn
+        if intent.kind in ("advise", "recipe") and reply.advice is None:
+            return turn  # e.g. an empty prompt answered with help
         try:
             settings = (settings or RenderSettings()).validated()
-            rendered = self._chat_render(reply, settings, apply_changes, progress=progress, cancel=cancel)
+            job = self._chat_job(reply, settings, apply_changes)
         except LoraMixerError as err:
             return dataclasses.replace(turn, markdown=f"{reply.text}\n\n⚠ {err}")
-        if rendered is None:
-            return turn
-        if isinstance(rendered, PlanRendered):
-            summary = f"**{rendered.title}**"
-            if "seed" not in rendered.title:
-                summary += f" · seed {getattr(rendered.plan, 'seed', '?')}"
-            images: tuple[str, ...] = (rendered.grid_path,)
-        else:
-            summary = "Seed " + ", ".join(str(seed) for seed in rendered.seeds)
-            summary += "".join(f"\n- {note}" for note in rendered.notes)
-            images = rendered.paths
-        return dataclasses.replace(
-            turn, markdown=f"{reply.text}\n\n{summary}", images=images, rendered=rendered
-        )
+        return dataclasses.replace(turn, job=job)
 
-    def _chat_render(
-        self,
-        reply: Any,
-        settings: RenderSettings,
-        apply_changes: bool,
-        *,
-        progress: ProgressFn | None,
-        cancel: threading.Event | None,
-    ) -> Rendered | PlanRendered | None:
+    def _chat_job(self, reply: Any, settings: RenderSettings, apply_changes: bool) -> RenderJob:
+        from .types import format_weight
+
         intent = reply.intent
         args = intent.args
         seed = settings.seed if settings.seed != -1 else None
-        common: dict[str, Any] = {"use_assistant": apply_changes, "progress": progress, "cancel": cancel}
-        if intent.kind in ("blindbox", "ab", "sweep") and not reply.positive.strip():
-            return None  # the reply already asks for a prompt
+        positive, negative = reply.positive, reply.negative
         if intent.kind == "blindbox":
-            if not _HAS_TAG.search(reply.positive):
-                return None  # the reply already explains that a blind box needs <lora:…> tags
-            return self.blindbox(
-                reply.positive, reply.negative, settings, n=int(args["n"]), seed=seed, **common
-            )
+            return self.action_turn(
+                "blindbox",
+                positive,
+                negative,
+                settings,
+                apply_changes=apply_changes,
+                n=int(args["n"]),
+                seed=seed,
+            ).job  # type: ignore[return-value]
         if intent.kind == "ab":
-            return self.ab(reply.positive, reply.negative, settings, a=args["a"], b=args["b"], **common)
+            return self.action_turn(
+                "ab", positive, negative, settings, apply_changes=apply_changes, a=args["a"], b=args["b"]
+            ).job  # type: ignore[return-value]
         if intent.kind == "sweep":
-            from .types import format_weight
-
             axis = f"{args['name']}=" + ",".join(format_weight(w) for w in args["weights"])
-            return self.sweep(reply.positive, reply.negative, settings, x_axis=axis, **common)
+            return self.action_turn(
+                "sweep", positive, negative, settings, apply_changes=apply_changes, x_axis=axis
+            ).job  # type: ignore[return-value]
         advice = reply.advice
-        if advice is None:  # e.g. an empty prompt answered with help
-            return None
         if apply_changes:
             request = settings.request(advice.positive, advice.negative, self.with_hashes(advice.plan))
-            return self.render(
-                request, n_iter=settings.n_iter, advice=advice, progress=progress, cancel=cancel
+            notes: list[str] = []
+        else:
+            request, _none, notes = self.prepare(
+                advice.original_positive, advice.original_negative, settings, use_assistant=False
             )
-        return self.generate(
-            advice.original_positive,
-            advice.original_negative,
-            settings,
-            use_assistant=False,
-            progress=progress,
-            cancel=cancel,
+        return self._generate_job(request, settings.n_iter, advice if apply_changes else None, notes)
+
+    def _generate_job(
+        self, request: GenerationRequest, n_iter: int, advice: Advice | None, notes: Sequence[str]
+    ) -> RenderJob:
+        def run(
+            progress: ProgressFn | None = None,
+            cancel: threading.Event | None = None,
+            on_wait: WaitFn | None = None,
+        ) -> Rendered:
+            return self.render(
+                request,
+                n_iter=n_iter,
+                advice=advice,
+                notes=notes,
+                progress=progress,
+                cancel=cancel,
+                on_wait=on_wait,
+            )
+
+        return RenderJob("generate", request.steps * max(1, n_iter), run)
+
+    def action_turn(
+        self,
+        kind: str,
+        positive: str,
+        negative: str = "",
+        settings: RenderSettings | None = None,
+        *,
+        apply_changes: bool = True,
+        n: int = BLINDBOX_DEFAULT_CELLS,
+        seed: int | None = None,
+        a: str | None = None,
+        b: str | None = None,
+        x_axis: str = "",
+        y_axis: str = "",
+    ) -> Turn:
+        """A button (Generate, Blind box, A/B, Sweep): the advice and the plan now, the render later.
+
+        Raises :class:`LoraMixerError` for what cannot render at all (bad settings, an empty
+        prompt, an impossible plan), before anything is queued. A sweep with no axis sweeps the
+        prompt's first LoRA from 0 to 1 and says so.
+        """
+        from . import blend
+        from .chat import format_advice
+
+        settings = (settings or RenderSettings()).validated()
+        if kind == "generate":
+            request, advice, notes = self.prepare(positive, negative, settings, use_assistant=apply_changes)
+            job = self._generate_job(request, settings.n_iter, advice, notes)
+            text = format_advice(advice) if advice is not None else _AS_WRITTEN
+            return Turn(text, *self._boxes(advice, positive, negative), kind, advice, job=job)
+        request, advice = self._plan_base(positive, negative, settings, apply_changes)
+        lead = ""
+        if kind == "blindbox":
+            plan = blend.blind_box(request, n=int(n), seed=seed)
+        elif kind == "ab":
+            plan = blend.ab(request, a or None, b or None, library=self.library)
+        elif kind == "sweep":
+            x = blend.parse_axis(x_axis) if x_axis and x_axis.strip() else None
+            y = blend.parse_axis(y_axis) if y_axis and y_axis.strip() else None
+            if x is None and y is None:
+                x, lead = _default_sweep_axis(request)
+            plan = blend.sweep(request, x, y, library=self.library)  # an axis LoRA may be off the prompt
+        else:
+            raise PromptError(f"unknown action '{kind}'; use generate, blindbox, ab or sweep")
+        text = format_advice(advice) if advice is not None else _AS_WRITTEN
+        text = "\n\n".join(p for p in (lead, text, _describe_plan(plan)) if p)
+
+        def run(
+            progress: ProgressFn | None = None,
+            cancel: threading.Event | None = None,
+            on_wait: WaitFn | None = None,
+        ) -> PlanRendered:
+            return self._render_plan(kind, plan, advice, progress=progress, cancel=cancel, on_wait=on_wait)
+
+        steps = sum(cell.request.steps for cell in plan.cells)
+        job = RenderJob(kind, steps, run)
+        return Turn(text, *self._boxes(advice, positive, negative), kind, advice, job=job)
+
+    @staticmethod
+    def _boxes(advice: Advice | None, positive: str, negative: str) -> tuple[str, str]:
+        return (advice.positive, advice.negative) if advice is not None else (positive, negative)
+
+    def chat(
+        self,
+        message: str,
+        *,
+        positive: str = "",
+        negative: str = "",
+        apply_changes: bool = True,
+        settings: RenderSettings | None = None,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+        memory: ChatMemory | None = None,
+    ) -> ChatTurn:
+        """One chat turn, answered and rendered in one call (the turn API for scripts and tests)."""
+        turn = self.chat_turn(
+            message,
+            positive=positive,
+            negative=negative,
+            apply_changes=apply_changes,
+            settings=settings,
+            memory=memory,
+        )
+        result = ChatTurn(
+            markdown=turn.markdown,
+            positive=turn.positive,
+            negative=turn.negative,
+            intent=turn.intent,
+            advice=turn.advice,
+            memory=turn.memory,
+        )
+        if turn.job is None:
+            return result
+        try:
+            rendered = turn.job.run(progress, cancel)
+        except LoraMixerError as err:
+            return dataclasses.replace(result, markdown=f"{turn.markdown}\n\n⚠ {err}")
+        summary, images = render_summary(rendered)
+        return dataclasses.replace(
+            result, markdown=f"{turn.markdown}\n\n{summary}", images=images, rendered=rendered
         )
 
     # 6. outputs ----------------------------------------------------------------------------------
@@ -1114,7 +1335,53 @@ class Service:
 
 
 _NUMBERED = re.compile(r"^(\d{5})-")
-_HAS_TAG = re.compile(r"<\s*(lora|lyco)\s*:", re.IGNORECASE)
+_AS_WRITTEN = "_Assistant off: the prompt is rendered exactly as written._"
+
+
+def _default_sweep_axis(request: GenerationRequest) -> tuple[Any, str]:
+    """The axis of a sweep asked for without one: the prompt's first LoRA from 0 to 1."""
+    from . import blend
+
+    if not request.loras:
+        raise PromptError(
+            "a sweep needs an axis, e.g. 'catgirl_v1=0.2..1.0x5' or 'cfg=4,7,10', or a <lora:…> tag in "
+            "the prompt to sweep (open 'Blind box, A/B and sweep options' to set the axes)"
+        )
+    name = request.loras[0].name
+    spec = f"{name}=0..1x{limits.SWEEP_DEFAULT_VALUES}"
+    lead = (
+        f"No sweep axis was set, so this sweeps the prompt's first LoRA, `{name}`, from 0 to 1 in "
+        f"{limits.SWEEP_DEFAULT_VALUES} steps (set the axes under 'Blind box, A/B and sweep options')."
+    )
+    return blend.parse_axis(spec), lead
+
+
+def _describe_plan(plan: Any) -> str:
+    """A plan before it renders: its title and each cell's label."""
+    cells = list(getattr(plan, "cells", ()))
+    lines = [f"**{plan.title}** — {len(cells)} cell{'s' if len(cells) != 1 else ''}"]
+    labels = [cell.label for cell in cells if cell.label]
+    if labels and len(labels) <= 16:
+        lines.extend(f"{i + 1}. {label}" for i, label in enumerate(labels))
+    return "\n".join(lines)
+
+
+def render_summary(rendered: Rendered | PlanRendered) -> tuple[str, tuple[str, ...]]:
+    """The markdown under a finished render (seeds, notes, where it was saved) and its images."""
+    if isinstance(rendered, PlanRendered):
+        folder = Path(rendered.grid_path)
+        lines = [f"saved `{folder.name}` in `{folder.parent.name}`"]
+        lines.extend(f"- {note}" for note in rendered.notes)
+        return "\n".join(lines), (rendered.grid_path, *rendered.extra_images)
+    seeds = rendered.seeds
+    text = ("Seed " if len(seeds) == 1 else "Seeds ") + ", ".join(str(seed) for seed in seeds)
+    names = ", ".join(f"`{Path(p).name}`" for p in rendered.paths[:4])
+    if len(rendered.paths) > 4:
+        names += f" … (+{len(rendered.paths) - 4})"
+    if names:
+        text += f" · saved {names}"
+    text += "".join(f"\n- {note}" for note in rendered.notes)
+    return text, rendered.paths
 
 
 def _random_seed() -> int:

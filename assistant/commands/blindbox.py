@@ -348,7 +348,11 @@ def _range(text: str) -> tuple[str, tuple[float, float]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument(
-        "-n", type=int, default=BLINDBOX_DEFAULT, metavar="N", help=f"number of cells (default {BLINDBOX_DEFAULT})"
+        "-n",
+        type=int,
+        default=BLINDBOX_DEFAULT,
+        metavar="N",
+        help=f"number of cells (default {BLINDBOX_DEFAULT})",
     )
     parser.add_argument(
         "--seed", type=int, default=None, help="plan seed: the random draws (default: random, printed)"

@@ -115,3 +115,51 @@ def listing(infos: list[LoraInfo], hash_of: Callable[[LoraInfo], str]) -> list[d
         }
         for info in infos
     ]
+
+
+def search_note(query: str, kind: str | None, base: str | None, found: int, total: int) -> str:
+    """The line above the cards: how to use them, or that nothing matched (never a blank area)."""
+    if found:
+        return "Click a card to insert its tag and trigger words into the prompt."
+    filters = [f"'{query.strip()}'"] if query.strip() else []
+    filters += [f"kind {kind}"] if kind else []
+    filters += [f"base {base}"] if base else []
+    what = " with ".join(filters[:1]) + (" and " + ", ".join(filters[1:]) if filters[1:] else "")
+    if not total:
+        return "The LoRA library is empty: put `.safetensors` LoRAs in the LoRA folder and press Rescan."
+    return (
+        f"No LoRA matches {what or 'these filters'} — {total} LoRA{'s' if total != 1 else ''} in the "
+        "library. Clear the search or set Kind and Base to 'any' to see them all."
+    )
+
+
+def insert_note(info: LoraInfo, before: str, after: str, base: str) -> str:
+    """What a card click did to the prompt, said on the Library tab, with a base-model warning."""
+    if after == before:
+        text = f"`{info.name}` is already in the prompt (with its trigger words)."
+    else:
+        added = after[len(before) :].lstrip(", ") if after.startswith(before) else after
+        text = f"Added to the prompt (Prompt tab): `{added}`"
+    if info.base not in ("unknown", base) and base != "unknown":
+        text += (
+            f"\n\n⚠ `{info.name}` is made for {info.base}, but the loaded model is {base}: the assistant "
+            f"will leave it out of the render (with the reason) until you load a {info.base} model."
+        )
+    if not info.loadable:
+        text += f"\n\n⚠ `{info.name}` cannot be used: {info.status} ({info.problem})."
+    return text
+
+
+def slider_label(name: str, library: Any, base: str) -> str:
+    """A weight slider's label: the LoRA's name, and why it will not be applied when it won't."""
+    from ..errors import LoraMixerError
+
+    try:
+        info = library.resolve(name)
+    except LoraMixerError:
+        return f"{name} (not in the library — not applied)"
+    if not info.loadable:
+        return f"{info.name} ({info.status} — not applied)"
+    if info.base not in ("unknown", base) and base != "unknown":
+        return f"{info.name} (made for {info.base} — not applied on {base})"
+    return info.name

@@ -487,7 +487,8 @@ def test_a_negative_weight_on_a_character_lora_is_warned() -> None:
     reply = respond("1girl, <lora:catgirl_v1:-0.5>", EMPTY)
     assert "already follows the rules" not in reply.text
     assert "negative weight" in reply.text
-    assert "negative weight" not in respond("1girl, <lora:add_detail:-0.5>", EMPTY).text.split("**Warnings**")[-1]
+    detail = respond("1girl, <lora:add_detail:-0.5>", EMPTY).text
+    assert "negative weight" not in detail.split("**Warnings**")[-1]
 
 
 def test_one_image_blind_box_is_singular() -> None:
