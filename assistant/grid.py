@@ -71,6 +71,11 @@ class SavedPlan:
     cell_paths: tuple[Path, ...]
     manifest_path: Path
     notes: tuple[str, ...] = ()
+    #: the A/B difference map or the sweep's effect chart (``analysis.png``), when there is one
+    extra_paths: tuple[Path, ...] = ()
+    #: what :mod:`assistant.analysis` measured (JSON-ready), and its sentence for a reply
+    analysis: dict[str, Any] | None = None
+    summary: str = ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -287,10 +292,19 @@ def _title_prompt(plan: Plan) -> str:
     return retag_prompt(text, [lora.name for cell in plan.cells for lora in cell.request.loras], [])
 
 
-def compose(plan: Plan, images: Sequence[PILImage.Image], *, labels: bool = True) -> PILImage.Image:
+def compose(
+    plan: Plan,
+    images: Sequence[PILImage.Image],
+    *,
+    labels: bool = True,
+    column_notes: Sequence[str] = (),
+    extra: tuple[PILImage.Image, str] | None = None,
+) -> PILImage.Image:
     """The labelled grid of ``plan`` with ``images[i]`` in cell i.
 
     ``labels=False`` leaves out the per-cell labels and axis headers (the title stays).
+    ``column_notes`` adds a line under each sweep column header (the effect curve); ``extra`` is
+    one more panel with its label after the first row (the A/B difference map).
     """
     from PIL import Image, ImageDraw
 
@@ -300,7 +314,7 @@ def compose(plan: Plan, images: Sequence[PILImage.Image], *, labels: bool = True
         raise PlanError("the plan has no cells to draw")
     cell_w = max(image.width for image in images)
     cell_h = max(image.height for image in images)
-    rows, cols = plan.rows, plan.cols
+    rows, cols = plan.rows, plan.cols + (1 if extra is not None else 0)
     choice = find_font()
     size = _font_size(cell_w, cell_h)
     font = _font(size, choice.path, choice.index)
@@ -326,18 +340,24 @@ def compose(plan: Plan, images: Sequence[PILImage.Image], *, labels: bool = True
     col_blocks: list[_Block] = []
     header_h = 0
     if col_headers and plan.x_axis is not None:
+        notes = list(column_notes) + [""] * len(plan.x_axis.values)
         col_blocks = [
-            _Block(tuple(_wrap(plan.x_axis.header(v), font, cell_w - 2 * pad)), line_h)
-            for v in plan.x_axis.values
+            _Block(
+                tuple(
+                    _wrap(plan.x_axis.header(v), font, cell_w - 2 * pad)
+                    + (_wrap(notes[i], font, cell_w - 2 * pad) if notes[i] else [])
+                ),
+                line_h,
+            )
+            for i, v in enumerate(plan.x_axis.values)
         ]
         header_h = max(b.height for b in col_blocks) + 2 * pad
 
     label_blocks: list[_Block] = []
     label_h = 0
     if cell_labels:
-        label_blocks = [
-            _Block(tuple(_wrap(cell.label, small, cell_w - 2 * pad)), small_h) for cell in plan.cells
-        ]
+        texts = [cell.label for cell in plan.cells] + ([extra[1]] if extra is not None else [])
+        label_blocks = [_Block(tuple(_wrap(text, small, cell_w - 2 * pad)), small_h) for text in texts]
         label_h = max(b.height for b in label_blocks) + 2 * pad
 
     grid_w = header_w + cols * cell_w
@@ -373,6 +393,57 @@ def compose(plan: Plan, images: Sequence[PILImage.Image], *, labels: bool = True
         if cell_labels:
             box = (left, top + cell_h, left + cell_w, top + cell_h + label_h)
             _draw_block(draw, label_blocks[index], small, box, TEXT)
+    if extra is not None:
+        panel = extra[0] if extra[0].mode == "RGB" else extra[0].convert("RGB")
+        left = x0 + header_w + plan.cols * cell_w
+        top = origin_y
+        sheet.paste(panel, (left + (cell_w - panel.width) // 2, top + (cell_h - panel.height) // 2))
+        if cell_labels:
+            box = (left, top + cell_h, left + cell_w, top + cell_h + label_h)
+            _draw_block(draw, label_blocks[-1], small, box, TEXT)
+    return sheet
+
+
+def effect_chart(curve: Any, width: int = 320, height: int = 200) -> PILImage.Image:
+    """A small line chart of an effect curve: change from weight 0 against weight, sweet spot marked."""
+    from PIL import Image, ImageDraw
+
+    from .types import format_weight
+
+    choice = find_font()
+    font = _font(12, choice.path, choice.index)
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    left, top, right, bottom = 40, 24, width - 12, height - 28
+    draw.line([(left, top), (left, bottom), (right, bottom)], fill=SUBTLE, width=1)
+    weights = [0.0, *curve.weights] if curve.weights and curve.weights[0] > 0 else list(curve.weights)
+    effect = [0.0, *curve.effect] if curve.weights and curve.weights[0] > 0 else list(curve.effect)
+    top_value = max(max(effect, default=0.0), 1.0)
+    span = (max(weights) - min(weights)) or 1.0
+
+    def point(w: float, e: float) -> tuple[float, float]:
+        return (
+            left + (w - min(weights)) / span * (right - left),
+            bottom - e / top_value * (bottom - top),
+        )
+
+    points = [point(w, e) for w, e in zip(weights, effect, strict=True)]
+    if len(points) > 1:
+        draw.line(points, fill=(99, 102, 241), width=2)
+    for x, y in points:
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(99, 102, 241))
+    for w in weights:
+        x, _ = point(w, 0)
+        draw.text((x, bottom + 4), format_weight(w), fill=TEXT, font=font, anchor="mt")
+    draw.text((left - 4, top), f"{top_value:.0f}%", fill=TEXT, font=font, anchor="rm")
+    draw.text((left - 4, bottom), "0", fill=TEXT, font=font, anchor="rm")
+    draw.text((left, 4), f"change from weight 0 — {curve.lora}", fill=TEXT, font=font)
+    if curve.sweet_spot is not None:
+        x, _ = point(curve.sweet_spot, 0)
+        draw.line([(x, top), (x, bottom)], fill=(236, 72, 153), width=1)
+        draw.text(
+            (x + 3, top), f"sweet spot {format_weight(curve.sweet_spot)}", fill=(190, 24, 93), font=font
+        )
     return sheet
 
 
@@ -385,8 +456,19 @@ def _fallback_infotext(request: GenerationRequest, seed: int) -> str:
     return infotext.for_request(request, seed)
 
 
-def save(plan: Plan, results: Sequence[GenerationResult], out_dir: str | os.PathLike[str]) -> SavedPlan:
+def save(
+    plan: Plan,
+    results: Sequence[GenerationResult],
+    out_dir: str | os.PathLike[str],
+    *,
+    reference: GenerationResult | None = None,
+) -> SavedPlan:
     """Write ``grid.png``, ``cell-01.png`` … (each with its A1111 infotext) and ``manifest.json``.
+
+    An A/B gets its difference map, a LoRA-weight sweep its effect curve
+    (:mod:`assistant.analysis`): drawn into the grid, saved as ``analysis.png``, and written to
+    the manifest's ``analysis``. ``reference`` is the weight-0 render of a sweep without a
+    weight-0 cell (:func:`assistant.analysis.reference_request`).
 
     Cell i's image is ``results[i].images[0]``; its infotext is the engine's
     (``results[i].infotexts[0]``), or one built from the cell's request when the result has none.
@@ -427,12 +509,46 @@ def save(plan: Plan, results: Sequence[GenerationResult], out_dir: str | os.Path
             }
         )
     notes = tuple(n for n in (font_note(),) if n)
-    grid = compose(plan, images)
+    from . import analysis as measure
+
+    difference = measure.ab_difference(plan, images)
+    curve = measure.effect_curve(
+        plan, images, reference.images[0] if reference is not None and reference.images else None
+    )
+    column_notes: list[str] = []
+    extra = None
+    extra_image = None
+    report: dict[str, Any] | None = None
+    summary = ""
+    if difference is not None:
+        extra = (difference.image, f"|A−B| map: {difference.changed:.1f}% changed")
+        extra_image, report, summary = (
+            difference.image,
+            {"ab_difference": difference.to_json()},
+            difference.describe(),
+        )
+    elif curve is not None:
+        by_weight = dict(zip(curve.weights, curve.effect, strict=True))
+        for value in plan.x_axis.values if plan.x_axis is not None else ():
+            effect = by_weight.get(abs(float(value)), by_weight.get(float(value)))
+            mark = " ★" if curve.sweet_spot is not None and float(value) == curve.sweet_spot else ""
+            column_notes.append("" if effect is None else f"Δ {effect:.1f}%{mark}")
+        extra_image, report, summary = (
+            effect_chart(curve),
+            {"effect_curve": curve.to_json()},
+            curve.describe(),
+        )
+    grid = compose(plan, images, column_notes=column_notes, extra=extra)
     plan_json = plan.to_json()
     grid_info = infotext.png_info(texts[0])
     grid_info.add_text("lora-mixer-plan", json.dumps(plan_json, ensure_ascii=False, separators=(",", ":")))
     grid_path = folder / "grid.png"
     grid.save(grid_path, format="PNG", pnginfo=grid_info)
+    extra_paths: tuple[Path, ...] = ()
+    if extra_image is not None:
+        extra_path = folder / "analysis.png"
+        extra_image.save(extra_path, format="PNG")
+        extra_paths = (extra_path,)
     manifest = {
         "format": "lora-mixer-manifest/1",
         "kind": plan.kind,
@@ -442,9 +558,16 @@ def save(plan: Plan, results: Sequence[GenerationResult], out_dir: str | os.Path
         "cells": manifest_cells,
         "notes": list(notes),
         "plan": plan_json,
+        "analysis": report,
     }
     manifest_path = folder / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return SavedPlan(
-        grid_path=grid_path, cell_paths=tuple(cell_paths), manifest_path=manifest_path, notes=notes
+        grid_path=grid_path,
+        cell_paths=tuple(cell_paths),
+        manifest_path=manifest_path,
+        notes=notes,
+        extra_paths=extra_paths,
+        analysis=report,
+        summary=summary,
     )

@@ -1032,17 +1032,22 @@ class Service:
         cancel: threading.Event | None,
         on_wait: WaitFn | None = None,
     ) -> PlanRendered:
-        from . import grid
+        from . import analysis, grid
 
         # LoRAs a plan added (a sweep axis off the prompt) get their hash too
         requests = [
             dataclasses.replace(cell.request, loras=self.with_hashes(cell.request.loras))
             for cell in plan.cells
         ]
+        # a weight sweep without a weight-0 cell renders one more image: the effect curve's zero
+        reference = analysis.reference_request(plan)
+        if reference is not None:
+            requests.append(reference)
         results = self._render(requests, progress=progress, cancel=cancel, what=kind, on_wait=on_wait)
+        reference_result = results.pop() if reference is not None else None
         with self._save_lock:
             folder = self._next_folder(kind)
-            saved = grid.save(plan, results, folder)
+            saved = grid.save(plan, results, folder, reference=reference_result)
         return PlanRendered(
             kind=kind,
             plan=plan,
@@ -1051,6 +1056,9 @@ class Service:
             cell_paths=tuple(str(p) for p in saved.cell_paths),
             manifest_path=str(saved.manifest_path),
             advice=advice,
+            notes=(saved.summary,) if saved.summary else (),
+            extra_images=tuple(str(p) for p in saved.extra_paths),
+            analysis=saved.analysis,
         )
 
     # 5. turns: what one chat message or button asks for, decided before anything renders -------
@@ -1370,9 +1378,8 @@ def render_summary(rendered: Rendered | PlanRendered) -> tuple[str, tuple[str, .
     """The markdown under a finished render (seeds, notes, where it was saved) and its images."""
     if isinstance(rendered, PlanRendered):
         folder = Path(rendered.grid_path)
-        lines = [f"saved `{folder.name}` in `{folder.parent.name}`"]
-        lines.extend(f"- {note}" for note in rendered.notes)
-        return "\n".join(lines), (rendered.grid_path, *rendered.extra_images)
+        lines = [*rendered.notes, f"saved `{folder.name}` in `{folder.parent.name}`"]
+        return "\n\n".join(lines), (rendered.grid_path, *rendered.extra_images)
     seeds = rendered.seeds
     text = ("Seed " if len(seeds) == 1 else "Seeds ") + ", ".join(str(seed) for seed in seeds)
     names = ", ".join(f"`{Path(p).name}`" for p in rendered.paths[:4])

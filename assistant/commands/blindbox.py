@@ -266,11 +266,18 @@ def finish(args: argparse.Namespace, context: Context, plan: Plan) -> int:
     from ..grid import save
 
     out = Path(args.out) if args.out else Path(context.settings.outputs_dir) / f"{plan.kind}-{plan.seed}"
+    from ..analysis import reference_request
+
     progress = _progress_printer(len(plan.cells), quiet=bool(args.json))
-    results = context.engine.generate_many(plan.requests, batched=not args.sequential, progress=progress)
+    requests = plan.requests
+    reference = reference_request(plan)  # a weight sweep's effect curve needs weight 0
+    if reference is not None:
+        requests = [*requests, reference]
+    results = list(context.engine.generate_many(requests, batched=not args.sequential, progress=progress))
+    reference_result = results.pop() if reference is not None else None
     if progress is not None:
         print(file=sys.stderr)
-    saved = save(plan, results, out)
+    saved = save(plan, results, out, reference=reference_result)
     total = sum(float(r.timings.get("total", 0.0)) for r in results)
     if args.json:
         header.update(
@@ -285,6 +292,8 @@ def finish(args: argparse.Namespace, context: Context, plan: Plan) -> int:
                     for path, cell, result in zip(saved.cell_paths, plan.cells, results, strict=True)
                 ],
                 "manifest": str(saved.manifest_path),
+                "analysis": saved.analysis,
+                "analysis_image": str(saved.extra_paths[0]) if saved.extra_paths else None,
                 "grid_notes": list(saved.notes),
                 "warnings": [w for r in results for w in r.warnings],
             }
@@ -294,6 +303,9 @@ def finish(args: argparse.Namespace, context: Context, plan: Plan) -> int:
         print(f"grid: {saved.grid_path}")
         print(f"cells: {saved.cell_paths[0].parent}/cell-01.png … cell-{len(saved.cell_paths):02d}.png")
         print(f"manifest: {saved.manifest_path}")
+        if saved.summary:
+            print(saved.summary.replace("**", "").replace("`", ""))
+            print(f"analysis: {saved.extra_paths[0]}")
         if total:
             print(f"rendered {len(results)} cells ({total:.1f} s of engine time)")
         for note in saved.notes:
