@@ -310,6 +310,8 @@ class Handlers:
             # 3. the render, its progress inside the answer; 4. the image in place of the progress
             for _ in self._render(conversation, job, turn):
                 yield conversation.snapshot(), skip, skip, skip
+            # the last update carries the boxes again: an API client reads only the last one
+            yield conversation.snapshot(), skip, turn.positive, turn.negative
         except GeneratorExit:  # the page went away: stop the render after its current step
             job.cancel.set()
             raise

@@ -1157,6 +1157,7 @@ class Service:
     def _generate_job(
         self, request: GenerationRequest, n_iter: int, advice: Advice | None, notes: Sequence[str]
     ) -> RenderJob:
+        _check_requests([request])
         def run(
             progress: ProgressFn | None = None,
             cancel: threading.Event | None = None,
@@ -1228,6 +1229,7 @@ class Service:
         ) -> PlanRendered:
             return self._render_plan(kind, plan, advice, progress=progress, cancel=cancel, on_wait=on_wait)
 
+        _check_requests(plan.requests)
         steps = sum(cell.request.steps for cell in plan.cells)
         job = RenderJob(kind, steps, run)
         return Turn(text, *self._boxes(advice, positive, negative), kind, advice, job=job)
@@ -1344,6 +1346,15 @@ class Service:
 
 _NUMBERED = re.compile(r"^(\d{5})-")
 _AS_WRITTEN = "_Assistant off: the prompt is rendered exactly as written._"
+
+
+def _check_requests(requests: Sequence[GenerationRequest]) -> None:
+    """The engine's own checks (sampler name, sizes, weights) before anything is queued, so a
+    request that cannot render is refused at once, not after waiting for its turn (pure: no torch)."""
+    from .engine.checks import check_request
+
+    for request in requests:
+        check_request(request)
 
 
 def _default_sweep_axis(request: GenerationRequest) -> tuple[Any, str]:

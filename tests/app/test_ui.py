@@ -65,8 +65,12 @@ def test_every_event_has_an_api_name(ui: Any) -> None:
 
 def test_chat_prompt_turn_renders_the_rewritten_prompt(ui: Any, app_server: AppServer) -> None:
     prompt = "1girl, cat ears, <lora:catgirl_v1:0.8>"
-    history, box, positive, negative = ui.predict(prompt, [], "", "", True, *SETTINGS, api_name="/chat")
-    assert box == ""
+    job = ui.submit(prompt, [], "", "", True, *SETTINGS, api_name="/chat")
+    history, box, positive, negative = job.result(timeout=120)
+    # the message box is cleared by the first update; later ones leave it alone (the user may be
+    # typing the next message while this one renders)
+    assert job.outputs()[0][1] == ""
+    assert box == {"__type__": "update"}
     user, reply = history[-2], history[-1]
     assert user["role"] == "user"
     assert prompt in _text(user)
@@ -148,8 +152,9 @@ def test_generate_button_reports_bad_settings(ui: Any) -> None:
 
 def test_blind_box_grid(ui: Any) -> None:
     prompt = "1girl, <lora:catgirl_v1:0.5>, <lora:cyberpunk_style:0.5>"
-    history = ui.predict(prompt, "", True, 4, *SETTINGS, [], api_name="/blindbox")
+    history, positive, _negative = ui.predict(prompt, "", True, 4, *SETTINGS, [], api_name="/blindbox")
     reply = history[-1]
+    assert "<lora:catgirl_v1:" in positive  # the advised prompt the grid mixed is in the box
     files = _files(reply)
     assert len(files) == 1
     assert "Blind box" in _text(reply) or "blind" in _text(reply).lower()
@@ -176,21 +181,31 @@ def _remember_outputs(app_server: AppServer) -> None:
 
 def test_ab_strip(ui: Any) -> None:
     prompt = "1girl, <lora:catgirl_v1:0.6>"
-    history = ui.predict(prompt, "", True, "catgirl_v1", "catgirl_v2", *SETTINGS, [], api_name="/ab")
+    history, *_ = ui.predict(prompt, "", True, "catgirl_v1", "catgirl_v2", *SETTINGS, [], api_name="/ab")
     reply = history[-1]
-    assert len(_files(reply)) == 1
+    files = _files(reply)
+    assert len(files) == 2  # the grid and the difference map
     assert "catgirl_v2" in _text(reply)
+    assert "How much changed" in _text(reply)
+    manifest = json.loads((Path(_saved_grid_dir(reply)) / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["analysis"]["ab_difference"]["changed_percent"] >= 0
 
 
 def test_sweep_grid(ui: Any) -> None:
-    history = ui.predict(
+    history, *_ = ui.predict(
         "1girl, <lora:catgirl_v1:0.6>", "", True, "catgirl_v1=0.2,0.8", "", *SETTINGS, [], api_name="/sweep"
     )
-    assert len(_files(history[-1])) == 1
+    assert len(_files(history[-1])) == 2  # the grid and the effect curve
+    assert "Effect curve of `catgirl_v1`" in _text(history[-1])
+    # no axis: the prompt's first LoRA from 0 to 1, said in the reply
+    history, *_ = ui.predict("1girl, <lora:catgirl_v1:0.6>", "", True, "", "", *SETTINGS, [], api_name="/sweep")
+    assert "No sweep axis was set" in _text(history[-1])
+    assert "catgirl_v1: 0.5" in _text(history[-1])
 
 
 def test_library_listing_and_card_click(ui: Any) -> None:
-    _cards, listing = ui.predict("cat", "any", "any", api_name="/loras")
+    _cards, listing, note = ui.predict("cat", "any", "any", api_name="/loras")
+    assert "Click a card" in note
     names = [entry["name"] for entry in listing]
     assert "catgirl_v1" in names
     assert "cyberpunk_style" not in names
@@ -199,12 +214,13 @@ def test_library_listing_and_card_click(ui: Any) -> None:
     deadline = time.monotonic() + 60  # the server hashes the library in the background after start
     while not catgirl["hash"] and time.monotonic() < deadline:
         time.sleep(0.2)
-        _cards, listing = ui.predict("cat", "any", "any", api_name="/loras")
+        _cards, listing, _note = ui.predict("cat", "any", "any", api_name="/loras")
         catgirl = next(entry for entry in listing if entry["name"] == "catgirl_v1")
     assert len(catgirl["hash"]) == 12
     index = names.index("catgirl_v1")
     # the card list of this session is the filtered one, so the index refers to it
-    positive = ui.predict(index, "1girl", api_name="/insert_card")
+    positive, note = ui.predict(index, "1girl", api_name="/insert_card")
+    assert "Added to the prompt" in note
     assert positive.startswith("1girl, <lora:catgirl_v1:")
     assert "cat ears" in positive or "catgirl" in positive.split(">", 1)[1]
     by_name = ui.predict("catgirl_v1", "", api_name="/insert_lora")
@@ -212,7 +228,7 @@ def test_library_listing_and_card_click(ui: Any) -> None:
 
 
 def test_library_filters(ui: Any) -> None:
-    _, listing = ui.predict("", "style", "any", api_name="/loras")
+    _, listing, _note = ui.predict("", "style", "any", api_name="/loras")
     names = [entry["name"] for entry in listing]
     assert "cyberpunk_style" in names
     assert "catgirl_v1" not in names
@@ -235,12 +251,13 @@ def test_history_lists_saved_images(ui: Any) -> None:
 
 
 def test_recipe_fills_prompts(ui: Any) -> None:
-    result = ui.predict("catgirl_portrait", "", "", api_name="/recipe")
+    result = ui.predict("catgirl_portrait", "", "", *SETTINGS[:6], api_name="/recipe")
     positive, negative, note = result[:3]
     assert "<lora:catgirl_v1:0.8>" in positive
     assert "1girl" in positive
     assert "extra cat ears" in negative
-    assert isinstance(note, str)
+    assert "Set by the recipe: sampler DPM++ 2M Karras, steps 28" in note
+    assert result[4] == 28  # steps
 
 
 def test_cancel_stops_a_running_render(ui: Any) -> None:
@@ -249,12 +266,14 @@ def test_cancel_stops_a_running_render(ui: Any) -> None:
     slow[3] = slow[4] = 256
     job = ui.submit("1girl", "", True, *slow, [], api_name="/generate")
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and job.status().code.name != "PROGRESS":  # sampler steps running
+    while time.monotonic() < deadline and not any(  # sampler steps running, shown in the reply
+        "step" in _text(out[0][-1]) for out in job.outputs() if out and out[0]
+    ):
         time.sleep(0.1)
     ui.predict(api_name="/cancel")
     history, positive, _ = job.result(timeout=120)
-    # the running render stopped at the flag, and the conversation says so
-    assert "cancelled" in _text(history[-1]).lower()
+    # the running render stopped at the flag, and the conversation says where
+    assert "cancelled at step" in _text(history[-1]).lower()
     assert _files(history[-1]) == []
     assert positive == "1girl"
     # the server renders the next request normally

@@ -1,0 +1,75 @@
+"""The recipe menu (one recipe at a time) and the one limits table (README = assistant.limits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant import limits
+from assistant.api import Txt2ImgRequest
+from assistant.config import PRESETS_DIR
+from assistant.presets import load_recipes
+from assistant.ui.prompts import apply_recipe
+
+RECIPES = load_recipes(Path(PRESETS_DIR) / "recipes")
+SETTINGS: dict[str, object] = {
+    "sampler": "Euler",
+    "steps": 20,
+    "cfg": 7,
+    "width": 512,
+    "height": 512,
+    "seed": -1,
+}
+
+
+def test_picking_a_second_recipe_replaces_the_first() -> None:
+    positive, negative, updates, first, set_now, _ = apply_recipe(
+        "masterpiece", "", SETTINGS, None, RECIPES["catgirl_cyber_blindbox"]
+    )
+    assert "seed 42" in set_now
+    settings = {**SETTINGS, **updates}
+    positive, negative, updates, second, set_now, restored = apply_recipe(
+        positive, negative, settings, first, RECIPES["cyber_hotpot"]
+    )
+    assert (
+        positive
+        == "masterpiece, 1girl, <lora:catgirl_v1:0.5>, <lora:cyberpunk_style:0.3>, <lora:soft_light:0.4>"
+    )
+    assert negative == "extra limbs, (low quality:2)"
+    assert updates["seed"] == -1  # the first recipe's seed is put back …
+    assert "seed -1" in restored  # … and the note says so
+    assert updates["steps"] == 28
+    assert second.name == "cyber_hotpot"
+
+
+def test_no_recipe_takes_it_back_but_keeps_the_users_words_and_edits() -> None:
+    positive, negative, updates, applied, _, _ = apply_recipe(
+        "1girl, blue eyes", "lowres", SETTINGS, None, RECIPES["catgirl_portrait"]
+    )
+    assert positive.startswith("1girl, blue eyes, ")  # "1girl" was there already: not the recipe's
+    settings = {**SETTINGS, **updates, "cfg": 5}  # the user changed CFG after picking the recipe
+    positive, negative, updates, now, set_now, restored = apply_recipe(
+        positive, negative, settings, applied, None
+    )
+    assert positive == "1girl, blue eyes"
+    assert negative == "lowres"
+    assert now.name == ""
+    assert "cfg" not in updates  # changed by hand since: left alone
+    assert updates["steps"] == 20
+
+
+def test_one_limit_per_thing_in_the_readme_the_api_schema_and_the_parser() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- limits:start -->", 1)[1].split("<!-- limits:end -->", 1)[0]
+    assert block.strip() == limits.markdown_table()
+    schema = Txt2ImgRequest.model_json_schema()
+    assert schema["properties"]["prompt"]["maxLength"] == limits.PROMPT_CHARS
+    assert schema["properties"]["negative_prompt"]["maxLength"] == limits.PROMPT_CHARS
+    assert schema["properties"]["steps"]["maximum"] == limits.STEPS[1]
+    from assistant.chat import MAX_MESSAGE_CHARS
+    from assistant.engine.checks import MAX_LORA_WEIGHT, MAX_SIZE
+    from assistant.prompt import DEFAULT_LIMITS
+
+    assert MAX_MESSAGE_CHARS == DEFAULT_LIMITS.max_length == limits.PROMPT_CHARS
+    assert MAX_LORA_WEIGHT == DEFAULT_LIMITS.max_weight == limits.LORA_WEIGHT[1]
+    assert MAX_SIZE == limits.SIZE[1]
+    assert "41,000" not in readme
