@@ -1158,6 +1158,7 @@ class Service:
         self, request: GenerationRequest, n_iter: int, advice: Advice | None, notes: Sequence[str]
     ) -> RenderJob:
         _check_requests([request])
+
         def run(
             progress: ProgressFn | None = None,
             cancel: threading.Event | None = None,

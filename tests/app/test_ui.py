@@ -198,7 +198,9 @@ def test_sweep_grid(ui: Any) -> None:
     assert len(_files(history[-1])) == 2  # the grid and the effect curve
     assert "Effect curve of `catgirl_v1`" in _text(history[-1])
     # no axis: the prompt's first LoRA from 0 to 1, said in the reply
-    history, *_ = ui.predict("1girl, <lora:catgirl_v1:0.6>", "", True, "", "", *SETTINGS, [], api_name="/sweep")
+    history, *_ = ui.predict(
+        "1girl, <lora:catgirl_v1:0.6>", "", True, "", "", *SETTINGS, [], api_name="/sweep"
+    )
     assert "No sweep axis was set" in _text(history[-1])
     assert "catgirl_v1: 0.5" in _text(history[-1])
 

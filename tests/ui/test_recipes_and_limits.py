@@ -47,7 +47,7 @@ def test_no_recipe_takes_it_back_but_keeps_the_users_words_and_edits() -> None:
     )
     assert positive.startswith("1girl, blue eyes, ")  # "1girl" was there already: not the recipe's
     settings = {**SETTINGS, **updates, "cfg": 5}  # the user changed CFG after picking the recipe
-    positive, negative, updates, now, set_now, restored = apply_recipe(
+    positive, negative, updates, now, _set_now, _restored = apply_recipe(
         positive, negative, settings, applied, None
     )
     assert positive == "1girl, blue eyes"
@@ -71,5 +71,5 @@ def test_one_limit_per_thing_in_the_readme_the_api_schema_and_the_parser() -> No
 
     assert MAX_MESSAGE_CHARS == DEFAULT_LIMITS.max_length == limits.PROMPT_CHARS
     assert MAX_LORA_WEIGHT == DEFAULT_LIMITS.max_weight == limits.LORA_WEIGHT[1]
-    assert MAX_SIZE == limits.SIZE[1]
+    assert limits.SIZE[1] == MAX_SIZE
     assert "41,000" not in readme
