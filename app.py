@@ -198,6 +198,10 @@ class Handlers:
         count = self._conversation(request).cancel_all()
         gr.Info("Cancelling after the current step…" if count else "Nothing is running.")
 
+    def forget(self, request: gr.Request) -> None:
+        """The page closed: stop its requests and forget its conversation."""
+        self.sessions.drop(getattr(request, "session_hash", None) or "_")
+
     def clear(self, request: gr.Request) -> None:
         """The conversation's Clear button: forget the messages and the memory."""
         self._conversation(request).clear()
@@ -939,7 +943,7 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
         # `cancels=` would kill the stream before it could say so.)
         cancel.click(friendly(h.cancel), None, None, api_name="cancel", concurrency_limit=None, queue=False)
         chatbot.clear(h.clear, None, None, api_name="clear_chat", api_visibility="private", queue=False)
-        demo.unload(lambda request: h.sessions.drop(getattr(request, "session_hash", None) or "_"))
+        demo.unload(h.forget)
 
         gr.on(
             [search.submit, kind.change, base.change],
@@ -1020,11 +1024,16 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
             show_progress="hidden",
         )
 
-        def _restore(apply_value: Any, stored: Any) -> tuple[bool, str, str]:
+        def _restore(apply_value: Any, stored: Any) -> tuple[Any, Any, Any]:
+            """The stored choice and prompts; nothing stored means nothing to set (a box the user
+            typed into while the page loaded keeps what they typed)."""
             stored_apply = apply_value.get("apply") if isinstance(apply_value, dict) else apply_value
-            apply_flag = stored_apply if isinstance(stored_apply, bool) else True
             p, n = ([*stored, "", ""])[:2] if isinstance(stored, list) else ("", "")
-            return apply_flag, str(p or ""), str(n or "")
+            return (
+                stored_apply if stored_apply is False else gr.skip(),
+                str(p) if p else gr.skip(),
+                str(n) if n else gr.skip(),
+            )
 
         demo.load(
             _restore,

@@ -141,7 +141,8 @@ def ui_client(client: Any, budget: Budget, tally: Tally, api_name: str) -> None:
         except Exception as exc:
             elapsed = time.monotonic() - started
             text = str(exc)
-            if "queue is full" in text.lower() or "queue_full" in text.lower():
+            # the app's own bound (--max-queue requests running or waiting) answers "server is busy"
+            if any(word in text.lower() for word in ("queue is full", "queue_full", "server is busy")):
                 tally.add("queue_full", elapsed)
             elif isinstance(exc, AppError):
                 tally.add("error", elapsed, f"ui: AppError: {text[:200]}")

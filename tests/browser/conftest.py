@@ -62,8 +62,17 @@ def page(browser: Any, browser_server: AppServer) -> Iterator[Any]:
     page.set_default_timeout(60_000)
     page.goto(browser_server.url, wait_until="domcontentloaded")
     page.wait_for_selector("#chatbot")
+    wait_loaded(page)
     yield page
     context.close()
+
+
+def wait_loaded(page: Any) -> None:
+    """Wait for the page's load events (the status line's model name comes with them), so a test
+    does not type into a box that a late load update then redraws."""
+    page.wait_for_function(
+        "() => / on |failed/.test(document.querySelector('#status')?.textContent || '')", timeout=60_000
+    )
 
 
 @pytest.fixture(scope="session")

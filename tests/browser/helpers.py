@@ -32,11 +32,20 @@ def set_settings(page: Any, steps: int, width: int, height: int) -> None:
         box.fill(str(value))
         box.press("Enter")
         box.blur()
-    page.wait_for_function(
-        "([s, w, h]) => ['steps', 'width', 'height'].every((id, i) =>"
-        " document.querySelector(`#${id} input[type=number]`).value === String([s, w, h][i]))",
-        arg=[steps, width, height],
-    )
+    try:
+        page.wait_for_function(
+            "([s, w, h]) => ['steps', 'width', 'height'].every((id, i) =>"
+            " document.querySelector(`#${id} input[type=number]`).value === String([s, w, h][i]))",
+            arg=[steps, width, height],
+            timeout=15_000,
+        )
+    except Exception as exc:
+        values = [
+            page.locator(f"#{i} input[type=number]").input_value() for i in ("steps", "width", "height")
+        ]
+        raise AssertionError(
+            f"settings did not take {steps, width, height}: the boxes hold {values}"
+        ) from exc
 
 
 def fast(page: Any) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.app.conftest import AppServer
 
+from .conftest import wait_loaded
 from .helpers import bot_texts, send, wait_bot_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.engine, pytest.mark.slow]
@@ -45,7 +46,9 @@ def test_recipe_menu_replaces_the_previous_recipe(page: Any) -> None:
     note = page.locator("#recipe-note").inner_text()
     assert re.search(r"steps 28", note, re.IGNORECASE), note
     assert re.search(r"seed.*-1|seed.*random", note, re.IGNORECASE), "the first recipe's seed is undone"
-    assert page.locator("#seed input").input_value() == "-1"
+    page.get_by_text("Settings", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#seed input')?.value === '-1'")
+    assert page.locator("#steps input[type=number]").input_value() == "28"
     labels = page.locator("input[type=range][aria-label^='range slider for ']").evaluate_all(
         "els => els.filter(e => e.offsetParent !== null).map(e => e.getAttribute('aria-label'))"
     )
@@ -65,6 +68,7 @@ def test_apply_choice_is_remembered_after_a_reload(page: Any) -> None:
     page.wait_for_function("(v) => localStorage.getItem('lora_mixer_apply') !== v", arg=before)
     page.reload(wait_until="domcontentloaded")
     page.wait_for_selector("#chatbot")
+    wait_loaded(page)
     page.wait_for_function(
         "() => { const b = document.querySelector('#apply input[type=checkbox]'); return b && !b.checked; }",
         timeout=15_000,
@@ -162,6 +166,7 @@ def phone(browser: Any, browser_server: AppServer) -> Iterator[Any]:
     page.set_default_timeout(60_000)
     page.goto(browser_server.url, wait_until="domcontentloaded")
     page.wait_for_selector("#chatbot")
+    wait_loaded(page)
     yield page
     context.close()
 
