@@ -672,8 +672,8 @@ CSS = """
 #library-cards img {max-width: 72px; max-height: 72px;}
 #library-cards .lm-card {text-align: left; line-height: 1.5;}
 #library-cards td {cursor: pointer;}
-/* the Clear / Copy icons float over the top of the conversation: keep the first message below them */
-#chatbot .bubble-wrap {padding-top: 40px;}
+/* the Clear / Copy icons float over the top of the conversation: the messages scroll below them */
+#chatbot .bubble-wrap {margin-top: 40px; height: calc(100% - 40px);}
 /* tables in replies (/loras) scroll sideways instead of squeezing a word into one letter a line */
 #chatbot .message table {display: block; overflow-x: auto; max-width: 100%;}
 #chatbot .message th, #chatbot .message td {white-space: nowrap;}

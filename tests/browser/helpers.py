@@ -17,7 +17,7 @@ USER = "#chatbot [data-testid='user']"
 BOT = "#chatbot .message-row.bot-row"
 
 #: A render of a few seconds with the tiny model on 2 cores (long enough to act during it).
-SLOW = {"steps": 60, "width": 384, "height": 384}
+SLOW = {"steps": 60, "width": 256, "height": 256}
 #: The fastest render: a fraction of a second.
 FAST = {"steps": 2, "width": 64, "height": 64}
 

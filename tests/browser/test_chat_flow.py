@@ -74,7 +74,7 @@ def test_echo_then_rewrite_then_progress_then_image(page: Any, artifacts: Path) 
 
 
 def test_message_sent_during_a_render_is_queued_and_rendered(page: Any, artifacts: Path) -> None:
-    set_settings(page, steps=40, width=384, height=384)
+    set_settings(page, steps=80, width=256, height=256)
     send(page, "1girl, <lora:catgirl_v1:0.7>")
     wait_chat_matches(page, PROGRESS + "|generating")  # the first render is running
     clock = Stopwatch()
@@ -98,7 +98,7 @@ def test_message_sent_during_a_render_is_queued_and_rendered(page: Any, artifact
 
 
 def test_cancel_says_the_step_and_keeps_the_rewrite(page: Any, artifacts: Path) -> None:
-    set_settings(page, steps=150, width=384, height=384)
+    set_settings(page, steps=150, width=256, height=256)
     send(page, "1girl, <lora:catgirl_v1:0.8>")
     wait_bot_text(page, -1, PROGRESS, timeout=60_000)
     clock = Stopwatch()
@@ -246,16 +246,17 @@ def test_empty_prompt_message_is_not_cut(page: Any) -> None:
 
 
 def test_chat_icons_do_not_cover_the_first_message(page: Any) -> None:
-    send(page, "/loras zzz")  # a one-line answer: nothing scrolls, the first message stays on top
-    wait_bot_text(page, 0, "No LoRA matches")
+    send(page, "/loras")  # a long table: the conversation scrolls to its end
+    page.locator("#chatbot table").first.wait_for()
+    log = page.locator("#chatbot [role='log']").bounding_box()
     bubble = page.locator("#chatbot [data-testid='user']").first.bounding_box()
+    assert log is not None
     assert bubble is not None
     for name in ("Clear", "Copy conversation"):
-        button = page.locator(f"#chatbot button[aria-label='{name}']")
-        if button.count() == 0 or not button.first.is_visible():
-            continue
-        box = button.first.bounding_box()
+        box = page.locator(f"#chatbot button[aria-label='{name}']").first.bounding_box()
         assert box is not None
+        # the messages scroll below the icons, never under them
+        assert log["y"] >= box["y"] + box["height"], f"the {name} icon floats over the messages"
         overlap_x = min(bubble["x"] + bubble["width"], box["x"] + box["width"]) - max(bubble["x"], box["x"])
         overlap_y = min(bubble["y"] + bubble["height"], box["y"] + box["height"]) - max(bubble["y"], box["y"])
         assert overlap_x <= 0 or overlap_y <= 0, f"the {name} icon covers the first message"
