@@ -23,29 +23,36 @@ FAST = {"steps": 2, "width": 64, "height": 64}
 
 
 def set_settings(page: Any, steps: int, width: int, height: int) -> None:
-    """Open the Settings accordion (once) and type steps and size into the number boxes."""
+    """Open the Settings accordion (once) and type steps and size into the number boxes.
+
+    Right after the accordion opens its sliders are still being drawn, and a value typed in that
+    moment can be reset to the default; what did not take is typed again (a person would see it).
+    """
     steps_box = page.locator("#steps input[type=number]")
     if not steps_box.is_visible():
         page.get_by_text("Settings", exact=True).click()
-    for elem_id, value in (("steps", steps), ("width", width), ("height", height)):
-        box = page.locator(f"#{elem_id} input[type=number]")
-        box.fill(str(value))
-        box.press("Enter")
-        box.blur()
-    try:
-        page.wait_for_function(
-            "([s, w, h]) => ['steps', 'width', 'height'].every((id, i) =>"
-            " document.querySelector(`#${id} input[type=number]`).value === String([s, w, h][i]))",
-            arg=[steps, width, height],
-            timeout=15_000,
-        )
-    except Exception as exc:
-        values = [
-            page.locator(f"#{i} input[type=number]").input_value() for i in ("steps", "width", "height")
-        ]
-        raise AssertionError(
-            f"settings did not take {steps, width, height}: the boxes hold {values}"
-        ) from exc
+        steps_box.wait_for(state="visible")
+    wanted = {"steps": steps, "width": width, "height": height}
+    for _attempt in range(3):
+        for elem_id, value in wanted.items():
+            box = page.locator(f"#{elem_id} input[type=number]")
+            if box.input_value() == str(value):
+                continue
+            box.fill(str(value))
+            box.press("Enter")
+            box.blur()
+        try:
+            page.wait_for_function(
+                "(wanted) => Object.entries(wanted).every(([id, v]) =>"
+                " document.querySelector(`#${id} input[type=number]`).value === String(v))",
+                arg=wanted,
+                timeout=5_000,
+            )
+            return
+        except Exception:  # not yet: typed again below
+            continue
+    values = {i: page.locator(f"#{i} input[type=number]").input_value() for i in wanted}
+    raise AssertionError(f"settings {wanted} did not take: the boxes hold {values}")
 
 
 def fast(page: Any) -> None:
