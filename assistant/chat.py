@@ -178,13 +178,14 @@ def route(message: str, config: RulesConfig | None = None) -> Intent:
     language = language_of(text)
     if not text:
         return Intent("help", {}, language, text)
+    command = text.startswith(("/", "\uff0f"))
+    # a command is held to the command limit (the tighter one, so it is the one quoted); a prompt,
+    # and a command that carries one (/advise), to the prompt limit
+    if command and len(text) > MAX_COMMAND_CHARS and not _is_prompt_command(text):
+        return Intent("unknown", {"error": _too_long(len(text), MAX_COMMAND_CHARS, language)}, language, "")
     if len(text) > MAX_MESSAGE_CHARS:
         return Intent("unknown", {"error": _too_long(len(text), MAX_MESSAGE_CHARS, language)}, language, "")
-    if text.startswith(("/", "\uff0f")):
-        if len(text) > MAX_COMMAND_CHARS and not _is_prompt_command(text):
-            return Intent(
-                "unknown", {"error": _too_long(len(text), MAX_COMMAND_CHARS, language)}, language, ""
-            )
+    if command:
         return _route_command(text, language)
     config = config if config is not None else default_rules_config()
     if _TAG.search(text):

@@ -137,7 +137,7 @@ def test_user_errors_exit_2_with_a_message(args, message) -> None:
 
 @pytest.mark.engine
 @pytest.mark.slow
-def test_blindbox_renders_grid_cells_and_manifest(tmp_path, monkeypatch) -> None:
+def test_blindbox_renders_grid_cells_and_manifest(tmp_path, monkeypatch, capsys) -> None:
     """A real (tiny) render through the CLI code path, the pipeline built once."""
     pytest.importorskip("torch")
     from assistant.cli import main
@@ -185,3 +185,20 @@ def test_blindbox_renders_grid_cells_and_manifest(tmp_path, monkeypatch) -> None
     first = (out / "grid.png").read_bytes()
     assert main([*args]) == 0  # same command again: byte-identical grid
     assert (out / "grid.png").read_bytes() == first
+    # the A/B's difference map and the sweep's effect curve reach --json (and analysis.png)
+    tiny = ["--size", "64x64", "--steps", "2", "--seed", "3", "--json"]
+    capsys.readouterr()
+    assert (
+        main(["ab", PROMPT, "--a", "catgirl_v1", "--b", "catgirl_v2", *tiny, "--out", str(tmp_path / "ab")])
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["analysis"]["ab_difference"]["changed_percent"] > 0
+    assert Path(report["analysis_image"]).is_file()
+    sweep_out = str(tmp_path / "sweep")
+    assert main(["sweep", PROMPT, "--x", "catgirl_v1=0.5,1", *tiny, "--out", sweep_out]) == 0
+    curve = json.loads(capsys.readouterr().out)["analysis"]["effect_curve"]
+    assert curve["weights"] == [0.5, 1.0]
+    assert curve["reference"] == "extra render"  # no weight-0 cell: one more render at weight 0
+    assert curve["effect_percent"][1] > curve["effect_percent"][0] > 0
+    assert curve["verdict"] in ("sweet-spot", "growing", "flat")

@@ -70,7 +70,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "blindbox-negative": ("/blindbox -1", (r"1 to 16", r"-1")),
     "blindbox-nan": ("/blindbox nan", (r"'nan'", r"whole number")),
     "sweep-1e309": (f"/sweep {GOOD} 0..1e309", (r"1e309", r"range")),
-    "sweep-100k-steps": (f"/sweep {GOOD} 0..1 x 100000", (r"2 to 16", r"100000")),
+    "sweep-100k-steps": (f"/sweep {GOOD} 0..1 x 100000", (r"1 to 16", r"100000")),
     "sweep-traversal": ("/sweep ../../etc/passwd 0..1", (r"not found", r"\.\./\.\./etc/passwd")),
     "ab-traversal": (f"/ab ../../etc/passwd {GOOD}", (r"not found", r"\.\./\.\./etc/passwd")),
     "ab-pickle": (
@@ -87,9 +87,9 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "loras-filter-1k": ("/loras " + "x" * 1_000, (r"no LoRA matches",)),
     "blindbox-20k-digits": ("/blindbox " + "9" * 20_000, (r"20,010 characters", r"limit is 2,000")),
     "blindbox-1k-digits": ("/blindbox " + "9" * 1_000, (r"1 to 16",)),
-    "loras-filter-1mb": ("/loras " + "x" * 1_000_000, (r"1,000,007 characters", r"limit is 20,000")),
+    "loras-filter-1mb": ("/loras " + "x" * 1_000_000, (r"1,000,007 characters", r"limit is 2,000")),
     "prompt-1mb": ("1girl, " * 150_000, (r"1,049,999 characters", r"limit is 20,000")),
-    "advise-30k": ("/advise " + "1girl, " * 5_000, (r"35,008 characters", r"limit is 20,000")),
+    "advise-30k": ("/advise " + "1girl, " * 5_000, (r"35,007 characters", r"limit is 20,000")),
     "prompt-1mb-zh": ("一个女孩," * 200_000, (r"1,000,000 个字符", r"20,000")),
 }
 
