@@ -119,6 +119,8 @@ class Conversation:
                 return
             self.messages = [dict(m) for m in history if isinstance(m, dict) and "role" in m]
             self._trim()
+            if not self.messages:  # a fresh start forgets what the old conversation remembered
+                self.memory = ChatMemory()
 
     def clear(self) -> None:
         """The Clear button: no messages, nothing waiting, a fresh memory."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from assistant.chat import ChatMemory
 from assistant.ui.conversation import (
     MAX_MESSAGES,
     Conversation,
@@ -71,8 +72,10 @@ def test_the_clients_history_is_adopted_only_when_idle() -> None:
     chat = Conversation()
     chat.adopt([{"role": "user", "content": ["old"]}])
     assert len(chat.snapshot()) == 1
+    chat.memory = ChatMemory(symptoms=("extra-ears",), turns_left=3)
     chat.adopt([])
     assert chat.snapshot() == []
+    assert chat.memory == ChatMemory()  # an empty history starts afresh
     chat.add("running", waiting="…")
     chat.adopt([])  # a stale copy from the page while a request runs: the server's is newer
     assert len(chat.snapshot()) == 2
