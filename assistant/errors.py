@@ -100,3 +100,18 @@ class ModelSwitchDisabled(LoraMixerError):
     """The server does not let users switch the base model (a shared Space, by default)."""
 
     http_status = 403
+
+
+class ImageError(LoraMixerError, ValueError):
+    """An image a user sent cannot be used (not an image, truncated, too large, no pixels).
+
+    The message names the image ("init image 'photo.heic'") and what would work instead.
+    """
+
+    http_status = 422
+
+
+class ImageTooLarge(ImageError):
+    """An image (or a request body carrying one) is over a limit of :mod:`assistant.limits`."""
+
+    http_status = 413

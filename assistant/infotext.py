@@ -29,12 +29,13 @@ from . import __version__
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from PIL.PngImagePlugin import PngInfo
 
-    from .types import GenerationRequest
+    from .types import GenerationRequest, HiresFix
 
 __all__ = [
     "DEFAULT_VERSION",
     "SCHEDULE_TYPES",
     "InfoText",
+    "a1111_parameters",
     "build",
     "for_request",
     "format_number",
@@ -255,6 +256,49 @@ class InfoText:
         return _hash_list(self.params.get("TI hashes", ""))
 
     @property
+    def denoising_strength(self) -> float | None:
+        """``Denoising strength`` (img2img, or the hires fix's second pass)."""
+        return self._float("Denoising strength")
+
+    @property
+    def hires_upscale(self) -> float | None:
+        """``Hires upscale: 2`` (A1111's "Upscale by")."""
+        return self._float("Hires upscale")
+
+    @property
+    def hires_resize(self) -> tuple[int, int] | None:
+        """``Hires resize: 1024x768`` as (1024, 768) ("Resize width/height to")."""
+        match = _RE_SIZE.match(self.params.get("Hires resize", "").strip())
+        return (int(match.group(1)), int(match.group(2))) if match else None
+
+    @property
+    def hires_steps(self) -> int | None:
+        """``Hires steps`` (absent: as many as the first pass)."""
+        return self._int("Hires steps")
+
+    @property
+    def hires_upscaler(self) -> str | None:
+        return self.params.get("Hires upscaler")
+
+    @property
+    def hires(self) -> HiresFix | None:
+        """The hires fix these parameters describe (None without one). A1111 leaves ``Hires
+        upscaler`` out when it ran its default, "Latent"."""
+        from .types import HiresFix
+
+        scale, resize = self.hires_upscale, self.hires_resize
+        if scale is None and resize is None and "Hires upscaler" not in self.params:
+            return None
+        x, y = resize or (0, 0)
+        return HiresFix(
+            scale=scale if scale is not None else 2.0,
+            resize_x=x,
+            resize_y=y,
+            steps=max(0, self.hires_steps or 0),
+            upscaler=(self.hires_upscaler or "Latent").strip() or "Latent",
+        )
+
+    @property
     def lora_hashes(self) -> dict[str, str]:
         """``Lora hashes: "a: 0123456789ab, b: …"`` as ``{"a": "0123456789ab", …}``."""
         return _hash_list(self.params.get("Lora hashes", ""))
@@ -315,6 +359,8 @@ def build(
     ti_hashes: Mapping[str, str] | None = None,
     emphasis: str = "Original",
     pad_conds: bool = False,
+    denoising_strength: float | None = None,
+    hires: HiresFix | None = None,
 ) -> str:
     """The A1111 infotext for one image.
 
@@ -327,7 +373,10 @@ def build(
     As A1111 writes them, and only when they differ from its defaults: ``VAE hash``/``VAE`` (an
     external VAE), ``Clip skip`` (above 1), ``RNG`` (CPU or NV; GPU is the default),
     ``TI hashes`` (the embeddings the prompts used), ``Emphasis`` (not Original) and
-    ``Pad conds: True`` (prompt and negative prompt were padded to one length).
+    ``Pad conds: True`` (prompt and negative prompt were padded to one length). ``Denoising
+    strength`` (img2img and the hires fix) and the hires fix's ``Hires upscale`` (or ``Hires
+    resize``), ``Hires steps`` (when not 0) and ``Hires upscaler``, in A1111's places. ``Size`` is
+    the first pass's size, as A1111 writes it.
     """
     base_sampler, schedule = split_sampler(sampler, schedule_type)
     params: dict[str, str] = {"Steps": str(int(steps)), "Sampler": base_sampler}
@@ -344,6 +393,8 @@ def build(
         params["VAE hash"] = vae_hash
     if vae_name:
         params["VAE"] = vae_name
+    if denoising_strength is not None:
+        params["Denoising strength"] = format_number(denoising_strength)
     if int(clip_skip) > 1:
         params["Clip skip"] = str(int(clip_skip))
     if rng and rng != "GPU":
@@ -354,6 +405,14 @@ def build(
         params["Emphasis"] = emphasis
     if pad_conds:
         params["Pad conds"] = "True"
+    if hires is not None:
+        if hires.resize_x or hires.resize_y:
+            params["Hires resize"] = f"{int(hires.resize_x)}x{int(hires.resize_y)}"
+        else:
+            params["Hires upscale"] = format_number(hires.scale)
+        if hires.steps:
+            params["Hires steps"] = str(int(hires.steps))
+        params["Hires upscaler"] = hires.upscaler
     if lora_hashes:
         # A1111 (extensions-builtin/Lora) strips ':' and ',' from names so the list stays parseable.
         params["Lora hashes"] = ", ".join(
@@ -381,8 +440,8 @@ def for_request(
     pad_conds: bool = False,
 ) -> str:
     """:func:`build` for one image of ``request`` (the seed it was drawn with). ``lora_hashes``
-    defaults to the hashes the request's plan carries; clip skip, RNG and emphasis come from the
-    request."""
+    defaults to the hashes the request's plan carries; clip skip, RNG, emphasis, the denoising
+    strength (img2img, hires fix) and the hires fix come from the request."""
     if lora_hashes is None:
         lora_hashes = {lora.name: lora.hash for lora in request.loras if lora.hash}
     return build(
@@ -406,6 +465,12 @@ def for_request(
         ti_hashes=ti_hashes,
         emphasis=request.emphasis,
         pad_conds=pad_conds,
+        denoising_strength=(
+            request.denoising_strength
+            if request.init_image is not None or request.hires is not None
+            else None
+        ),
+        hires=request.hires,
     )
 
 
@@ -435,6 +500,49 @@ def parse(text: str) -> InfoText:
     for key, value in _RE_PARAM.findall(last):
         params[key] = unquote(value) if value[:1] == '"' and value[-1:] == '"' else value
     return InfoText(prompt="\n".join(prompt_lines), negative="\n".join(negative_lines), params=params)
+
+
+#: Fields A1111's ``parse_generation_parameters`` adds when the text does not name them (so a
+#: paste resets them), in its order; ``Clip skip`` is a string there, the others as typed.
+_A1111_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("Clip skip", "1"),
+    ("Hires resize-1", 0),
+    ("Hires resize-2", 0),
+    ("Hires sampler", "Use same sampler"),
+    ("Hires checkpoint", "Use same checkpoint"),
+    ("Hires prompt", ""),
+    ("Hires negative prompt", ""),
+    ("Mask mode", "Inpaint masked"),
+    ("Masked content", "original"),
+    ("Inpaint area", "Whole picture"),
+    ("Masked area padding", 32),
+    ("RNG", "GPU"),
+    ("Schedule type", "Automatic"),
+    ("Schedule max sigma", 0),
+    ("Schedule min sigma", 0),
+    ("Schedule rho", 0),
+    ("VAE Encoder", "Full"),
+    ("VAE Decoder", "Full"),
+    ("FP8 weight", "Disable"),
+)
+
+
+def a1111_parameters(text: str) -> dict[str, Any]:
+    """What A1111's ``parse_generation_parameters`` returns for ``text`` (``/sdapi/v1/png-info``'s
+    ``parameters``): ``Prompt``, ``Negative prompt``, every ``key: value`` as a string (sizes split
+    into ``Size-1``/``Size-2``, ``Hires resize-1``/``-2`` …), then A1111's defaults for the fields it
+    resets on paste. Styles are not extracted (LoRA Mixer has none)."""
+    parsed = parse(text) if text.strip() else InfoText(prompt="")
+    result: dict[str, Any] = {"Prompt": parsed.prompt, "Negative prompt": parsed.negative}
+    for key, value in parsed.params.items():
+        match = _RE_SIZE.match(value)
+        if match is not None:
+            result[f"{key}-1"], result[f"{key}-2"] = match.group(1), match.group(2)
+        else:
+            result[key] = value
+    for key, value in _A1111_DEFAULTS:
+        result.setdefault(key, value)
+    return result
 
 
 def png_info(text: str) -> PngInfo:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "API_BODY_BYTES",
     "BATCH_COUNT",
     "BATCH_SIZE",
     "BLINDBOX_CELLS",
@@ -18,6 +19,15 @@ __all__ = [
     "CFG",
     "CLIP_SKIP",
     "COMMAND_CHARS",
+    "DENOISING",
+    "DENOISING_DEFAULT",
+    "HIRES_DENOISING_DEFAULT",
+    "HIRES_SCALE",
+    "HIRES_STEPS",
+    "IMAGE_BYTES",
+    "IMAGE_PIXELS",
+    "IMAGE_SIDE",
+    "INFOTEXT_CHARS",
     "LIMITS",
     "LORA_NAME_CHARS",
     "LORA_TAGS",
@@ -78,6 +88,33 @@ CLIP_SKIP = (1, 12)
 #: width × height × images of one call (a memory guard).
 PIXELS_PER_ACTION = 2048 * 2048 * 4
 
+# -- img2img and hires fix -------------------------------------------------------------------------
+
+#: A1111's "Denoising strength" (img2img, and the hires fix's second pass).
+DENOISING = (0.0, 1.0)
+#: A1111's defaults: img2img 0.75; the txt2img UI's hires fix 0.7.
+DENOISING_DEFAULT = 0.75
+HIRES_DENOISING_DEFAULT = 0.7
+#: A1111's "Upscale by" slider of the hires fix.
+HIRES_SCALE = (1.0, 4.0)
+#: A1111's "Hires steps" (0 = as many as the first pass).
+HIRES_STEPS = (0, 150)
+
+# -- images a user sends (init images, PNG Info) -----------------------------------------------------
+
+#: An image file (upload, chat attachment, CLI --init-image, decoded API base64), before decoding.
+IMAGE_BYTES = 20 * 1024 * 1024
+#: Pixels of an image file, read from its header before decoding (a decompression bomb stops here;
+#: Pillow's own limit is 89,478,485 with a warning and twice that with an error).
+IMAGE_PIXELS = 8192 * 8192
+#: A side of an image file in pixels.
+IMAGE_SIDE = 16384
+#: A request body of the API (JSON with base64 images: 4/3 of IMAGE_BYTES plus the other fields),
+#: refused before it is read whole.
+API_BODY_BYTES = IMAGE_BYTES * 4 // 3 + 1024 * 1024
+#: An infotext read from an image (A1111 writes a few hundred characters; two prompts at most).
+INFOTEXT_CHARS = 2 * PROMPT_CHARS + 8_000
+
 
 @dataclass(frozen=True, slots=True)
 class Limit:
@@ -112,6 +149,14 @@ LIMITS: tuple[Limit, ...] = (
     Limit("seed", f"-1 (random) or 0 to {_n(SEED[1])}"),
     Limit("clip skip", _range(CLIP_SKIP)),
     Limit("pixels per call (width × height × images)", _n(PIXELS_PER_ACTION)),
+    Limit("denoising strength (img2img, hires fix)", _range(DENOISING)),
+    Limit("hires fix: upscale by / hires steps", f"{_range(HIRES_SCALE)} / {_range(HIRES_STEPS)}"),
+    Limit("an image file sent (init image, PNG Info)", f"{_n(IMAGE_BYTES // (1024 * 1024))} MiB"),
+    Limit(
+        "an image's size, read before decoding",
+        f"{_n(IMAGE_PIXELS)} pixels, {_n(IMAGE_SIDE)} pixels a side",
+    ),
+    Limit("an API request body", f"{_n(API_BODY_BYTES // (1024 * 1024))} MiB"),
 )
 
 

@@ -33,11 +33,23 @@ from .blend import BLINDBOX_DEFAULT_CELLS
 from .config import TINY_MODELS, VAE_AUTOMATIC, VAE_NONE, Settings
 from .engine.checks import wrap_seed
 from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, ModelSwitchDisabled, PromptError
-from .types import DEFAULT_SAMPLER, Advice, GenerationRequest, GenerationResult, LoraInfo, PlannedLora
+from .img2img import sampling_steps
+from .types import (
+    DEFAULT_SAMPLER,
+    RESIZE_MODES,
+    Advice,
+    GenerationRequest,
+    GenerationResult,
+    HiresFix,
+    InitImage,
+    LoraInfo,
+    PlannedLora,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .chat import ChatMemory
     from .library import Library
+    from .pnginfo import ImageReport
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +154,12 @@ class RenderSettings:
     clip_skip: int | None = None
     rng: str | None = None
     emphasis: str | None = None
+    #: img2img (an init image) or txt2img's hires fix; ``denoising_strength`` None = A1111's
+    #: default for the one in use (img2img 0.75, hires fix 0.7)
+    init_image: InitImage | None = None
+    denoising_strength: float | None = None
+    resize_mode: int = 0
+    hires: HiresFix | None = None
 
     def validated(self) -> RenderSettings:
         """This object with numbers normalised, or :class:`PromptError` naming value and range."""
@@ -187,7 +205,47 @@ class RenderSettings:
         scheduler = (self.scheduler or "").strip() or None
         if scheduler is not None and scheduler.lower() == "automatic":
             scheduler = None
+        values.update(self._img2img_values(values))
         return dataclasses.replace(self, sampler=sampler, scheduler=scheduler, **values)
+
+    def _img2img_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The img2img / hires-fix fields checked (denoising strength, resize mode, hires target)."""
+        from .img2img import canonical_upscaler, check_hires
+
+        out: dict[str, Any] = {}
+        if self.denoising_strength is not None:
+            strength = _finite("denoising strength", self.denoising_strength)
+            low, high = limits.DENOISING
+            if not low <= strength <= high:
+                raise PromptError(
+                    f"denoising strength {_fmt(strength)} is out of range; use {low:g} to {high:g}"
+                )
+            out["denoising_strength"] = strength
+        mode = _whole("resize mode", self.resize_mode)
+        if not 0 <= mode < len(RESIZE_MODES):
+            names = ", ".join(f"{i} ({name})" for i, name in enumerate(RESIZE_MODES))
+            raise PromptError(f"resize mode {mode} is not one of A1111's: {names}")
+        out["resize_mode"] = mode
+        if self.init_image is not None and not isinstance(self.init_image, InitImage):
+            raise PromptError("the init image must be read with assistant.images first")
+        if self.hires is not None:
+            if self.init_image is not None:
+                raise PromptError(
+                    "the hires fix is a txt2img option (as in A1111): remove the init image, or set the "
+                    "img2img width and height instead"
+                )
+            hires = dataclasses.replace(self.hires, upscaler=canonical_upscaler(self.hires.upscaler))
+            batch = values["batch_size"]
+            check_hires(values["width"], values["height"], hires, batch)
+            out["hires"] = hires
+        return out
+
+    @property
+    def strength(self) -> float:
+        """The denoising strength a render uses (A1111's defaults when none was given)."""
+        if self.denoising_strength is not None:
+            return float(self.denoising_strength)
+        return limits.HIRES_DENOISING_DEFAULT if self.hires is not None else limits.DENOISING_DEFAULT
 
     def request(
         self, prompt: str, negative: str, loras: Sequence[PlannedLora], **extra: Any
@@ -206,6 +264,10 @@ class RenderSettings:
             height=self.height,
             batch_size=self.batch_size,
             **{k: v for k in ("clip_skip", "rng", "emphasis") if (v := getattr(self, k)) is not None},
+            init_image=self.init_image,
+            denoising_strength=self.strength,
+            resize_mode=self.resize_mode,
+            hires=self.hires,
             **extra,
         )
 
@@ -219,6 +281,8 @@ _LABELS = {
     "n_iter": "batch count (n_iter)",
     "seed": "seed",
     "clip skip": "clip skip",
+    "denoising strength": "denoising strength",
+    "resize mode": "resize mode",
 }
 
 
@@ -703,7 +767,7 @@ class Service:
         settings = self.with_options(settings.validated())
         positive = positive or ""
         negative = negative or ""
-        if not positive.strip():
+        if not positive.strip() and settings.init_image is None:  # A1111 renders img2img without one
             raise PromptError(
                 "the prompt is empty; describe what to draw, e.g. '1girl, cat ears, <lora:catgirl_v1:0.8>'"
             )
@@ -821,6 +885,62 @@ class Service:
             out["loaded" if entry.name in loaded_names else "skipped"][entry.name] = item
         return out
 
+    # 2c. images: PNG Info and init images ------------------------------------------------------
+
+    def describe_image(self, data: bytes, *, name: str = "") -> ImageReport:
+        """What made an image (A1111's PNG Info + "Send to txt2img"): its infotext read, its LoRAs
+        matched against the library by hash, then by name (:func:`assistant.pnginfo.describe`).
+
+        Library files are hashed as needed (cached on disk); uncached files over
+        ``HASH_ON_LIST_MAX_BYTES`` are left to the background hasher. Raises
+        :class:`~assistant.errors.ImageError` for what is not a readable image.
+        """
+        from . import images, pnginfo
+
+        label = f"image '{name}'" if name else "image"
+        image = images.open_image(data, what=label)
+        text, _items = images.read_infotext(image)
+        _rgb, notes = images.to_rgb(image, what=label)
+        library = self.library
+
+        def hashes_of(info: LoraInfo) -> Any:
+            try:
+                known = library.hashes(info, compute=False)
+                if known is None and info.size <= HASH_ON_LIST_MAX_BYTES:
+                    known = library.hashes(info)
+            except (LoraMixerError, OSError):
+                return None
+            if known is not None:
+                self._known_hashes[info.path] = known.infotext
+            return known
+
+        engine_info = self._engine_info
+        samplers = self._engine.samplers() if self.ready and self._engine is not None else []
+        return pnginfo.describe(
+            text,
+            library,
+            hashes_of=hashes_of,
+            base=self._base(),
+            model_name=str(getattr(engine_info, "model_name", "") or ""),
+            server={
+                "clip_skip": self.settings.clip_skip,
+                "rng": self.settings.rng,
+                "emphasis": self.settings.emphasis,
+            },
+            samplers=samplers,
+            notes=[n for n in notes if "first frame" in n],
+        )
+
+    @staticmethod
+    def png_info(data: bytes) -> dict[str, Any]:
+        """``/sdapi/v1/png-info``: A1111's ``{"info", "items", "parameters"}`` for an image file."""
+        from . import images
+        from .infotext import a1111_parameters
+
+        image = images.open_image(data, what="image")
+        text, items = images.read_infotext(image)
+        return {"info": text or "", "items": items, "parameters": a1111_parameters(text or "")}
+
     def with_hashes(self, plan: Sequence[PlannedLora]) -> tuple[PlannedLora, ...]:
         """The plan with each LoRA's A1111 hash filled in (for the infotext's ``Lora hashes``).
 
@@ -861,7 +981,7 @@ class Service:
         raises :class:`Cancelled` with the step it stopped at.
         """
         self.wait_ready()
-        total = sum(r.steps for r in requests) or 1
+        total = sum(sampling_steps(r) for r in requests) or 1
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"{what} cancelled before it started", step=0, total=total)
         reached = [0]
@@ -884,7 +1004,7 @@ class Service:
                             step(_done + current, total)
 
                         results.append(self._engine.generate(request, progress=cell_step, cancel=cancel))
-                        done += request.steps
+                        done += sampling_steps(request)
                 else:
                     results = list(
                         self._engine.generate_many(requests, batched=True, progress=step, cancel=cancel)
@@ -1174,7 +1294,7 @@ class Service:
                 on_wait=on_wait,
             )
 
-        return RenderJob("generate", request.steps * max(1, n_iter), run)
+        return RenderJob("generate", sampling_steps(request) * max(1, n_iter), run)
 
     def action_turn(
         self,
@@ -1231,7 +1351,7 @@ class Service:
             return self._render_plan(kind, plan, advice, progress=progress, cancel=cancel, on_wait=on_wait)
 
         _check_requests(plan.requests)
-        steps = sum(cell.request.steps for cell in plan.cells)
+        steps = sum(sampling_steps(cell.request) for cell in plan.cells)
         job = RenderJob(kind, steps, run)
         return Turn(text, *self._boxes(advice, positive, negative), kind, advice, job=job)
 

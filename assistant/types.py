@@ -254,6 +254,59 @@ class Advice:
 
 DEFAULT_SAMPLER = "DPM++ 2M Karras"
 
+#: A1111's img2img resize modes (``resize_mode`` 0-3), by number.
+RESIZE_MODES: tuple[str, ...] = (
+    "Just resize",
+    "Crop and resize",
+    "Resize and fill",
+    "Just resize (latent upscale)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InitImage:
+    """An img2img source image, already read and checked (:func:`assistant.images.init_image`).
+
+    ``rgb`` holds the pixels (8-bit RGB, ``width * height * 3`` bytes, rows top to bottom), so the
+    core stays free of Pillow objects; ``digest`` (sha256 of the pixels and size) identifies it
+    (equality, batching, the manifest). ``name`` is where it came from (a file name, "chat",
+    "API"); ``notes`` say what was done to read it (first frame of an animation, EXIF rotation …).
+    """
+
+    rgb: bytes = field(repr=False, compare=False)
+    width: int
+    height: int
+    digest: str
+    name: str = field(default="", compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def to_pil(self) -> Any:
+        """The pixels as a Pillow RGB image (imports Pillow)."""
+        from PIL import Image
+
+        return Image.frombytes("RGB", (self.width, self.height), self.rgb)
+
+    def describe(self) -> dict[str, Any]:
+        """What a manifest or a JSON report says about it (never the pixels)."""
+        return {"name": self.name, "width": self.width, "height": self.height, "sha256": self.digest}
+
+
+@dataclass(frozen=True, slots=True)
+class HiresFix:
+    """A1111's hires fix for a txt2img request: render, upscale, then an img2img pass at
+    ``GenerationRequest.denoising_strength``.
+
+    ``scale`` ("Upscale by") is used when ``resize_x`` and ``resize_y`` are both 0 ("Resize width
+    to" / "Resize height to"); ``steps`` 0 means as many as the first pass; ``upscaler`` is one of
+    :data:`assistant.img2img.UPSCALERS` (A1111's latent modes, Lanczos, Nearest, None).
+    """
+
+    scale: float = 2.0
+    resize_x: int = 0
+    resize_y: int = 0
+    steps: int = 0
+    upscaler: str = "Latent"
+
 
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
@@ -282,6 +335,12 @@ class GenerationRequest:
     clip_skip: int = 1  # A1111's CLIP_stop_at_last_layers ("Clip skip: 2"); 1 = the last layer
     rng: str = "GPU"  # A1111's randn_source: "GPU" (its default), "CPU" or "NV"
     emphasis: str = "Original"  # A1111's emphasis mode: "Original", "No norm", "Ignore", "None"
+    #: img2img: the source image (None: txt2img); ``denoising_strength`` is A1111's (img2img and
+    #: the hires fix's second pass); ``resize_mode`` A1111's 0-3 (:data:`RESIZE_MODES`).
+    init_image: InitImage | None = None
+    denoising_strength: float = 0.75
+    resize_mode: int = 0
+    hires: HiresFix | None = None
 
 
 @dataclass(frozen=True, slots=True)

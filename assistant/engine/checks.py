@@ -95,6 +95,7 @@ def check_request(request: GenerationRequest) -> None:
         raise _bad("RNG", request.rng, " / ".join(RNG_SOURCES))
     if request.emphasis not in EMPHASIS_MODES:
         raise _bad("emphasis", request.emphasis, ", ".join(EMPHASIS_MODES))
+    _check_img2img(request)
     for lora in request.loras:
         for value in (lora.weight, lora.unet, lora.negative_weight, lora.negative_unet):
             if value is not None and (not math.isfinite(value) or abs(value) > MAX_LORA_WEIGHT):
@@ -105,3 +106,41 @@ def check_request(request: GenerationRequest) -> None:
                 )
         if not lora.path:
             raise GenerationError(f"LoRA '{lora.name}' has no file path; resolve it with the library first.")
+
+
+def _check_img2img(request: GenerationRequest) -> None:
+    """The init image, denoising strength, resize mode and hires fix of a request."""
+    from ..errors import PromptError
+    from ..img2img import check_hires
+    from ..types import RESIZE_MODES, InitImage
+
+    init, hires = request.init_image, request.hires
+    if init is None and hires is None:
+        return
+    strength = request.denoising_strength
+    low, high = limits.DENOISING
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, (int, float))
+        or not math.isfinite(strength)
+        or not low <= strength <= high
+    ):
+        raise _bad("denoising strength", strength, f"a number from {low:g} to {high:g}")
+    if init is not None:
+        if not isinstance(init, InitImage) or len(init.rgb) != init.width * init.height * 3:
+            raise GenerationError(
+                "the init image is not a decoded RGB image; read it with assistant.images first"
+            )
+        if not _whole(request.resize_mode) or not 0 <= request.resize_mode < len(RESIZE_MODES):
+            modes = ", ".join(f"{i} {name}" for i, name in enumerate(RESIZE_MODES))
+            raise _bad("resize mode", request.resize_mode, modes)
+        if hires is not None:
+            raise GenerationError(
+                "the hires fix is a txt2img option (as in A1111); for a larger img2img, set the width "
+                "and height"
+            )
+    if hires is not None:
+        try:
+            check_hires(request.width, request.height, hires, request.batch_size)
+        except PromptError as exc:
+            raise GenerationError(str(exc)) from None

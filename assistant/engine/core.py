@@ -42,6 +42,7 @@ pass; the images are those of the ordinary path when the weights are equal (test
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -59,6 +60,7 @@ import torch
 
 from ..config import Settings
 from ..errors import Cancelled, GenerationError
+from ..img2img import sampling_steps
 from ..types import GenerationRequest, GenerationResult, PlannedLora
 from . import noise, tiny
 from . import vae as vae_module
@@ -129,6 +131,7 @@ class Engine:
         self._adapters: AdapterCache | None = None
         self._encoder: A1111Encoder | None = None
         self._rows: Any = None  # RowScaler, created on first use
+        self._passes_runner: Any = None  # Passes (img2img, hires fix), created on first use
 
     # ------------------------------------------------------------------------------------------
     # Loading
@@ -188,6 +191,7 @@ class Engine:
             self._adapters = None
             self._encoder = None
             self._rows = None
+            self._passes_runner = None
             self._info = None
         import gc
 
@@ -364,7 +368,7 @@ class Engine:
         groups = (
             _batch_groups(requests) if batched and _rows_available() else [[i] for i in range(len(requests))]
         )
-        total = sum(requests[g[0]].steps for g in groups)
+        total = sum(sampling_steps(requests[g[0]]) for g in groups)
         done = 0
         results: dict[int, GenerationResult] = {}
 
@@ -378,11 +382,11 @@ class Engine:
                 cells = [requests[i] for i in group]
                 if len(cells) == 1:
                     results[group[0]] = self.generate(cells[0], progress=step_progress, cancel=cancel)
-                    done += cells[0].steps
+                    done += sampling_steps(cells[0])
                     continue
                 try:
                     batch = self._generate_batched(cells, step_progress, cancel)
-                    done += cells[0].steps
+                    done += sampling_steps(cells[0])
                 except GenerationError as err:
                     if not isinstance(err.__cause__, torch.OutOfMemoryError):
                         raise
@@ -390,11 +394,11 @@ class Engine:
                     log.warning(
                         "a batched pass of %d cells ran out of memory; rendering them one by one", len(cells)
                     )
-                    total += cells[0].steps * (len(cells) - 1)
+                    total += sampling_steps(cells[0]) * (len(cells) - 1)
                     batch = []
                     for cell in cells:
                         batch.append(self.generate(cell, progress=step_progress, cancel=cancel))
-                        done += cell.steps
+                        done += sampling_steps(cell)
                 for index, result in zip(group, batch, strict=True):
                     results[index] = result
         return [results[i] for i in range(len(requests))]
@@ -498,21 +502,26 @@ class Engine:
         cancel: threading.Event | None,
     ) -> tuple[np.ndarray, str]:
         """The pipeline call with per-step progress, cancellation and NaN watch, then the VAE
-        decode (:func:`assistant.engine.vae.decode`). Returns np images and the decode's note."""
-        steps = request.steps
-        watch = _NanWatch(request)
+        decode (:func:`assistant.engine.vae.decode`). Returns np images and the decode's note.
 
-        def on_step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            watch.check(tensors["latents"], step)
+        img2img and the hires fix run through :class:`assistant.engine.passes.Passes` (the same
+        call, embeddings and per-row weights); progress counts the steps of every pass."""
+        steps = sampling_steps(request)
+        watch = _NanWatch(request)
+        done = [0]
+
+        def on_step_end(_pipe: Any, _step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            done[0] = min(done[0] + 1, steps)
+            watch.check(tensors["latents"], done[0] - 1)
             if progress is not None:
-                progress(step + 1, steps)
+                progress(done[0], steps)
             if cancel is not None and cancel.is_set():
-                raise Cancelled(f"Generation cancelled after step {step + 1} of {steps}.")
+                raise Cancelled(f"Generation cancelled after step {done[0]} of {steps}.")
             return tensors
 
         call = dict(
             **embeddings,
-            num_inference_steps=steps,
+            num_inference_steps=request.steps,
             guidance_scale=float(request.cfg),
             width=request.width,
             height=request.height,
@@ -530,14 +539,15 @@ class Engine:
             call["generator"] = generators
         else:  # Philox (RNG: NV): the starting noise is drawn here, the rest by the sampler's steps
             call["latents"] = latents
+        rows = self._row_scaler().unet_rows(row_scales) if row_scales else contextlib.nullcontext()
         try:
-            with noise.philox_step_noise(self._pipe.scheduler, generators):
-                if row_scales:
-                    with self._row_scaler().unet_rows(row_scales):
-                        output = self._pipe(**call)
+            with rows:
+                if request.init_image is None and request.hires is None:
+                    with noise.philox_step_noise(self._pipe.scheduler, generators):
+                        latents_out = self._pipe(**call).images
                 else:
-                    output = self._pipe(**call)
-            return vae_module.decode(self._pipe, output.images)
+                    latents_out = self._passes().run(call, request, generators, device=self.info.device)
+            return vae_module.decode(self._pipe, latents_out)
         except torch.OutOfMemoryError as exc:
             raise _out_of_memory(request, num_images_per_prompt) from exc
 
@@ -619,6 +629,14 @@ class Engine:
                 )
             )
         return results
+
+    def _passes(self) -> Any:
+        """img2img / hires-fix runner over this pipeline (:mod:`assistant.engine.passes`)."""
+        if self._passes_runner is None:
+            from .passes import Passes
+
+            self._passes_runner = Passes(self._pipe)
+        return self._passes_runner
 
     def _row_scaler(self) -> Any:
         if self._rows is None:
@@ -759,6 +777,10 @@ def _batch_groups(requests: Sequence[GenerationRequest]) -> list[list[int]]:
             files,
             seed_key,
             index if r.seed == -1 else None,
+            r.init_image.digest if r.init_image is not None else None,  # img2img cells share one image
+            r.denoising_strength if r.init_image is not None or r.hires is not None else None,
+            r.resize_mode if r.init_image is not None else None,
+            r.hires,
         )
         groups.setdefault(key, []).append(index)
     out: list[list[int]] = []
