@@ -49,6 +49,8 @@ from assistant.ui.conversation import (
     queued_line,
     waiting_line,
 )
+from assistant.ui.img2img import CSS as IMAGE_CSS
+from assistant.ui.img2img import DROP_JS, ImageInputs, bind, build_panel, fill_values
 
 log = logging.getLogger("lora_mixer.app")
 
@@ -156,6 +158,62 @@ def _image_message(paths: Sequence[str]) -> list[dict[str, str]]:
     return [{"path": p} for p in paths]
 
 
+#: What the chat's message box holds after a send: nothing (text and attachment cleared).
+_EMPTY_MESSAGE: dict[str, Any] = {"text": "", "files": []}
+#: Components a chat turn (or a dropped PNG) may fill, after the chat's four outputs.
+FILL_OUTPUTS = (
+    "sampler", "steps", "cfg", "width", "height", "seed",
+    "init_image", "strength", "hires", "hr_upscaler", "hr_scale", "hr_steps", "hr_strength",
+)  # fmt: skip
+
+
+def _message_parts(message: dict[str, Any] | str | None) -> tuple[str, list[str]]:
+    """The text and attached file paths of a MultimodalTextbox value (a plain string: text only)."""
+    if isinstance(message, dict):
+        files = [str(f) for f in message.get("files") or [] if f]
+        return str(message.get("text") or "").strip(), files
+    return (message or "").strip(), []
+
+
+def _fill_updates(fill: dict[str, Any] | None) -> list[Any]:
+    """One update per ``FILL_OUTPUTS`` component (``gr.skip()`` where the turn changes nothing)."""
+    values = fill_values(fill or {})
+    return [values.get(name, gr.skip()) if name in values else gr.skip() for name in FILL_OUTPUTS]
+
+
+@functools.lru_cache(maxsize=2)
+def _read_slot(path: str, size: int, mtime: float) -> Any:
+    from assistant import images
+
+    name = Path(path).name
+    what = f"init image '{name}' (the Init image slot)"
+    return images.init_image(images.read_file(path, what=what), name=name, what=what)
+
+
+def _slot_image(path: str | None) -> Any:
+    """The Init image slot's picture as an InitImage (read once per file), or None when empty."""
+    if not path:
+        return None
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None  # the upload expired: the slot is empty as far as a render goes
+    return _read_slot(path, stat.st_size, stat.st_mtime)
+
+
+def _with_panel(settings: RenderSettings, image: ImageInputs | None) -> RenderSettings:
+    panel = image or ImageInputs()
+    return panel.apply(settings, _slot_image(panel.init_path))
+
+
+def _img2img_suffix(image: ImageInputs | None) -> str:
+    if image is not None and image.init_path:
+        return f" (img2img over the init image, strength {image.strength:g})"
+    if image is not None and image.hires:
+        return f" (hires fix ×{image.hr_scale:g}, {image.hr_upscaler})"
+    return ""
+
+
 class Handlers:
     """Event handlers bound to one :class:`Service`; one conversation per session hash."""
 
@@ -208,7 +266,7 @@ class Handlers:
 
     def chat(
         self,
-        message: str,
+        message: dict[str, Any] | str | None,
         history: list[dict[str, Any]] | None,
         positive: str,
         negative: str,
@@ -221,38 +279,52 @@ class Handlers:
         seed: float,
         batch: float,
         request: gr.Request,
-    ) -> Iterator[tuple[Any, Any, Any, Any]]:
-        """One chat message: echoed at once, answered, rendered with progress in the answer.
+        image: ImageInputs | None = None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """One chat message (text, an image, or both): echoed at once, answered, rendered with
+        progress in the answer.
 
-        Yields (conversation, message box, prompt, negative prompt); the message box is cleared by
-        the first update, so the next message can be typed (and sent: it queues) at once.
+        Yields (conversation, message box, prompt, negative prompt, *settings and image panel —
+        see ``FILL_OUTPUTS``); the message box is cleared by the first update, so the next message
+        can be typed (and sent: it queues) at once. An image with text renders over it (img2img);
+        an image alone is read like A1111's PNG Info and its parameters fill the boxes.
         """
-        text = (message or "").strip()
-        if not text:
-            raise gr.Error("Type a prompt, a question or a command such as /help.", print_exception=False)
+        text, files = _message_parts(message)
+        if not text and not files:
+            raise gr.Error(
+                "Type a prompt, a question or a command such as /help — or attach an image.",
+                print_exception=False,
+            )
+        panel = image or ImageInputs()
         settings = _settings(sampler, steps, cfg, width, height, seed, batch)  # bad ones: said in the reply
         conversation = self._conversation(request)
         conversation.adopt(history)
         self._admit()
+        shown = messages.user_text(text) if text else ""
         job = conversation.add(
-            messages.user_text(text), boxes=(positive or "", negative or ""), waiting=queued_line(0)
+            shown, boxes=(positive or "", negative or ""), waiting=queued_line(0), files=files[:1]
         )
 
         def answer() -> Turn:
             boxes = conversation.boxes_for(job)
+            attached = files[0] if files else None
+            slot = None if attached is not None else _slot_image(panel.init_path)
             turn = self.service.chat_turn(
                 text,
                 positive=boxes[0],
                 negative=boxes[1],
                 apply_changes=bool(apply_changes),
-                settings=settings,
+                settings=panel.apply(settings, slot) if slot is not None else panel.apply(settings, None),
                 memory=conversation.memory,
+                image=attached,
             )
             if turn.memory is not None:
                 conversation.memory = turn.memory
             return turn
 
-        yield from self._run(conversation, job, answer, clear_input=True)
+        for update in self._run(conversation, job, answer, clear_input=True):
+            *head, fill = update
+            yield (*head, *_fill_updates(fill))
 
     def _button(
         self,
@@ -268,7 +340,7 @@ class Handlers:
         conversation.adopt(history)
         self._admit()
         job = conversation.add(user, kind=kind, boxes=boxes, waiting=queued_line(0))
-        for history_, _box, positive, negative in self._run(conversation, job, lambda: turn):
+        for history_, _box, positive, negative, _fill in self._run(conversation, job, lambda: turn):
             yield history_, positive, negative
 
     def _run(
@@ -278,11 +350,11 @@ class Handlers:
         answer: Callable[[], Turn],
         *,
         clear_input: bool = False,
-    ) -> Iterator[tuple[Any, Any, Any, Any]]:
+    ) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
         skip = gr.skip()
         try:
             conversation.set_reply(job, queued_line(conversation.ahead(job)))
-            yield conversation.snapshot(), ("" if clear_input else skip), skip, skip
+            yield conversation.snapshot(), (_EMPTY_MESSAGE if clear_input else skip), skip, skip, None
             # 1. this session's earlier requests first (the placeholder says how many)
             shown = conversation.ahead(job)
             while not conversation.wait_turn(job, 0.25):
@@ -292,37 +364,37 @@ class Handlers:
                 if ahead != shown:
                     shown = ahead
                     conversation.set_reply(job, queued_line(ahead))
-                    yield conversation.snapshot(), skip, skip, skip
+                    yield conversation.snapshot(), skip, skip, skip, None
             if job.cancel.is_set():
                 conversation.set_reply(job, cancelled_line(None, None, started=False))
-                yield conversation.snapshot(), skip, skip, skip
+                yield conversation.snapshot(), skip, skip, skip, None
                 return
             # 2. the answer: the rewrite and its reasons, before anything renders
             try:
                 turn = answer()
             except LoraMixerError as err:
                 conversation.set_reply(job, f"⚠ {err}")
-                yield conversation.snapshot(), skip, skip, skip
+                yield conversation.snapshot(), skip, skip, skip, None
                 return
             conversation.set_boxes(turn.positive, turn.negative)
             if turn.job is None:
                 conversation.set_reply(job, turn.markdown)
-                yield conversation.snapshot(), skip, turn.positive, turn.negative
+                yield conversation.snapshot(), skip, turn.positive, turn.negative, turn.fill
                 return
             conversation.set_reply(job, f"{turn.markdown}\n\n{waiting_line(0)}")
-            yield conversation.snapshot(), skip, turn.positive, turn.negative
+            yield conversation.snapshot(), skip, turn.positive, turn.negative, turn.fill
             # 3. the render, its progress inside the answer; 4. the image in place of the progress
             for _ in self._render(conversation, job, turn):
-                yield conversation.snapshot(), skip, skip, skip
+                yield conversation.snapshot(), skip, skip, skip, None
             # the last update carries the boxes again: an API client reads only the last one
-            yield conversation.snapshot(), skip, turn.positive, turn.negative
+            yield conversation.snapshot(), skip, turn.positive, turn.negative, turn.fill
         except GeneratorExit:  # the page went away: stop the render after its current step
             job.cancel.set()
             raise
         except Exception:
             log.exception("request %s failed", job.kind)
             conversation.set_reply(job, f"⚠ {GENERIC_ERROR}")
-            yield conversation.snapshot(), skip, skip, skip
+            yield conversation.snapshot(), skip, skip, skip, None
         finally:
             conversation.finish(job)
             self._release()
@@ -398,16 +470,17 @@ class Handlers:
         batch: float,
         history: list[dict[str, Any]] | None,
         request: gr.Request,
+        image: ImageInputs | None = None,
     ) -> Iterator[tuple[Any, Any, Any]]:
         """Generate button: advise (if applied), render, the image in the conversation."""
         boxes = (positive or "", negative or "")
         turn = self.service.action_turn(
             "generate",
             *boxes,
-            _settings(sampler, steps, cfg, width, height, seed, batch),
+            _with_panel(_settings(sampler, steps, cfg, width, height, seed, batch), image),
             apply_changes=bool(apply_changes),
         )
-        user = f"Generate: {messages.inline_code(positive or '')}"
+        user = f"Generate: {messages.inline_code(positive or '')}" + _img2img_suffix(image)
         yield from self._button("generate", user, history, request, turn, boxes)
 
     def blindbox(
@@ -425,6 +498,7 @@ class Handlers:
         batch: float,
         history: list[dict[str, Any]] | None,
         request: gr.Request,
+        image: ImageInputs | None = None,
     ) -> Iterator[tuple[Any, Any, Any]]:
         """Blind box button: ``count`` random weight mixes as one labelled grid in the chat."""
         boxes = (positive or "", negative or "")
@@ -432,12 +506,12 @@ class Handlers:
         turn = self.service.action_turn(
             "blindbox",
             *boxes,
-            _settings(sampler, steps, cfg, width, height, seed, 1),
+            _with_panel(_settings(sampler, steps, cfg, width, height, seed, 1), image),
             apply_changes=bool(apply_changes),
             n=n,
             seed=None if seed is None or int(seed) == -1 else int(seed),
         )
-        user = f"Blind box ×{n}: {messages.inline_code(positive or '')}"
+        user = f"Blind box ×{n}: {messages.inline_code(positive or '')}" + _img2img_suffix(image)
         yield from self._button("blindbox", user, history, request, turn, boxes)
 
     def ab(
@@ -456,18 +530,19 @@ class Handlers:
         batch: float,
         history: list[dict[str, Any]] | None,
         request: gr.Request,
+        image: ImageInputs | None = None,
     ) -> Iterator[tuple[Any, Any, Any]]:
         """A/B button: the same seed with variant A and variant B, side by side, and their difference."""
         boxes = (positive or "", negative or "")
         turn = self.service.action_turn(
             "ab",
             *boxes,
-            _settings(sampler, steps, cfg, width, height, seed, 1),
+            _with_panel(_settings(sampler, steps, cfg, width, height, seed, 1), image),
             apply_changes=bool(apply_changes),
             a=(a or "").strip() or None,
             b=(b or "").strip() or None,
         )
-        user = f"A/B: {messages.inline_code(positive or '')}"
+        user = f"A/B: {messages.inline_code(positive or '')}" + _img2img_suffix(image)
         yield from self._button("ab", user, history, request, turn, boxes)
 
     def sweep(
@@ -486,6 +561,7 @@ class Handlers:
         batch: float,
         history: list[dict[str, Any]] | None,
         request: gr.Request,
+        image: ImageInputs | None = None,
     ) -> Iterator[tuple[Any, Any, Any]]:
         """Sweep button: an X/Y grid over LoRA weights, CFG, steps, seeds or samplers (no axis: the
         prompt's first LoRA from 0 to 1)."""
@@ -494,15 +570,32 @@ class Handlers:
         turn = self.service.action_turn(
             "sweep",
             *boxes,
-            _settings(sampler, steps, cfg, width, height, seed, 1),
+            _with_panel(_settings(sampler, steps, cfg, width, height, seed, 1), image),
             apply_changes=bool(apply_changes),
             x_axis=x_axis,
             y_axis=y_axis,
         )
         axes = f" X {messages.inline_code(x_axis)}" if x_axis else ""
         axes += f", Y {messages.inline_code(y_axis)}" if y_axis else ""
-        user = f"Sweep{axes}: {messages.inline_code(positive or '')}"
+        user = f"Sweep{axes}: {messages.inline_code(positive or '')}" + _img2img_suffix(image)
         yield from self._button("sweep", user, history, request, turn, boxes)
+
+    def restore(
+        self, path: str | None, init_path: str | None, positive: str, negative: str
+    ) -> tuple[Any, ...]:
+        """A PNG dropped on the prompt panel: its parameters back in the boxes and settings (A1111's
+        PNG Info + "Send to txt2img") and a note saying what made it. Outputs: positive, negative,
+        ``FILL_OUTPUTS``…, the note, and the (emptied) restore file."""
+        if not path:
+            return (gr.skip(), gr.skip(), *_fill_updates(None), gr.skip(), None)
+        turn = self.service.image_turn(
+            path, positive or "", negative or "", had_init=bool(init_path), compact=True
+        )
+        restored = turn.intent == "pnginfo" and bool(turn.fill)
+        name = Path(path).name
+        gr.Info(f"Parameters restored from {name}." if restored else f"Nothing restored from {name}.")
+        boxes = (turn.positive, turn.negative) if restored else (gr.skip(), gr.skip())
+        return (*boxes, *_fill_updates(turn.fill), turn.markdown, None)
 
     # -- library ----------------------------------------------------------------------------------
 
@@ -736,12 +829,17 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
                     ),
                 )
                 with gr.Row():
-                    message = gr.Textbox(
-                        placeholder="Prompt, question or /command …",
+                    message = gr.MultimodalTextbox(
+                        placeholder="Prompt, question or /command … — attach an image to render over it, "
+                        "or send one alone to read what made it",
                         show_label=False,
                         scale=5,
                         lines=1,
                         max_lines=6,
+                        file_types=["image"],
+                        file_count="single",
+                        sources=["upload"],
+                        submit_btn=False,
                         elem_id="chat-input",
                     )
                     send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="send")
@@ -750,10 +848,11 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
                     cancel = gr.Button(
                         "Cancel", variant="stop", size="sm", scale=0, min_width=90, elem_id="cancel"
                     )
-                gr.Examples(CHAT_EXAMPLES, inputs=[message], label="Try")
+                examples = [{"text": text, "files": []} for text in CHAT_EXAMPLES]
+                gr.Examples(examples, inputs=[message], label="Try")
 
             with gr.Column(scale=2, min_width=360), gr.Tabs():
-                with gr.Tab("Prompt", id="prompt-tab"):
+                with gr.Tab("Prompt", id="prompt-tab"), gr.Column(elem_id="prompt-panel"):
                     positive = gr.Textbox(label="Prompt", lines=4, elem_id="positive")
                     negative = gr.Textbox(label="Negative prompt", lines=2, elem_id="negative")
                     weight_sliders = [
@@ -762,6 +861,7 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
                         )
                         for i in range(prompts.MAX_SLIDERS)
                     ]
+                    panel = build_panel()  # init image + strength, hires fix, drop-a-PNG restore
                     with gr.Row():
                         generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                         blindbox_btn = gr.Button("Blind box", elem_id="blindbox")
@@ -902,42 +1002,58 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
             "trigger_mode": "multiple",
             "show_progress": "hidden",
         }
+        # the image panel's values reach each handler as one ImageInputs (assistant.ui.img2img.bind)
+        fill_outputs = [
+            sampler, steps, cfg, width, height, seed,
+            panel.init_image, panel.strength, panel.hires, panel.hr_upscaler, panel.hr_scale, panel.hr_steps,
+            panel.hr_strength,
+        ]  # fmt: skip
         gr.on(
             [send.click, message.submit],
-            gpu(friendly(h.chat)),
-            inputs=[message, chatbot, positive, negative, apply_changes, *settings_inputs],
-            outputs=[chatbot, message, positive, negative],
+            gpu(friendly(bind(h.chat, head=12))),
+            inputs=[message, chatbot, positive, negative, apply_changes, *settings_inputs, *panel.inputs],
+            outputs=[chatbot, message, positive, negative, *fill_outputs],
             api_name="chat",
             **stream,
         )
         generate_btn.click(
-            gpu(friendly(h.generate)),
-            inputs=[positive, negative, apply_changes, *settings_inputs, chatbot],
+            gpu(friendly(bind(h.generate, head=11))),
+            inputs=[positive, negative, apply_changes, *settings_inputs, chatbot, *panel.inputs],
             outputs=[chatbot, positive, negative],
             api_name="generate",
             **stream,
         )
         blindbox_btn.click(
-            gpu(friendly(h.blindbox)),
-            inputs=[positive, negative, apply_changes, blind_count, *settings_inputs, chatbot],
+            gpu(friendly(bind(h.blindbox, head=12))),
+            inputs=[positive, negative, apply_changes, blind_count, *settings_inputs, chatbot, *panel.inputs],
             outputs=[chatbot, positive, negative],
             api_name="blindbox",
             **stream,
         )
         ab_btn.click(
-            gpu(friendly(h.ab)),
-            inputs=[positive, negative, apply_changes, ab_a, ab_b, *settings_inputs, chatbot],
+            gpu(friendly(bind(h.ab, head=13))),
+            inputs=[positive, negative, apply_changes, ab_a, ab_b, *settings_inputs, chatbot, *panel.inputs],
             outputs=[chatbot, positive, negative],
             api_name="ab",
             **stream,
         )
         sweep_btn.click(
-            gpu(friendly(h.sweep)),
-            inputs=[positive, negative, apply_changes, sweep_x, sweep_y, *settings_inputs, chatbot],
+            gpu(friendly(bind(h.sweep, head=13))),
+            inputs=[
+                positive, negative, apply_changes, sweep_x, sweep_y, *settings_inputs, chatbot, *panel.inputs
+            ],
             outputs=[chatbot, positive, negative],
             api_name="sweep",
             **stream,
         )
+        panel.restore_file.upload(
+            friendly(h.restore),
+            inputs=[panel.restore_file, panel.init_image, positive, negative],
+            outputs=[positive, negative, *fill_outputs, panel.restore_note, panel.restore_file],
+            api_name="restore_image",
+            concurrency_limit=None,
+        )
+        demo.load(None, None, None, js=DROP_JS)
         # Cancel sets the session's flags: the running render stops after its current step and says
         # where; queued requests say they were cancelled before they started. (Gradio's own
         # `cancels=` would kill the stream before it could say so.)
@@ -1113,7 +1229,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-queue", type=int, default=32, help="waiting requests before new ones are refused"
     )
-    parser.add_argument("--max-file-size", default="10mb", help="largest upload accepted")
+    parser.add_argument(
+        "--max-file-size",
+        default=f"{limits.IMAGE_BYTES // (1024 * 1024)}mb",
+        help="largest upload accepted (default: the image limit of assistant.limits)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
@@ -1165,7 +1285,7 @@ def launch(service: Service, args: argparse.Namespace) -> None:
         ssr_mode=False,
         footer_links=["api", "gradio"],
         app_kwargs=api.app_kwargs(service, max_waiting=args.max_queue),
-        css=CSS,
+        css=CSS + IMAGE_CSS,
         theme=gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
         prevent_thread_lock=True,
     )

@@ -4,7 +4,12 @@ Scripts written for A1111 — for example with the ``webuiapi`` client — work 
 
     POST /sdapi/v1/txt2img        {prompt, negative_prompt, seed, steps, cfg_scale, width, height,
                                    sampler_name, scheduler, batch_size, n_iter, assistant, …}
+                                   enable_hr, hr_scale, hr_upscaler, hr_second_pass_steps,
+                                   hr_resize_x, hr_resize_y, denoising_strength (hires fix), …}
                                    -> {images: [base64 PNG], parameters: {...}, info: "<json>"}
+    POST /sdapi/v1/img2img        {init_images: [base64], denoising_strength, resize_mode, prompt, …
+                                   (txt2img's fields)} -> the same shape; a mask (inpainting) is refused
+    POST /sdapi/v1/png-info       {image: base64} -> {info, items, parameters} (A1111's PNG Info)
     GET  /sdapi/v1/loras          -> [{name, alias, path, metadata}]
     POST /sdapi/v1/refresh-loras
     GET  /sdapi/v1/samplers       -> [{name, aliases, options}]
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import io
 import json
 import logging
@@ -48,10 +54,18 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import LoraMixerError
-from .limits import PROMPT_CHARS
+from .errors import ImageError, LoraMixerError
+from .limits import (
+    API_BODY_BYTES,
+    DENOISING,
+    DENOISING_DEFAULT,
+    HIRES_SCALE,
+    HIRES_STEPS,
+    IMAGE_BYTES,
+    PROMPT_CHARS,
+)
 from .service import LIMITS, SIZE_MULTIPLE, RenderSettings, Service, model_label
-from .types import DEFAULT_SAMPLER
+from .types import DEFAULT_SAMPLER, RESIZE_MODES, HiresFix
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +75,6 @@ PREFIX = "/sdapi/v1"
 #: An unknown field is noted in ``info.ignored_fields`` unless it has this value (webuiapi sends
 #: every field with its default on each call, so only real requests are reported).
 _A1111_OFF_VALUES: dict[str, tuple[Any, ...]] = {
-    "enable_hr": (False,),
     "restore_faces": (False, None),
     "tiling": (False, None),
     "subseed": (-1,),
@@ -79,7 +92,34 @@ _A1111_OFF_VALUES: dict[str, tuple[Any, ...]] = {
     "s_noise": (1, 1.0),
     "eta": (None, 1, 1.0, 0, 0.0),
     "refiner_checkpoint": (None, ""),
+    # hires fix fields LoRA Mixer does not implement (only read when enable_hr is true)
+    "hr_sampler_name": (None, ""),
+    "hr_scheduler": (None, "", "Automatic", "automatic"),
+    "hr_checkpoint_name": (None, ""),
+    "hr_prompt": ("", None),
+    "hr_negative_prompt": ("", None),
+    "hr_cfg": (None,),
+    "hr_additional_modules": ([], None),
+    "firstphase_width": (0, None),
+    "firstphase_height": (0, None),
+    # img2img: the instruct-pix2pix image CFG and the noise multiplier (A1111's defaults are "off")
+    "image_cfg_scale": (None, 1.5, 1, 1.0),
+    "initial_noise_multiplier": (None, 1, 1.0),
 }
+#: img2img inpainting fields: with no ``mask`` they mean nothing (webuiapi always sends them); a
+#: ``mask`` (or ``latent_mask``) is refused: LoRA Mixer does not inpaint.
+_MASK_FIELDS = frozenset(
+    {
+        "mask_blur",
+        "mask_blur_x",
+        "mask_blur_y",
+        "inpainting_fill",
+        "inpaint_full_res",
+        "inpaint_full_res_padding",
+        "inpainting_mask_invert",
+        "mask_round",
+    }
+)
 #: ``override_settings`` / ``POST /options`` keys LoRA Mixer applies (A1111's option names).
 _OVERRIDES = frozenset({"CLIP_stop_at_last_layers", "randn_source", "emphasis", "sd_vae"})
 #: Fields that only matter when ``enable_hr`` is true (hires fix).
@@ -109,19 +149,14 @@ def _bounded_int(name: str, *, default: int) -> Any:
 _MULTIPLE_OF_8 = Field(json_schema_extra={"multipleOf": SIZE_MULTIPLE})
 
 
-class Txt2ImgRequest(BaseModel):
-    """The A1111 ``StableDiffusionTxt2ImgProcessingAPI`` fields LoRA Mixer uses.
+class _RenderRequest(BaseModel):
+    """Fields A1111's txt2img and img2img requests share (``StableDiffusionProcessing``'s).
 
     Other A1111 fields are accepted (``extra="allow"``) and ignored; see ``info.ignored_fields``.
     """
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False, str_max_length=PROMPT_CHARS, strict=True)
 
-    prompt: str = Field(
-        pattern=r"\S",
-        max_length=PROMPT_CHARS,
-        description="the positive prompt (required, not blank), A1111 syntax with <lora:name:weight> tags",
-    )
     negative_prompt: str = Field(default="", max_length=PROMPT_CHARS)
     seed: Annotated[int, _bounded_int("seed", default=-1)] = -1
     steps: Annotated[int, _bounded_int("steps", default=20)] = 20
@@ -152,6 +187,10 @@ class Txt2ImgRequest(BaseModel):
         given = (self.model_extra or {}).get("override_settings") or {}
         return {k: v for k, v in given.items() if k in _OVERRIDES} if isinstance(given, dict) else {}
 
+    def _quiet(self, key: str) -> bool:
+        """An extra field that cannot matter for this request (delivery options and the like)."""
+        return key in _QUIET_FIELDS
+
     def ignored_fields(self) -> dict[str, Any]:
         """Unknown A1111 fields sent with a value that would have changed the result in A1111."""
         extra = dict(self.model_extra or {})
@@ -159,10 +198,9 @@ class Txt2ImgRequest(BaseModel):
         if isinstance(given, dict):
             rest = {k: v for k, v in given.items() if k not in _OVERRIDES}
             extra["override_settings"] = rest
-        hires = extra.get("enable_hr") is True
         ignored: dict[str, Any] = {}
         for key, value in sorted(extra.items()):
-            if key in _QUIET_FIELDS or (key.startswith(_HIRES_PREFIXES) and not hires):
+            if self._quiet(key):
                 continue
             if any(_same(value, off) for off in _A1111_OFF_VALUES.get(key, ())):
                 continue
@@ -187,10 +225,99 @@ class Txt2ImgRequest(BaseModel):
         )
 
 
+class Txt2ImgRequest(_RenderRequest):
+    """The A1111 ``StableDiffusionTxt2ImgProcessingAPI`` fields LoRA Mixer uses, hires fix included.
+
+    Other A1111 fields are accepted (``extra="allow"``) and ignored; see ``info.ignored_fields``.
+    """
+
+    prompt: str = Field(
+        pattern=r"\S",
+        max_length=PROMPT_CHARS,
+        description="the positive prompt (required, not blank), A1111 syntax with <lora:name:weight> tags",
+    )
+    enable_hr: bool = Field(default=False, description="A1111's hires fix: render, upscale, denoise again")
+    hr_scale: Annotated[float, Field(ge=HIRES_SCALE[0], le=HIRES_SCALE[1], allow_inf_nan=False)] = 2.0
+    hr_upscaler: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Latent (default), Latent (antialiased), Latent (bicubic), Latent (bicubic antialiased), "
+        "Latent (nearest), Latent (nearest-exact), Lanczos, Nearest or None; upscalers that need model "
+        "weights (ESRGAN …) are refused",
+    )
+    hr_second_pass_steps: Annotated[int, Field(ge=HIRES_STEPS[0], le=HIRES_STEPS[1])] = 0
+    hr_resize_x: Annotated[int, Field(ge=0, le=int(LIMITS["width"][1]))] = 0
+    hr_resize_y: Annotated[int, Field(ge=0, le=int(LIMITS["height"][1]))] = 0
+    denoising_strength: Annotated[
+        float | None, Field(ge=DENOISING[0], le=DENOISING[1], allow_inf_nan=False)
+    ] = Field(default=None, description="the hires fix's second pass (A1111's API default 0.75)")
+
+    def _quiet(self, key: str) -> bool:
+        return super()._quiet(key) or (key.startswith(_HIRES_PREFIXES) and not self.enable_hr)
+
+    def render_settings(self) -> RenderSettings:
+        settings = super().render_settings()
+        if not self.enable_hr:
+            return settings
+        hires = HiresFix(
+            scale=self.hr_scale,
+            resize_x=self.hr_resize_x,
+            resize_y=self.hr_resize_y,
+            steps=self.hr_second_pass_steps,
+            upscaler=self.hr_upscaler or "Latent",
+        )
+        strength = DENOISING_DEFAULT if self.denoising_strength is None else self.denoising_strength
+        return dataclasses.replace(settings, hires=hires, denoising_strength=strength)
+
+
+class Img2ImgRequest(_RenderRequest):
+    """The A1111 ``StableDiffusionImg2ImgProcessingAPI`` fields LoRA Mixer uses.
+
+    One init image (base64, with or without a ``data:image/…;base64,`` prefix). Inpainting (a
+    ``mask``) is refused; the other mask fields mean nothing without one and are not reported.
+    """
+
+    prompt: str = Field(
+        default="",
+        max_length=PROMPT_CHARS,
+        description="the positive prompt (may be empty, as in A1111's img2img), with <lora:name:weight> tags",
+    )
+    init_images: list[str] = Field(
+        min_length=1,
+        max_length=1,
+        description="one base64 image (PNG, JPEG, WebP, GIF, BMP or TIFF), a data: URL prefix allowed",
+    )
+    denoising_strength: Annotated[float, Field(ge=DENOISING[0], le=DENOISING[1], allow_inf_nan=False)] = (
+        DENOISING_DEFAULT
+    )
+    resize_mode: Annotated[int, Field(ge=0, le=len(RESIZE_MODES) - 1)] = Field(
+        default=0, description=", ".join(f"{i} {name}" for i, name in enumerate(RESIZE_MODES))
+    )
+    include_init_images: bool = Field(default=False, description="echo the init images in 'parameters'")
+    mask: str | None = Field(default=None, description="inpainting is not supported: a mask is refused")
+
+    def _quiet(self, key: str) -> bool:
+        return super()._quiet(key) or (key in _MASK_FIELDS and self.mask is None)
+
+    def render_settings(self) -> RenderSettings:
+        settings = super().render_settings()
+        return dataclasses.replace(
+            settings, denoising_strength=self.denoising_strength, resize_mode=self.resize_mode
+        )
+
+
 def _same(value: Any, off: Any) -> bool:
     if isinstance(value, bool) or isinstance(off, bool):
         return value is off
     return value == off
+
+
+class PngInfoRequest(BaseModel):
+    """A1111's ``PNGInfoRequest``: one base64 image (a ``data:`` URL prefix allowed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    image: str = Field(description="base64 image file (PNG, JPEG, WebP …), a data: URL prefix allowed")
 
 
 class Txt2ImgResponse(BaseModel):
@@ -308,7 +435,18 @@ class JSONBodyRoute(APIRoute):
 
         async def checked(request: Request) -> Response:
             if request.method in ("POST", "PUT", "PATCH"):
-                body = await request.body()  # cached by Starlette: the handler reads it again
+                body = await _bounded_body(request)  # cached by Starlette: the handler reads it again
+                if body is None:
+                    return JSONResponse(
+                        status_code=413,
+                        content={
+                            "error": "PayloadTooLarge",
+                            "detail": f"the request body is over {API_BODY_BYTES // (1024 * 1024)} MiB "
+                            f"(an image file may be {IMAGE_BYTES // (1024 * 1024)} MiB); nothing was read "
+                            "further or decoded",
+                            "errors": "",
+                        },
+                    )
                 if body.strip():
                     try:
                         json.loads(body)
@@ -326,15 +464,35 @@ class JSONBodyRoute(APIRoute):
         return checked
 
 
+async def _bounded_body(request: Request, limit: int = API_BODY_BYTES) -> bytes | None:
+    """The request body, or None as soon as it is known to be over ``limit`` bytes: a declared
+    Content-Length is checked before reading, a chunked body while it streams in (so a huge base64
+    image is never held whole in memory, let alone decoded)."""
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # Starlette's cache: the handler parses this very body
+    return body
+
+
 def _short(exc: BaseException, limit: int = 200) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= limit else text[:limit] + "…"
 
 
 class _ApiJob:
-    """One txt2img request: its cancel flag and the sampler step it is at."""
+    """One txt2img or img2img request: its cancel flag and the sampler step it is at."""
 
-    def __init__(self) -> None:
+    def __init__(self, what: str = "txt2img") -> None:
+        self.what = what
         self.cancel = threading.Event()
         self.sampling_step = 0
         self.sampling_steps = 0
@@ -350,8 +508,8 @@ class _ApiJobs:
         self._jobs: list[_ApiJob] = []
         self._lock = threading.Lock()
 
-    def start(self) -> _ApiJob:
-        job = _ApiJob()
+    def start(self, what: str = "txt2img") -> _ApiJob:
+        job = _ApiJob(what)
         with self._lock:
             self._jobs.append(job)
         return job
@@ -377,7 +535,7 @@ class _ApiJobs:
             "state": {
                 "skipped": False,
                 "interrupted": bool(job and job.cancel.is_set()),
-                "job": "txt2img" if job else "",
+                "job": job.what if job else "",
                 "job_count": count,
                 "job_no": 0,
                 "sampling_step": step,
@@ -404,9 +562,8 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
         503: {"model": ErrorBody},
     }
 
-    @router.post("/txt2img", response_model=Txt2ImgResponse, responses=responses)
-    async def txt2img(body: Txt2ImgRequest) -> Any:
-        """Render like A1111's txt2img; the LoRA assistant runs first unless ``assistant`` is false."""
+    async def render(body: _RenderRequest, positive: str, settings: RenderSettings, what: str) -> Any:
+        """One render for txt2img or img2img: bounded, cancellable, the VAE override honoured."""
         if renders["active"] >= max_waiting:
             return JSONResponse(
                 status_code=503,
@@ -418,7 +575,7 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
                 },
             )
         renders["active"] += 1
-        job = jobs.start()
+        job = jobs.start(what)
         vae = body.overrides().get("sd_vae")
         restore = (service.settings.vae or "Automatic") if vae is not None else ""
         try:
@@ -426,9 +583,9 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
                 await asyncio.to_thread(service.set_options, vae=str(vae))
             rendered = await asyncio.to_thread(
                 service.generate,
-                body.prompt,
+                positive,
                 body.negative_prompt,
-                body.render_settings(),
+                settings,
                 use_assistant=body.assistant,
                 symptoms=tuple(body.symptoms),
                 progress=job.step,
@@ -437,7 +594,7 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
         except LoraMixerError as err:
             return _error(err)
         except Exception as exc:
-            return _unexpected(exc, "txt2img")
+            return _unexpected(exc, what)
         finally:
             if vae is not None and (body.model_extra or {}).get("override_settings_restore_afterwards", True):
                 try:
@@ -446,7 +603,48 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
                     log.warning("could not restore the VAE %s: %s", restore, err)
             renders["active"] -= 1
             jobs.finish(job)
-        return _txt2img_response(service, body, rendered)
+        return _render_response(service, body, rendered)
+
+    @router.post("/txt2img", response_model=Txt2ImgResponse, responses=responses)
+    async def txt2img(body: Txt2ImgRequest) -> Any:
+        """Render like A1111's txt2img (``enable_hr``: with its hires fix); the LoRA assistant runs
+        first unless ``assistant`` is false."""
+        try:
+            settings = body.render_settings()
+        except LoraMixerError as err:
+            return _error(err)
+        return await render(body, body.prompt, settings, "txt2img")
+
+    @router.post("/img2img", response_model=Txt2ImgResponse, responses=responses)
+    async def img2img(body: Img2ImgRequest) -> Any:
+        """Render like A1111's img2img from ``init_images[0]`` (base64) at ``denoising_strength``,
+        resized by ``resize_mode``; the LoRA assistant runs first unless ``assistant`` is false.
+        Inpainting (``mask``) is refused."""
+        if body.mask is not None or (body.model_extra or {}).get("latent_mask") is not None:
+            return _error(
+                ImageError(
+                    "inpainting is not supported: this request has a mask. LoRA Mixer renders img2img over "
+                    "the whole image; send it without 'mask' (and 'latent_mask')"
+                )
+            )
+        try:
+            init = await asyncio.to_thread(_init_image, body.init_images[0])
+            settings = dataclasses.replace(body.render_settings(), init_image=init)
+        except LoraMixerError as err:
+            return _error(err)
+        return await render(body, body.prompt, settings, "img2img")
+
+    @router.post("/png-info", responses=responses)
+    async def png_info(body: PngInfoRequest) -> Any:
+        """A1111's PNG Info: ``{"image": base64}`` -> ``{"info": the infotext ("" when none), "items":
+        the image's other info, "parameters": the infotext as A1111's parser reads it}``."""
+        try:
+            data = await asyncio.to_thread(decode_base64, body.image, what="image")
+            return await asyncio.to_thread(service.png_info, data)
+        except LoraMixerError as err:
+            return _error(err)
+        except Exception as exc:
+            return _unexpected(exc, "png-info")
 
     @router.post("/interrupt")
     async def interrupt() -> dict[str, Any]:
@@ -628,7 +826,20 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
     return router
 
 
-def _txt2img_response(service: Service, body: Txt2ImgRequest, rendered: Any) -> dict[str, Any]:
+def _init_image(text: str) -> Any:
+    """An A1111 API init image (base64) read as an :class:`~assistant.types.InitImage`."""
+    from .images import init_image
+
+    return init_image(decode_base64(text, what="init_images[0]"), name="API", what="init_images[0]")
+
+
+def decode_base64(text: str, *, what: str) -> bytes:
+    from .images import decode_base64 as decode
+
+    return decode(text, what=what)
+
+
+def _render_response(service: Service, body: _RenderRequest, rendered: Any) -> dict[str, Any]:
     images = rendered.images
     infotexts = rendered.infotexts
     seeds = rendered.seeds
@@ -682,13 +893,36 @@ def _txt2img_response(service: Service, body: Txt2ImgRequest, rendered: Any) -> 
         },
         "ignored_fields": sorted(ignored),
         "notes": notes,
+        "denoising_strength": (
+            request.denoising_strength if (request.init_image or request.hires) is not None else None
+        ),
+        "extra_generation_params": _extra_params(request),
     }
     parameters = body.model_dump(mode="json")
+    if isinstance(body, Img2ImgRequest) and not body.include_init_images:
+        parameters["init_images"] = None  # A1111 leaves the (large) images out unless asked
+        parameters["mask"] = None
     return {
         "images": [_encode_png(image, text) for image, text in zip(images, infotexts, strict=False)],
         "parameters": parameters,
         "info": json.dumps(info, ensure_ascii=False, default=str),
     }
+
+
+def _extra_params(request: Any) -> dict[str, Any]:
+    """A1111's ``extra_generation_params`` for the hires fix (``Hires upscale`` …)."""
+    hires = request.hires
+    if hires is None:
+        return {}
+    out: dict[str, Any] = {}
+    if hires.resize_x or hires.resize_y:
+        out["Hires resize"] = f"{hires.resize_x}x{hires.resize_y}"
+    else:
+        out["Hires upscale"] = hires.scale
+    if hires.steps:
+        out["Hires steps"] = hires.steps
+    out["Hires upscaler"] = hires.upscaler
+    return out
 
 
 #: Where the API docs' scripts and styles are served from (this server, never a CDN).

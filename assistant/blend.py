@@ -244,6 +244,9 @@ def _request_to_dict(request: GenerationRequest) -> dict[str, Any]:
     data = {f.name: getattr(request, f.name) for f in dataclasses.fields(GenerationRequest)}
     data["loras"] = [dataclasses.asdict(lora) for lora in request.loras]
     data["extra"] = dict(request.extra)
+    # an img2img source is named (file name, size, sha256 of its pixels), never stored in the JSON
+    data["init_image"] = request.init_image.describe() if request.init_image is not None else None
+    data["hires"] = dataclasses.asdict(request.hires) if request.hires is not None else None
     return data
 
 
@@ -255,6 +258,17 @@ def _request_from_dict(data: Mapping[str, Any]) -> GenerationRequest:
         PlannedLora(**{k: v for k, v in lora.items() if k in lora_fields}) for lora in data.get("loras", ())
     )
     values["extra"] = dict(data.get("extra") or {})
+    if values.get("init_image") is not None:
+        raise PlanError(
+            "this plan renders over an init image, which a plan file names but does not hold "
+            f"({values['init_image'].get('name') or 'unnamed'}); render it again from the image itself"
+        )
+    values.pop("init_image", None)
+    if isinstance(values.get("hires"), Mapping):
+        from .types import HiresFix
+
+        fields = {f.name for f in dataclasses.fields(HiresFix)}
+        values["hires"] = HiresFix(**{k: v for k, v in values["hires"].items() if k in fields})
     return GenerationRequest(**values)
 
 

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ChatContext", "ChatMemory", "ChatReply", "Intent", "IntentKind", "respond", "route"]
 
 IntentKind = Literal[
-    "advise", "blindbox", "ab", "sweep", "library", "recipe", "troubleshoot", "help", "unknown"
+    "advise", "img2img", "blindbox", "ab", "sweep", "library", "recipe", "troubleshoot", "help", "unknown"
 ]
 Language = Literal["en", "zh"]
 
@@ -66,7 +66,9 @@ class Intent:
 
     ``args`` by kind (``# eg``):
     advise ``{"positive": "1girl, <lora:x:0.8>", "negative": None}`` (negative given only when the
-    message has a ``Negative prompt:`` line); blindbox ``{"n": 8}``; ab ``{"a": "x", "b": "y"}``;
+    message has a ``Negative prompt:`` line); img2img ``{"strength": 0.4, "positive": "…" or None,
+    "negative": None}`` (``/img2img 0.4 [prompt]``; no prompt: the prompt box); blindbox ``{"n": 8}``;
+    ab ``{"a": "x", "b": "y"}``;
     sweep ``{"name": "x", "start": 0.2, "stop": 1.0, "count": 5, "weights": [0.2, 0.4, …]}``;
     library ``{"filter": "cat"}``; recipe ``{"name": "cyber_hotpot"}``;
     troubleshoot ``{"symptoms": ["black-image"], "faq": []}``; unknown ``{"command": "/foo"}``.
@@ -119,6 +121,10 @@ class ChatContext:
     config: RulesConfig | None = None
     recipes: Mapping[str, Any] = field(default_factory=dict)
     memory: ChatMemory = field(default_factory=ChatMemory)
+    #: where this turn's img2img source is: "attached" (sent with the message), "slot" (the Init
+    #: image slot), or "" (none: a prompt renders txt2img, ``/img2img`` only sets the strength)
+    image: str = ""
+    strength: float = limits.DENOISING_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +272,8 @@ def _route_command(text: str, language: Language) -> Intent:
         return Intent("recipe", {"name": rest}, language, text)
     if command in ("advise", "prompt", "fix"):
         return Intent("advise", _prompt_args(rest), language, text)
+    if command in ("img2img", "i2i"):
+        return Intent("img2img", _img2img_args(rest), language, text)
     try:
         words = shlex.split(rest)
     except ValueError:
@@ -279,6 +287,27 @@ def _route_command(text: str, language: Language) -> Intent:
     if command == "sweep":
         return Intent("sweep", _sweep_args(words), language, text)
     return Intent("unknown", {"command": "/" + head}, language, text)
+
+
+def _img2img_args(rest: str) -> dict[str, Any]:
+    """``/img2img 0.4 [prompt]``: the denoising strength (optional) and an optional prompt."""
+    head, _, tail = rest.partition(" ")
+    low, high = limits.DENOISING
+    try:
+        strength: float | None = float(head) if head else None
+    except ValueError:
+        strength = None
+        tail = rest
+    if strength is not None and not low <= strength <= high:  # NaN fails this too
+        return _error(
+            f"the denoising strength must lie between {low:g} and {high:g} (got {head}); "
+            "usage: /img2img 0.4 [prompt]",
+            f"重绘幅度必须在 {low:g} 到 {high:g} 之间(现在是 {head});用法:/img2img 0.4 [提示词]",
+        )
+    args = {"strength": strength, **_prompt_args(tail.strip())}
+    if not args["positive"]:
+        args["positive"] = None
+    return args
 
 
 def _blindbox_args(words: list[str]) -> dict[str, Any]:
@@ -455,6 +484,42 @@ def _advise_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> 
     if context.apply_changes:
         return ChatReply(text, intent, advice, advice.positive, advice.negative, memory)
     return ChatReply(text, intent, advice, positive, negative, memory)  # the boxes get what was typed
+
+
+def _img2img_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
+    """``/img2img 0.4 [prompt]``: img2img of the attached image (or the Init image slot's) at that
+    strength, the prompt advised like any other; without an image it only sets the strength."""
+    lang = intent.language
+    args = intent.args
+    if "error" in args:
+        text = args.get("error_zh") if lang == "zh" else args["error"]
+        return _reply(f"{'用法错误' if lang == 'zh' else 'Cannot read that'}: {text}", intent, context)
+    strength = args["strength"] if args.get("strength") is not None else context.strength
+    shown = format_weight(strength)
+    if not context.image:
+        text = (
+            f"重绘幅度设为 {shown}。发一张图片(📎)并附上提示词,或把图片放进“初始图片”栏,就会在它上面重绘。"
+            if lang == "zh"
+            else f"Denoising strength set to {shown}. Attach an image (📎) with a prompt, or put one in the "
+            "**Init image** slot, and I render over it (img2img)."
+        )
+        return _reply(text, _with_error(intent, text), context)
+    prompt = args.get("positive")
+    wanted = {"positive": context.positive, "negative": None}
+    if prompt is not None:
+        wanted = {"positive": prompt, "negative": args.get("negative")}
+    intent = Intent("img2img", {**args, "strength": strength}, lang, intent.text)
+    if not str(wanted["positive"]).strip():  # A1111 renders img2img without a prompt, too
+        negative = context.negative if wanted["negative"] is None else str(wanted["negative"])
+        advice = advise("", negative, library=context.library, config=config, base=context.base)
+        text = (
+            "没有提示词:按原样在图片上重绘(A1111 也允许)。"
+            if lang == "zh"
+            else "No prompt: the image is redrawn as it is (A1111 allows img2img without one)."
+        )
+        return _reply(text, intent, context, advice)
+    reply = _advise_reply(Intent("advise", wanted, lang, intent.text), context, config)
+    return dataclasses.replace(reply, intent=intent)
 
 
 def _remembered(memory: ChatMemory, config: RulesConfig, lang: Language) -> str:
@@ -770,7 +835,9 @@ _HELP: dict[Language, str] = {
 - Ask: "how do I use a negative weight", "what weight should I use"
 - `/blindbox N` — N images with random LoRA mixes · `/ab A B` — compare two LoRAs at one seed
 - `/sweep NAME 0.2..1.0x5` — one LoRA at several weights · `/loras [filter]` — your LoRAs
-- `/recipe NAME` — a saved mix · `/help` — this list""",
+- `/recipe NAME` — a saved mix · `/help` — this list
+- Attach an image (📎) **with** a prompt: img2img over it; `/img2img 0.4` sets the strength. An image
+  **alone**: I read what made it (prompt, LoRAs, settings) and put it back in the boxes""",
     "zh": """我会像老手一样改写 LoRA 提示词,并解释每一处改动。
 
 - 直接发提示词,例如 `1girl, <lora:catgirl_v1:0.8>, <lora:cyberpunk_style:0.5>`
@@ -778,7 +845,8 @@ _HELP: dict[Language, str] = {
 - 提问:“负权重怎么用”“权重设多少”
 - `/blindbox N` 盲盒混合 N 张 · `/ab A B` 同种子对比两个 LoRA
 - `/sweep 名字 0.2..1.0x5` 权重扫描 · `/loras [关键词]` 查看 LoRA 库
-- `/recipe 名字` 使用配方 · `/help` 帮助""",
+- `/recipe 名字` 使用配方 · `/help` 帮助
+- 发图片(📎)并附提示词:以图生图;`/img2img 0.4` 设置重绘幅度。只发图片:读出它的生成参数并填回""",
 }
 
 
@@ -800,6 +868,7 @@ def _unknown_reply(intent: Intent, context: ChatContext, config: RulesConfig) ->
 
 _HANDLERS = {
     "advise": _advise_reply,
+    "img2img": _img2img_reply,
     "troubleshoot": _troubleshoot_reply,
     "library": _library_reply,
     "recipe": _recipe_reply,

@@ -67,8 +67,8 @@ UPSCALERS: tuple[str, ...] = (*LATENT_UPSCALERS, *PIXEL_UPSCALERS)
 #: A1111 upscalers that run a neural network: refused by name (their weights are not shipped and
 #: nothing is downloaded).
 _MODEL_UPSCALERS: dict[str, str] = {
-    "esrgan": "an ESRGAN network",
     "r-esrgan": "a Real-ESRGAN network",
+    "esrgan": "an ESRGAN network",
     "ldsr": "the LDSR latent diffusion upscaler",
     "scunet": "a ScuNET network",
     "swinir": "a SwinIR network",

@@ -107,8 +107,9 @@ class ImageReport:
     def missing(self) -> tuple[LoraMatch, ...]:
         return tuple(m for m in self.loras if m.how == "missing")
 
-    def markdown(self, *, restored: bool = True) -> str:
-        """The chat's answer: what made the image, the LoRAs, the settings, what was restored."""
+    def markdown(self, *, restored: bool = True, compact: bool = False) -> str:
+        """The chat's answer: what made the image, the LoRAs, the settings, what was restored
+        (``compact``: without the prompts, which the boxes show — the prompt panel's note)."""
         if not self.found:
             lines = [
                 "**This image carries no generation parameters** — no A1111 or LoRA Mixer infotext (PNG "
@@ -121,9 +122,10 @@ class ImageReport:
             )
             return "\n\n".join(lines)
         parts = [f"**What made this image** ({self.made_by})" if self.made_by else "**What made this image**"]
-        parts.append(_fence(self.prompt or " "))
-        if self.negative:
-            parts += ["**Negative prompt**", _fence(self.negative)]
+        if not compact:
+            parts.append(_fence(self.prompt or " "))
+            if self.negative:
+                parts += ["**Negative prompt**", _fence(self.negative)]
         if self.loras:
             rows = ["**LoRAs**"]
             for match in self.loras:
@@ -131,7 +133,7 @@ class ImageReport:
             parts.append("\n".join(rows))
         settings = _settings_line(self.settings)
         if settings:
-            parts.append(f"**Settings**: {settings}")
+            parts.append(f"**Settings used**: {settings}")
         if self.not_restored:
             parts.append("**Not restored here**\n" + "\n".join(f"- {item}" for item in self.not_restored))
         if self.notes:

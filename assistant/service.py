@@ -406,6 +406,10 @@ class Turn:
     advice: Advice | None = None
     memory: ChatMemory | None = None
     job: RenderJob | None = None
+    #: settings the UI should show after this turn (A1111's "Send to txt2img", an attached image
+    #: put in the Init image slot …): RenderSettings field names plus "init_image" (a file path,
+    #: or "" to empty the slot) and "hires" (a HiresFix, or None to switch it off). Absent: unchanged.
+    fill: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1192,16 +1196,36 @@ class Service:
         apply_changes: bool = True,
         settings: RenderSettings | None = None,
         memory: ChatMemory | None = None,
+        image: str | Path | None = None,
     ) -> Turn:
         """The assistant's answer to one chat message, and the render it implies (not run yet).
 
         A prompt (or ``/recipe``) renders the rewritten prompt when ``apply_changes``, else the
         prompt as written; ``/blindbox``, ``/ab`` and ``/sweep`` render a grid of the prompt box.
-        Never raises a :class:`LoraMixerError`: a problem (a bad setting, an unknown LoRA) is
-        explained in the markdown, and then nothing renders. Fast (no engine): the UI shows the
-        answer at once and the render's progress under it.
+        ``image`` is a file sent with the message: with text it is the img2img source of what the
+        text renders (and goes to the Init image slot); alone, its parameters are read and put back
+        (A1111's PNG Info + "Send to txt2img"). ``settings.init_image`` (the slot's) is the source
+        otherwise. Never raises a :class:`LoraMixerError`: a problem (a bad setting, an unknown
+        LoRA, an unreadable image) is explained in the markdown, and then nothing renders. Fast (no
+        engine): the UI shows the answer at once and the render's progress under it.
         """
         from .chat import ChatContext, ChatMemory, respond
+
+        settings = settings or RenderSettings()
+        fill: dict[str, Any] = {}
+        lead = ""
+        if image is not None:
+            name = Path(image).name
+            if not (message or "").strip():
+                return self.image_turn(image, positive, negative, had_init=settings.init_image is not None)
+            try:
+                init = self._read_init(image)
+            except LoraMixerError as err:
+                return Turn(f"⚠ {err}", positive, negative, "img2img")
+            settings, lead = self._attached_size(settings, init)
+            settings = dataclasses.replace(settings, init_image=init)
+            fill = {"init_image": str(image), "width": settings.width, "height": settings.height}
+            lead = f"Your image `{name}` is the img2img source (it is now in the **Init image** slot). {lead}"
 
         try:
             recipes = self.recipes()
@@ -1216,9 +1240,15 @@ class Service:
             apply_changes=apply_changes,
             recipes=recipes,
             memory=memory if memory is not None else ChatMemory(),
+            image="attached" if image is not None else ("slot" if settings.init_image is not None else ""),
+            strength=settings.strength if settings.init_image is not None else limits.DENOISING_DEFAULT,
         )
         reply = respond(message, context)
         intent = reply.intent
+        if intent.kind == "img2img" and intent.args.get("strength") is not None:
+            settings = dataclasses.replace(settings, denoising_strength=float(intent.args["strength"]))
+            fill["denoising_strength"] = float(intent.args["strength"])
+        renders = intent.kind in ("advise", "recipe", "img2img", "blindbox", "ab", "sweep")
         turn = Turn(
             markdown=reply.text,
             positive=reply.positive,
@@ -1226,17 +1256,77 @@ class Service:
             intent=intent.kind,
             advice=reply.advice,
             memory=reply.memory,
+            fill=fill,
         )
-        if "error" in intent.args or intent.kind not in ("advise", "recipe", "blindbox", "ab", "sweep"):
+        if "error" in intent.args or not renders:
+            if image is not None and not renders:
+                unused = "_(The image you attached is not used by this message.)_"
+                turn = dataclasses.replace(turn, markdown=f"{turn.markdown}\n\n{unused}")
             return turn
-        if intent.kind in ("advise", "recipe") and reply.advice is None:
+        if intent.kind in ("advise", "recipe", "img2img") and reply.advice is None:
             return turn  # e.g. an empty prompt answered with help
         try:
-            settings = (settings or RenderSettings()).validated()
+            settings = settings.validated()
             job = self._chat_job(reply, settings, apply_changes)
         except LoraMixerError as err:
             return dataclasses.replace(turn, markdown=f"{reply.text}\n\n⚠ {err}")
-        return dataclasses.replace(turn, job=job)
+        if settings.init_image is not None:
+            lead = f"{lead}\n\n{_img2img_line(settings)}".strip()
+        markdown = f"{lead}\n\n{reply.text}" if lead else reply.text
+        return dataclasses.replace(turn, markdown=markdown, job=job)
+
+    def _read_init(self, path: str | Path) -> InitImage:
+        from . import images
+
+        name = Path(path).name
+        what = f"image '{name}'"
+        return images.init_image(images.read_file(path, what=what), name=name, what=what)
+
+    @staticmethod
+    def _attached_size(settings: RenderSettings, init: InitImage) -> tuple[RenderSettings, str]:
+        """A photo sent in the chat renders in its own shape, at the Width x Height area (instead of
+        squashed into the sliders' shape); the lead says so."""
+        from .img2img import fit_size
+
+        ratio = init.width / init.height
+        wanted = settings.width / settings.height
+        if abs(ratio / wanted - 1) <= 0.02:
+            return settings, ""
+        width, height = fit_size(init.width, init.height, settings.width * settings.height)
+        note = (
+            f"It renders at **{width}x{height}** — its own shape, about the Width × Height area "
+            f"({settings.width}x{settings.height})."
+        )
+        return dataclasses.replace(settings, width=width, height=height), note
+
+    def image_turn(
+        self, image: str | Path, positive: str, negative: str, *, had_init: bool, compact: bool = False
+    ) -> Turn:
+        """An image sent alone (or dropped on the prompt panel): what made it (PNG Info), and its
+        parameters for the boxes and settings (``Turn.fill``; "Send to txt2img"). ``had_init``:
+        the Init image slot holds a picture (emptied for a txt2img image). Never raises a
+        :class:`LoraMixerError`: an unreadable image is explained in the markdown."""
+        from . import images
+
+        name = Path(image).name
+        try:
+            data = images.read_file(image, what=f"image '{name}'")
+            report = self.describe_image(data, name=name)
+        except LoraMixerError as err:
+            return Turn(f"⚠ {err}", positive, negative, "pnginfo")
+        if not report.found:
+            return Turn(report.markdown(), positive, negative, "pnginfo")
+        fill = restore_fill(report, had_init=had_init)
+        markdown = report.markdown(compact=compact)
+        if fill.get("init_image") == "":
+            markdown += "\n\nThe **Init image** slot was emptied: this image was made by txt2img."
+        elif "denoising_strength" in fill and report.settings.get("hires") is None:
+            markdown += (
+                "\n\nIt was an **img2img** render (denoising strength "
+                f"{fill['denoising_strength']:g}): put its source image in the **Init image** slot to "
+                "redo it."
+            )
+        return Turn(markdown, report.prompt, report.negative, "pnginfo", fill=fill)
 
     def _chat_job(self, reply: Any, settings: RenderSettings, apply_changes: bool) -> RenderJob:
         from .types import format_weight
@@ -1521,6 +1611,41 @@ def render_summary(rendered: Rendered | PlanRendered) -> tuple[str, tuple[str, .
         text += f" · saved {names}"
     text += "".join(f"\n- {note}" for note in rendered.notes)
     return text, rendered.paths
+
+
+def _img2img_line(settings: RenderSettings) -> str:
+    """What an img2img render will do, in A1111's terms."""
+    from .img2img import img2img_steps
+    from .types import RESIZE_MODES
+
+    init = settings.init_image
+    assert init is not None
+    plan = img2img_steps(settings.steps, settings.strength)
+    return (
+        f"**img2img** over `{init.name or 'the init image'}` ({init.width}x{init.height}) at denoising "
+        f"strength {settings.strength:g}: {plan.run} of {settings.steps} steps run (as A1111 does), "
+        f"{RESIZE_MODES[settings.resize_mode].lower()} to {settings.width}x{settings.height}."
+        + "".join(f"\n- {note}" for note in init.notes)
+    )
+
+
+def restore_fill(report: ImageReport, *, had_init: bool) -> dict[str, Any]:
+    """What "Send to txt2img" sets in the UI for an image's parameters (:attr:`Turn.fill`)."""
+    values = dict(report.settings)
+    fill: dict[str, Any] = {}
+    for key in ("sampler", "steps", "cfg", "seed"):
+        if key in values:
+            fill[key] = values[key]
+    if "size" in values:
+        fill["width"], fill["height"] = values["size"]
+    hires = values.get("hires")
+    fill["hires"] = hires
+    if "denoising_strength" in values:
+        fill["denoising_strength"] = values["denoising_strength"]
+    img2img = "denoising_strength" in values and hires is None
+    if had_init and not img2img:
+        fill["init_image"] = ""  # a txt2img image: rendering it again is txt2img
+    return fill
 
 
 def _random_seed() -> int:

@@ -57,12 +57,23 @@ class Conversation:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def add(self, user: str, *, kind: str = "chat", boxes: tuple[str, str] = ("", ""), waiting: str) -> Job:
-        """Queue a request: its user bubble and a reply bubble saying ``waiting`` appear at once."""
+    def add(
+        self,
+        user: str,
+        *,
+        kind: str = "chat",
+        boxes: tuple[str, str] = ("", ""),
+        waiting: str,
+        files: tuple[str, ...] | list[str] = (),
+    ) -> Job:
+        """Queue a request: its user bubble (the text, then any image sent with it) and a reply
+        bubble saying ``waiting`` appear at once."""
         with self._lock:
             job = Job(user=user, kind=kind, boxes=boxes, boxes_version=self.boxes_version)
             job.reply = {"role": "assistant", "content": [waiting]}
-            self.messages.append({"role": "user", "content": [user]})
+            content: list[Any] = [user] if user else []
+            content += [{"path": str(path)} for path in files]
+            self.messages.append({"role": "user", "content": content or [user]})
             self.messages.append(job.reply)
             self._trim()
             self._jobs.append(job)
