@@ -17,6 +17,7 @@ import argparse
 import functools
 import html
 import inspect
+import itertools
 import logging
 import os
 import queue
@@ -175,10 +176,21 @@ def _message_parts(message: dict[str, Any] | str | None) -> tuple[str, list[str]
     return (message or "").strip(), []
 
 
-def _fill_updates(fill: dict[str, Any] | None) -> list[Any]:
-    """One update per ``FILL_OUTPUTS`` component (``gr.skip()`` where the turn changes nothing)."""
-    values = fill_values(fill or {})
-    return [values.get(name, gr.skip()) if name in values else gr.skip() for name in FILL_OUTPUTS]
+_fill_count = itertools.count(1)
+
+
+def _fill_state(fill: dict[str, Any] | None) -> Any:
+    """What a turn writes to the hidden fill state: its fill (numbered, so the same fill twice is
+    still a change), or nothing when it fills nothing."""
+    return {**fill, "_n": next(_fill_count)} if fill else gr.skip()
+
+
+def apply_fill(fill: dict[str, Any] | None, *current: Any) -> list[Any]:
+    """The fill state's change: each ``FILL_OUTPUTS`` component gets its filled value, or keeps its
+    current one. Plain values, never ``gr.skip()``: Gradio rebuilds a component for a session on any
+    update dict, and the rebuilt sliders would lose the app's own range messages (setting_slider)."""
+    values = fill_values({k: v for k, v in (fill or {}).items() if k != "_n"})
+    return [values.get(name, value) for name, value in zip(FILL_OUTPUTS, current, strict=True)]
 
 
 @functools.lru_cache(maxsize=2)
@@ -284,10 +296,11 @@ class Handlers:
         """One chat message (text, an image, or both): echoed at once, answered, rendered with
         progress in the answer.
 
-        Yields (conversation, message box, prompt, negative prompt, *settings and image panel —
-        see ``FILL_OUTPUTS``); the message box is cleared by the first update, so the next message
-        can be typed (and sent: it queues) at once. An image with text renders over it (img2img);
-        an image alone is read like A1111's PNG Info and its parameters fill the boxes.
+        Yields (conversation, message box, prompt, negative prompt, fill state — the settings and
+        image panel values the turn sets, see ``apply_fill``); the message box is cleared by the
+        first update, so the next message can be typed (and sent: it queues) at once. An image with
+        text renders over it (img2img); an image alone is read like A1111's PNG Info and its
+        parameters fill the boxes.
         """
         text, files = _message_parts(message)
         if not text and not files:
@@ -324,7 +337,7 @@ class Handlers:
 
         for update in self._run(conversation, job, answer, clear_input=True):
             *head, fill = update
-            yield (*head, *_fill_updates(fill))
+            yield (*head, _fill_state(fill))
 
     def _button(
         self,
@@ -585,9 +598,9 @@ class Handlers:
     ) -> tuple[Any, ...]:
         """A PNG dropped on the prompt panel: its parameters back in the boxes and settings (A1111's
         PNG Info + "Send to txt2img") and a note saying what made it. Outputs: positive, negative,
-        ``FILL_OUTPUTS``…, the note, and the (emptied) restore file."""
+        the fill state (``apply_fill``), the note, and the (emptied) restore file."""
         if not path:
-            return (gr.skip(), gr.skip(), *_fill_updates(None), gr.skip(), None)
+            return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), None)
         turn = self.service.image_turn(
             path, positive or "", negative or "", had_init=bool(init_path), compact=True
         )
@@ -595,7 +608,7 @@ class Handlers:
         name = Path(path).name
         gr.Info(f"Parameters restored from {name}." if restored else f"Nothing restored from {name}.")
         boxes = (turn.positive, turn.negative) if restored else (gr.skip(), gr.skip())
-        return (*boxes, *_fill_updates(turn.fill), turn.markdown, None)
+        return (*boxes, _fill_state(turn.fill), turn.markdown, None)
 
     # -- library ----------------------------------------------------------------------------------
 
@@ -1002,7 +1015,9 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
             "trigger_mode": "multiple",
             "show_progress": "hidden",
         }
-        # the image panel's values reach each handler as one ImageInputs (assistant.ui.img2img.bind)
+        # the image panel's values reach each handler as one ImageInputs (assistant.ui.img2img.bind);
+        # what a turn fills in (an image's parameters, an attached photo) goes through fill_state
+        fill_state = gr.State({})
         fill_outputs = [
             sampler, steps, cfg, width, height, seed,
             panel.init_image, panel.strength, panel.hires, panel.hr_upscaler, panel.hr_scale, panel.hr_steps,
@@ -1012,7 +1027,7 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
             [send.click, message.submit],
             gpu(friendly(bind(h.chat, head=12))),
             inputs=[message, chatbot, positive, negative, apply_changes, *settings_inputs, *panel.inputs],
-            outputs=[chatbot, message, positive, negative, *fill_outputs],
+            outputs=[chatbot, message, positive, negative, fill_state],
             api_name="chat",
             **stream,
         )
@@ -1040,7 +1055,14 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
         sweep_btn.click(
             gpu(friendly(bind(h.sweep, head=13))),
             inputs=[
-                positive, negative, apply_changes, sweep_x, sweep_y, *settings_inputs, chatbot, *panel.inputs
+                positive,
+                negative,
+                apply_changes,
+                sweep_x,
+                sweep_y,
+                *settings_inputs,
+                chatbot,
+                *panel.inputs,
             ],
             outputs=[chatbot, positive, negative],
             api_name="sweep",
@@ -1049,9 +1071,18 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
         panel.restore_file.upload(
             friendly(h.restore),
             inputs=[panel.restore_file, panel.init_image, positive, negative],
-            outputs=[positive, negative, *fill_outputs, panel.restore_note, panel.restore_file],
+            outputs=[positive, negative, fill_state, panel.restore_note, panel.restore_file],
             api_name="restore_image",
             concurrency_limit=None,
+        )
+        fill_state.change(
+            apply_fill,
+            inputs=[fill_state, *fill_outputs],
+            outputs=fill_outputs,
+            api_name="apply_fill",
+            api_visibility="private",
+            concurrency_limit=None,
+            show_progress="hidden",
         )
         demo.load(None, None, None, js=DROP_JS)
         # Cancel sets the session's flags: the running render stops after its current step and says

@@ -136,8 +136,8 @@ def decode_base64(text: str, *, what: str = "image") -> bytes:
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        try:
-            return base64.urlsafe_b64decode(data)
+        try:  # the URL-safe alphabet ("-" and "_"), which some clients use
+            return base64.b64decode(data, altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise ImageError(f"{what} is not valid base64") from None
 

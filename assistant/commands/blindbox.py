@@ -23,7 +23,16 @@ from typing import Any
 from ..blend import Plan, blind_box
 from ..config import Settings
 from ..errors import LoraMixerError, PromptError
-from ..limits import BLINDBOX_CELLS, BLINDBOX_DEFAULT, SEED, SIZE, SIZE_MULTIPLE
+from ..limits import (
+    BLINDBOX_CELLS,
+    BLINDBOX_DEFAULT,
+    DENOISING,
+    DENOISING_DEFAULT,
+    HIRES_DENOISING_DEFAULT,
+    SEED,
+    SIZE,
+    SIZE_MULTIPLE,
+)
 from ..types import BASES, DEFAULT_SAMPLER, GenerationRequest, PlannedLora
 from . import add_lora_dir_argument, add_model_options, model_settings, settings_with_lora_dirs
 
@@ -65,6 +74,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, grid: bool = True) 
         help="base family for the advice in --dry-run (a render uses the loaded model's)",
     )
     add_model_options(parser)
+    add_image_options(parser)
     parser.add_argument("--no-assistant", action="store_true", help="apply the LoRA tags exactly as written")
     default_out = "outputs/<kind>-<seed>" if grid else "outputs/generate"
     parser.add_argument("--out", default=None, metavar="DIR", help=f"output folder (default: {default_out})")
@@ -75,6 +85,103 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, grid: bool = True) 
             action="store_true",
             help="render cells one by one instead of batching equal cells",
         )
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """img2img (``--init-image``) and the hires fix, with A1111's names and defaults."""
+    from ..img2img import UPSCALERS
+    from ..types import RESIZE_MODES
+
+    group = parser.add_argument_group("img2img and hires fix")
+    group.add_argument(
+        "--init-image",
+        metavar="FILE",
+        help="img2img: render over this image (PNG, JPEG, WebP …); without --size, its own shape at the "
+        "model's default area",
+    )
+    group.add_argument(
+        "--denoising-strength",
+        type=float,
+        default=None,
+        metavar="X",
+        help=f"0-1: how far from the init image (default {DENOISING_DEFAULT}), or the hires fix's second "
+        f"pass (default {HIRES_DENOISING_DEFAULT})",
+    )
+    group.add_argument(
+        "--resize-mode",
+        type=int,
+        choices=range(len(RESIZE_MODES)),
+        default=0,
+        help="A1111's: " + ", ".join(f"{i} {name}" for i, name in enumerate(RESIZE_MODES)),
+    )
+    group.add_argument(
+        "--hires", action="store_true", help="A1111's hires fix (txt2img): upscale, then denoise again"
+    )
+    group.add_argument(
+        "--hr-scale", type=float, default=2.0, metavar="X", help="hires fix: upscale by (default 2)"
+    )
+    group.add_argument(
+        "--hr-resize", default=None, metavar="WxH", help="hires fix: resize to this size instead"
+    )
+    group.add_argument(
+        "--hr-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="hires fix: second-pass steps (0: as the first pass)",
+    )
+    group.add_argument(
+        "--hr-upscaler", default="Latent", metavar="NAME", help="hires fix upscaler: " + ", ".join(UPSCALERS)
+    )
+
+
+def image_fields(args: argparse.Namespace, default_size: int) -> dict[str, Any]:
+    """GenerationRequest fields for ``--init-image`` / ``--hires`` (and the size an init image
+    implies when ``--size`` is not given), checked; {} for a plain txt2img."""
+    from .. import images
+    from ..img2img import fit_size
+    from ..types import HiresFix
+
+    fields: dict[str, Any] = {}
+    init_path = getattr(args, "init_image", None)
+    hires_on = bool(getattr(args, "hires", False))
+    strength = getattr(args, "denoising_strength", None)
+    if strength is not None and not DENOISING[0] <= strength <= DENOISING[1]:
+        raise PromptError(
+            f"--denoising-strength {strength:g} is out of range; use {DENOISING[0]:g} to {DENOISING[1]:g}"
+        )
+    if init_path:
+        if hires_on:
+            raise PromptError(
+                "--hires is a txt2img option (as in A1111); with --init-image, set --size instead"
+            )
+        name = Path(init_path).name
+        init = images.init_image(images.read_file(init_path, what=f"--init-image '{name}'"), name=name)
+        fields.update(init_image=init, denoising_strength=DENOISING_DEFAULT if strength is None else strength)
+        fields["resize_mode"] = args.resize_mode
+        if not args.size:
+            fields["width"], fields["height"] = fit_size(init.width, init.height, default_size * default_size)
+    elif hires_on:
+        resize = parse_size(args.hr_resize) if args.hr_resize else (0, 0)
+        hires = HiresFix(
+            scale=args.hr_scale,
+            resize_x=resize[0],
+            resize_y=resize[1],
+            steps=args.hr_steps,
+            upscaler=args.hr_upscaler,
+        )
+        fields.update(
+            hires=hires, denoising_strength=HIRES_DENOISING_DEFAULT if strength is None else strength
+        )
+    return fields
+
+
+def check_image_fields(request: GenerationRequest) -> None:
+    """The hires fix's size and upscaler, before anything loads (also in a dry run)."""
+    from ..img2img import check_hires
+
+    if request.hires is not None:
+        check_hires(request.width, request.height, request.hires, request.batch_size)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -116,7 +223,7 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
 
     if not SEED[0] <= image_seed <= SEED[1]:
         raise PromptError(f"seed {image_seed} is not a seed; use 0 to {SEED[1]}, or -1 for random")
-    if not args.prompt.strip():
+    if not args.prompt.strip() and not getattr(args, "init_image", None):  # img2img may have none
         raise PromptError("the prompt is empty; describe what to draw, e.g. '1girl, <lora:catgirl_v1:0.6>'")
     settings = _settings(args)
     library = Library.scan(
@@ -159,6 +266,8 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
         positive, negative, plan_loras = advice.positive, advice.negative, advice.plan
     plan_loras = [_with_hash(lora, library) for lora in plan_loras]
     width, height = parse_size(args.size) if args.size else (default_size, default_size)
+    image = image_fields(args, default_size)
+    width, height = image.pop("width", width), image.pop("height", height)
     context.base = GenerationRequest(
         prompt=positive,
         negative=negative,
@@ -173,7 +282,11 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
         clip_skip=settings.clip_skip,
         rng=settings.rng,
         emphasis=settings.emphasis,
+        **image,
     )
+    check_image_fields(context.base)
+    if context.base.init_image is not None:
+        context.notes.extend(context.base.init_image.notes)
     return context
 
 

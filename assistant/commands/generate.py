@@ -58,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning ({warning['rule']}): {warning['message']}", file=sys.stderr)
     for note in context.notes:
         print(f"note: {note}", file=sys.stderr)
+    if request.init_image is not None:
+        report["init_image"] = request.init_image.describe()
     if args.dry_run:
-        report["request"] = dataclasses.asdict(request)
+        report["request"] = dataclasses.asdict(dataclasses.replace(request, init_image=None))
+        report["request"]["init_image"] = report.get("init_image")
         _emit(args, report, [])
         return 0
     engine = context.engine
@@ -124,6 +127,14 @@ def _emit(args: argparse.Namespace, report: dict[str, Any], files: list[Path]) -
                 f"would render {request['width']}x{request['height']}, {request['steps']} steps, "
                 f"{request['sampler']}, CFG {request['cfg']}, seed {request['seed']}"
             )
+            if request.get("init_image"):
+                init = request["init_image"]
+                print(
+                    f"img2img over {init['name']} ({init['width']}x{init['height']}), denoising strength "
+                    f"{request['denoising_strength']:g}, resize mode {request['resize_mode']}"
+                )
+            if request.get("hires"):
+                print(f"hires fix: {request['hires']}, denoising strength {request['denoising_strength']:g}")
         return
     for image in report["images"]:
         print(f"{image['path']}  (seed {image['seed']})")

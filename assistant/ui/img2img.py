@@ -38,6 +38,19 @@ PANEL_FIELDS: tuple[str, ...] = (
 )
 
 
+#: The components' initial values, in :data:`PANEL_FIELDS` order.
+_PANEL_DEFAULTS: tuple[Any, ...] = (
+    None,
+    limits.DENOISING_DEFAULT,
+    0,
+    False,
+    "Latent",
+    2.0,
+    0,
+    limits.HIRES_DENOISING_DEFAULT,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ImageInputs:
     """The image panel's values for one request (what :func:`bind` hands a handler)."""
@@ -104,7 +117,13 @@ def bind(handler: Callable[..., Iterator[Any]], head: int) -> Callable[..., Iter
     params = list(signature.parameters.values())
     request = next(p for p in params if p.name == "request")
     fixed = [p for p in params if p.name not in ("request", "image")][:head]
-    panel = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in PANEL_FIELDS]
+    # defaults make the panel optional for API clients (gradio_client omits what has one)
+    defaults = dict(zip(PANEL_FIELDS, _PANEL_DEFAULTS, strict=True))
+    panel = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[name])
+        for name in PANEL_FIELDS
+    ]
+    request = request.replace(default=None)
 
     @functools.wraps(handler)
     def bound(*args: Any) -> Iterator[Any]:

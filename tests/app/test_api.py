@@ -134,14 +134,17 @@ def test_unknown_a1111_fields_are_ignored_and_noted(http: httpx.Client) -> None:
     payload = {
         **TINY,
         "prompt": "1girl",
-        "enable_hr": True,
-        "hr_scale": 2,
         "restore_faces": True,
         "tiling": False,
+        "hr_sampler_name": "DDIM",  # a hires field, but the hires fix is off: nothing to report
+        "subseed_strength": 0.3,
     }
     info = json.loads(http.post("/sdapi/v1/txt2img", json=payload).json()["info"])
-    assert info["ignored_fields"] == ["enable_hr", "hr_scale", "restore_faces"]
+    assert info["ignored_fields"] == ["restore_faces", "subseed_strength"]
     assert any("restore_faces" in note for note in info["notes"])
+    hires = {**payload, "enable_hr": True, "hr_scale": 1.5}
+    info = json.loads(http.post("/sdapi/v1/txt2img", json=hires).json()["info"])
+    assert info["ignored_fields"] == ["hr_sampler_name", "restore_faces", "subseed_strength"]  # not enable_hr
 
 
 def test_webuiapi_defaults_are_not_reported_as_ignored(app_server: AppServer) -> None:

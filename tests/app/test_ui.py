@@ -44,6 +44,11 @@ def _files(message: dict[str, Any]) -> list[str]:
     return [f if isinstance(f, str) else f["path"] for f in files]
 
 
+def message(text: str) -> dict[str, Any]:
+    """A chat message as the MultimodalTextbox sends it (text, no image)."""
+    return {"text": text, "files": []}
+
+
 def _text(message: dict[str, Any]) -> str:
     return "\n".join(part["text"] for part in message["content"] if part.get("type") == "text")
 
@@ -65,11 +70,11 @@ def test_every_event_has_an_api_name(ui: Any) -> None:
 
 def test_chat_prompt_turn_renders_the_rewritten_prompt(ui: Any, app_server: AppServer) -> None:
     prompt = "1girl, cat ears, <lora:catgirl_v1:0.8>"
-    job = ui.submit(prompt, [], "", "", True, *SETTINGS, api_name="/chat")
-    history, box, positive, negative = job.result(timeout=120)
+    job = ui.submit(message(prompt), [], "", "", True, *SETTINGS, api_name="/chat")
+    history, box, positive, negative, _fill = job.result(timeout=120)
     # the message box is cleared by the first update; later ones leave it alone (the user may be
     # typing the next message while this one renders)
-    assert job.outputs()[0][1] == ""
+    assert job.outputs()[0][1] == {"text": "", "files": []}
     assert box == {"__type__": "update"}
     user, reply = history[-2], history[-1]
     assert user["role"] == "user"
@@ -91,27 +96,27 @@ def test_chat_prompt_turn_renders_the_rewritten_prompt(ui: Any, app_server: AppS
 
 def test_chat_keeps_prompts_when_changes_are_not_applied(ui: Any) -> None:
     prompt = "1girl, cat ears, <lora:catgirl_v1:0.8>"
-    history, _, positive, _ = ui.predict(prompt, [], "", "", False, *SETTINGS, api_name="/chat")
+    history, _, positive, *_ = ui.predict(message(prompt), [], "", "", False, *SETTINGS, api_name="/chat")
     assert positive == prompt  # the prompt as typed, not the assistant's rewrite
     assert "not applied" in _text(history[-1]).lower() or "suggest" in _text(history[-1]).lower()
     assert len(_files(history[-1])) == 1
 
 
 def test_chat_help_and_errors_are_replies(ui: Any) -> None:
-    history, *_ = ui.predict("/help", [], "", "", True, *SETTINGS, api_name="/chat")
+    history, *_ = ui.predict(message("/help"), [], "", "", True, *SETTINGS, api_name="/chat")
     assert "/blindbox" in _text(history[-1])
     bad = [*SETTINGS]
     bad[3] = 70  # width not a multiple of 8: explained in the conversation, not raised
     history, *_ = ui.predict(
-        "1girl, cat ears, <lora:catgirl_v1:0.8>", [], "", "", True, *bad, api_name="/chat"
+        message("1girl, cat ears, <lora:catgirl_v1:0.8>"), [], "", "", True, *bad, api_name="/chat"
     )
     assert "70" in _text(history[-1])
     assert "8" in _text(history[-1])
 
 
 def test_chat_history_accumulates(ui: Any) -> None:
-    history, *_ = ui.predict("/help", [], "", "", True, *SETTINGS, api_name="/chat")
-    history, *_ = ui.predict("/loras cat", history, "", "", True, *SETTINGS, api_name="/chat")
+    history, *_ = ui.predict(message("/help"), [], "", "", True, *SETTINGS, api_name="/chat")
+    history, *_ = ui.predict(message("/loras cat"), history, "", "", True, *SETTINGS, api_name="/chat")
     assert len(history) == 4
     assert "catgirl_v1" in _text(history[-1])
 

@@ -159,13 +159,12 @@ def test_malformed_body(server: Server, http: httpx.Client, baseline: str, name:
 
 
 def test_unknown_fields_are_ignored_and_noted(server: Server, http: httpx.Client, baseline: str) -> None:
-    response = txt2img(http, server.url, prompt=NORMAL_PROMPT, enable_hr=True, hr_scale=4, restore_faces=True)
+    response = txt2img(
+        http, server.url, prompt=NORMAL_PROMPT, restore_faces=True, tiling=True, hr_prompt="x", s_churn=0.5
+    )
     assert response.status_code == 200
-    assert set(json.loads(response.json()["info"])["ignored_fields"]) >= {
-        "enable_hr",
-        "hr_scale",
-        "restore_faces",
-    }
+    ignored = set(json.loads(response.json()["info"])["ignored_fields"])
+    assert ignored == {"restore_faces", "tiling", "s_churn"}  # hr_prompt: the hires fix is off
     assert image_digest(response) == baseline
 
 

@@ -48,7 +48,8 @@ def _settings(**overrides: Any) -> list[Any]:
 
 def _chat(ui: Any, message: str, positive: str = "", negative: str = "") -> str:
     """One chat turn; returns everything the user sees as one string (reply text and file names)."""
-    result = ui.predict(message, [], positive, negative, True, *_settings(), api_name="/chat")
+    chat_message = {"text": message, "files": []}  # the MultimodalTextbox's value
+    result = ui.predict(chat_message, [], positive, negative, True, *_settings(), api_name="/chat")
     history = result[0]
     assert history, "the chat must answer"
     return json.dumps(history[-1], ensure_ascii=False)
@@ -98,7 +99,7 @@ def test_empty_chat_message_is_a_friendly_error(
     ui: Any, server: Server, http: httpx.Client, baseline: str
 ) -> None:
     with pytest.raises(gradio_client.exceptions.AppError, match=r"(?i)type a prompt"):
-        ui.predict("   ", [], "", "", True, *_settings(), api_name="/chat")
+        ui.predict({"text": "   ", "files": []}, [], "", "", True, *_settings(), api_name="/chat")
     assert_unharmed(server, http, baseline)
 
 
