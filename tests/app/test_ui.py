@@ -71,7 +71,7 @@ def test_every_event_has_an_api_name(ui: Any) -> None:
 def test_chat_prompt_turn_renders_the_rewritten_prompt(ui: Any, app_server: AppServer) -> None:
     prompt = "1girl, cat ears, <lora:catgirl_v1:0.8>"
     job = ui.submit(message(prompt), [], "", "", True, *SETTINGS, api_name="/chat")
-    history, box, positive, negative, _fill = job.result(timeout=120)
+    history, box, positive, negative = job.result(timeout=120)
     # the message box is cleared by the first update; later ones leave it alone (the user may be
     # typing the next message while this one renders)
     assert job.outputs()[0][1] == {"text": "", "files": []}
