@@ -775,12 +775,14 @@ class Service:
             raise PromptError(
                 "the prompt is empty; describe what to draw, e.g. '1girl, cat ears, <lora:catgirl_v1:0.8>'"
             )
+        # what reading the init image did (first frame of an animation, EXIF rotation …) is said
+        image_notes = list(settings.init_image.notes) if settings.init_image is not None else []
         if use_assistant:
             advice = self._advise_for(positive, negative, symptoms, settings)
             request = settings.request(advice.positive, advice.negative, self.with_hashes(advice.plan))
-            return request, advice, []
+            return request, advice, image_notes
         loras, notes = self.plan_as_written(positive, negative)
-        return settings.request(positive, negative, self.with_hashes(loras)), None, notes
+        return settings.request(positive, negative, self.with_hashes(loras)), None, notes + image_notes
 
     def _advise_for(
         self, positive: str, negative: str, symptoms: Sequence[str], settings: RenderSettings
