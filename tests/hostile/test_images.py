@@ -151,7 +151,6 @@ def test_cli_init_image_errors_are_one_line(tmp_path: Path, case_id: str) -> Non
 
 # -- the API of the real server ------------------------------------------------------------------
 
-pytest_server = [pytest.mark.server, pytest.mark.slow]
 
 
 def _img2img(http: httpx.Client, url: str, data: bytes, **fields: object) -> httpx.Response:
