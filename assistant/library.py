@@ -82,11 +82,14 @@ from .presets import Catalog, load_catalog
 from .types import BASES, KINDS, LoraInfo
 
 __all__ = [
+    "BASE_LABELS",
     "DEFAULT_CATALOG",
     "GENERIC_TAGS",
     "HEADER_CAP",
     "Hashes",
     "Library",
+    "base_mismatch",
+    "file_base",
     "info_to_dict",
     "read_safetensors_header",
 ]
@@ -224,6 +227,42 @@ def info_to_dict(info: LoraInfo) -> dict[str, Any]:
     data["metadata"] = dict(info.metadata)
     data["loadable"] = info.loadable
     return data
+
+
+#: How users name the base models, in every message about them.
+BASE_LABELS: dict[str, str] = {"sd15": "SD1.5", "sd2": "SD2", "sdxl": "SDXL", "unknown": "unknown"}
+
+
+def file_base(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """``(base, how it was decided)`` of one LoRA file from its header alone: the detection a scan
+    runs (metadata, second-text-encoder keys, tensor widths, UNet key names), before sidecars and
+    the catalog. The engine checks a file with it before loading. Unreadable: ``("unknown", why)``.
+    """
+    name = os.fspath(path)
+    try:
+        size = os.path.getsize(name)
+    except OSError as exc:
+        return "unknown", f"cannot read the file ({exc.strerror or exc})"
+    facts = _header_facts(name, size)
+    if facts.get("status") != "ok":
+        return "unknown", str(facts.get("problem", ""))
+    return str(facts["base"]), str(facts["base_source"])
+
+
+def base_mismatch(base: str, source: str, model_base: str) -> str:
+    """``"made for SDXL (from tensor widths) but the loaded model is SD1.5"``, or ``""`` when the
+    LoRA fits (the same base, or either side unknown).
+
+    The one wording of a base mismatch: the assistant's base-model rule and the engine's check
+    before loading a file both build their message around it. ``source`` is cut to the decision
+    itself ("tensor widths (cross-attention input 2048)" -> "tensor widths").
+    """
+    if "unknown" in (base, model_base) or base == model_base:
+        return ""
+    label, model = BASE_LABELS.get(base, base), BASE_LABELS.get(model_base, model_base)
+    decided_by = source.split(" (", maxsplit=1)[0].strip()
+    where = f" (from {decided_by})" if decided_by not in ("", "unknown") else ""
+    return f"made for {label}{where} but the loaded model is {model}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -531,10 +570,52 @@ def _tensor_base(tensors: Mapping[str, Any], blob: str) -> tuple[str, str] | Non
     return None
 
 
+#: UNet key names only one family of base models has (any naming: kohya ``_``, diffusers ``.``).
+#: SDXL: a transformer depth above 1 (``transformer_blocks.1`` … ``.9``; SD1.x/SD2 have depth 1).
+#: SD1.x/SD2: attention in the first down block, a fourth down/up block, or the sgm slots only
+#: their UNet fills (``input_blocks.1.1``, ``input_blocks.2.1``, ``output_blocks.9``–``11``).
+_SDXL_LAYOUT = re.compile(r"transformer_blocks[._][1-9]")
+_SD1_LAYOUT = re.compile(
+    r"down_blocks[._]0[._]attentions|(?:down|up)_blocks[._]3[._]|input_blocks[._][12][._]1[._]"
+    r"|output_blocks[._](?:9|10|11)[._]"
+)
+_PROJ_DOWN = re.compile(r"proj_(?:in|out)(?:\.lora_down\.weight|\.lora_A\.weight)$")
+
+
+def _layout_base(tensors: Mapping[str, Any], blob: str) -> tuple[str, str] | None:
+    """The base from which UNet layers a file names, when widths cannot tell (e.g. a LoRA for a
+    reduced-width model, or one without cross-attention keys).
+
+    SDXL-only names decide SDXL. SD1.x/SD2-only names decide the family; within it, a 4-D
+    ``proj_in``/``proj_out`` LoRA (a 1x1 conv) is SD1.x and a 2-D one (a Linear,
+    ``use_linear_projection``) SD2. A file that shows no such name decides nothing.
+    """
+    if _SDXL_LAYOUT.search(blob):
+        return "sdxl", "tensor names (transformer depth above 1: an SDXL UNet)"
+    if not _SD1_LAYOUT.search(blob):
+        return None
+    ranks = {len(e["shape"]) for k, e in tensors.items() if _PROJ_DOWN.search(k) and "shape" in e}
+    if ranks == {4}:
+        return (
+            "sd15",
+            "tensor names and shapes (an SD1.x UNet: attention in the first block, 1x1-conv proj_in)",
+        )
+    if ranks == {2}:
+        return "sd2", "tensor names and shapes (an SD2 UNet: attention in the first block, linear proj_in)"
+    return None
+
+
 def _detect_base(tensors: Mapping[str, Any], metadata: Mapping[str, str], blob: str) -> tuple[str, str]:
-    """(base, how it was decided): metadata first, else tensor widths; tensors win a conflict."""
+    """(base, how it was decided): metadata first, else tensor widths, else UNet key names;
+    tensors win a conflict (widths, or key names when widths are non-standard)."""
     from_meta = _metadata_base(metadata)
     from_tensors = _tensor_base(tensors, blob)
+    if from_tensors is None or from_tensors[0] == "unknown":
+        from_layout = _layout_base(tensors, blob)
+        if from_layout is not None:
+            from_tensors = (
+                (from_layout[0], f"{from_layout[1]}; {from_tensors[1]}") if from_tensors else from_layout
+            )
     if from_meta and from_tensors and from_meta[0] != from_tensors[0] and from_meta[0] != "unknown":
         if from_tensors[0] == "unknown":  # non-standard widths (e.g. a tiny test model): keep the metadata
             return from_meta[0], f"{from_meta[1]}; {from_tensors[1]}"

@@ -13,11 +13,10 @@ Good: ``1girl, <lora:watercolor_xl:0.6>`` on an SDXL model, or an SD1.5 watercol
 
 from __future__ import annotations
 
+from ..library import BASE_LABELS, base_mismatch
 from .state import RuleState
 
 ID = "base-model"
-
-_LABEL = {"sd15": "SD1.5", "sd2": "SD2", "sdxl": "SDXL", "unknown": "unknown"}
 
 
 def _zh_source(decided_by: str) -> str:
@@ -32,16 +31,16 @@ def apply(state: RuleState) -> RuleState:
         info = state.info(tag)
         if info is None or info.name in excluded or info.base in ("unknown", state.base):
             continue
-        label, model = _LABEL.get(info.base, info.base), _LABEL.get(state.base, state.base)
+        label, model = BASE_LABELS.get(info.base, info.base), BASE_LABELS.get(state.base, state.base)
         excluded[info.name] = f"made for {label}, the loaded model is {model}"
         # the decision, not its whole trail ("catalog (agrees with metadata …)" → "catalog")
         decided_by = info.base_source.split(" (")[0].strip()
-        source = f" (from {decided_by})" if decided_by not in ("", "unknown") else ""
+        # the same sentence the engine gives when the assistant is off (library.base_mismatch)
+        mismatch = base_mismatch(info.base, info.base_source, state.base)
         state = state.warn(
             ID,
-            f"LoRA '{info.name}' is made for {label}{source} but the loaded model is {model}: it is left "
-            f"out of generation (a LoRA on the wrong base distorts the style or fails to load). Load an "
-            f"{label} model to use it.",
+            f"LoRA '{info.name}' is {mismatch}: it is left out of generation (a LoRA on the wrong "
+            f"base distorts the style or fails to load). Load an {label} model to use it.",
             info.name,
             zh=f"LoRA '{info.name}' 是为 {label} 训练的{_zh_source(decided_by)},"
             f"但当前加载的是 {model}:这次不参与生成"

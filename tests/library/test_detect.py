@@ -254,3 +254,72 @@ def test_non_standard_widths_do_not_override_metadata(lora_dir: Path, scan: Scan
         "metadata ss_base_model_version 'sd_v1'; "
         "tensor widths (cross-attention input 32: not 768, 1024 or 2048)"
     )
+
+
+def _pairs(names: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    tensors = {}
+    for module, down_shape in names.items():
+        tensors[f"{module}.lora_down.weight"] = np.zeros(down_shape, np.float16)
+        tensors[f"{module}.lora_up.weight"] = np.zeros(
+            (down_shape[1], down_shape[0], *down_shape[2:]), np.float16
+        )
+    return tensors
+
+
+@pytest.mark.parametrize(
+    ("names", "base", "source"),
+    [
+        # SDXL's transformer depth 2/10 (kohya sgm names, a UNet-only "Pony" layout at odd widths)
+        (
+            {"lora_unet_input_blocks_4_1_transformer_blocks_1_attn1_to_q": (4, 64)},
+            "sdxl",
+            "transformer depth",
+        ),
+        ({"lora_unet_down_blocks_2_attentions_0_transformer_blocks_9_ff_net_2": (4, 64)}, "sdxl", "depth"),
+        # attention in the first down block + a 1x1-conv proj_in: SD1.x
+        (
+            {
+                "lora_unet_down_blocks_0_attentions_0_proj_in": (4, 32, 1, 1),
+                "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k": (4, 32),
+            },
+            "sd15",
+            "an SD1.x UNet",
+        ),
+        # the same with a linear proj_in: SD2
+        ({"lora_unet_down_blocks_0_attentions_0_proj_in": (4, 32)}, "sd2", "an SD2 UNet"),
+        # SD1.x-only names but no proj layer: SD1.5 or SD2 cannot be told apart
+        (
+            {"lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q": (4, 32)},
+            "unknown",
+            "unknown",
+        ),
+    ],
+    ids=["sgm-depth", "diffusers-depth", "sd15-conv-proj", "sd2-linear-proj", "sd1-family-only"],
+)
+def test_base_from_layer_names_when_widths_decide_nothing(
+    lora_dir: Path, scan: ScanFn, names: dict[str, tuple[int, ...]], base: str, source: str
+) -> None:
+    lf.write_safetensors(lora_dir / "x.safetensors", _pairs(names))
+    info = scan(lora_dir).resolve("x")
+    assert info.base == base
+    assert source in info.base_source
+
+
+def test_layer_names_never_override_metadata_of_the_same_family(lora_dir: Path, scan: ScanFn) -> None:
+    names = {"lora_unet_input_blocks_4_1_transformer_blocks_1_attn1_to_q": (4, 64)}
+    lf.write_safetensors(
+        lora_dir / "x.safetensors", _pairs(names), {"ss_base_model_version": "sdxl_base_v1-0"}
+    )
+    info = scan(lora_dir).resolve("x")
+    assert (info.base, info.base_source) == ("sdxl", "metadata ss_base_model_version 'sdxl_base_v1-0'")
+
+
+def test_one_sentence_for_a_base_mismatch() -> None:
+    from assistant.library import base_mismatch
+
+    assert base_mismatch("sdxl", "tensor widths (cross-attention input 2048)", "sd15") == (
+        "made for SDXL (from tensor widths) but the loaded model is SD1.5"
+    )
+    assert base_mismatch("sdxl", "unknown", "sd15") == "made for SDXL but the loaded model is SD1.5"
+    assert base_mismatch("sd15", "metadata", "sd15") == ""
+    assert base_mismatch("unknown", "unknown (…)", "sdxl") == ""
