@@ -5,8 +5,8 @@ exactly what raw diffusers gives for the same inputs (tests compare bit for bit 
 it adds is safety and speed:
 
 - LoRA files become named PEFT adapters, loaded once and kept in an LRU cache
-  (:mod:`assistant.engine.adapters`); a request only calls ``set_adapters`` with the FULL list
-  (loading an adapter makes it the only active one) or ``disable_lora`` when it has none.
+  (:mod:`assistant.engine.adapters`); a request sets the complete adapter state (see "State"
+  below) instead of reloading anything;
 - text-encoder and UNet weights separately (A1111 ``<lora:name:te:unet>``) through diffusers'
   per-component weight dicts ``{"text_encoder": te, "unet": unet}``;
 - negative-branch weights (a LoRA tag written in the negative prompt): the unconditional half of
@@ -23,6 +23,31 @@ it adds is safety and speed:
 
 Without a configured model, or when the configured one cannot be reached offline, the engine
 runs the tiny demo pipeline (:mod:`assistant.engine.tiny`) and says so in ``info.banner``.
+
+State — a render depends on its request alone
+---------------------------------------------
+One engine serves every UI and API request for hours; an image must not depend on what was
+rendered before it. The pipeline keeps state between requests — loaded adapters, and in every
+PEFT layer an on/off flag, the active adapters and a scale per adapter — so the invariant is:
+
+    Every render sets the COMPLETE LoRA state it needs from its request alone: which adapters
+    are active (each LoRA with a non-zero weight, in request order), on or off (off exactly
+    when none is active), and each active adapter's scale, per component (text encoder(s):
+    the LoRA's first weight, UNet: its second) — on EVERY tuner layer of every component.
+    Nothing is decided by reading the previous state back (``AdapterCache.activate``).
+
+What else persists is either reset per render (the scheduler is rebuilt from the model's own
+config, per-row hooks exist only inside the call, split text-encoder weights are restored),
+constant (no parameter ever requires grad: PyTorch rounds ``linear`` differently for a weight
+that does, and PEFT turns grads on and off as files load — see ``adapters.freeze``) or
+independent of requests (the LRU of loaded files; a failed load removes every trace of its
+adapter). The cost is one pass over the LoRA layers per render: a few attribute writes per layer
+(``bench/lora_switch.py`` measures it). With ``LORA_MIXER_CHECK_STATE=1`` (the test suite sets
+it) every render ends with :meth:`Engine.check_state`: each layer is compared with
+:meth:`Engine.needed_state` of the request, computed again from its LoRAs, and a difference
+raises :class:`EngineStateError` naming the layers. The reported bug this replaces: the engine
+switched layers back on only when the FIRST UNet layer read "off"; a file that created a layer
+earlier in module order than any existing one left every older layer off after a no-LoRA render.
 
 Negative-branch weights — semantics and cost
 --------------------------------------------
@@ -64,7 +89,7 @@ from ..img2img import sampling_steps
 from ..types import GenerationRequest, GenerationResult, PlannedLora
 from . import noise, tiny
 from . import vae as vae_module
-from .adapters import AdapterCache
+from .adapters import AdapterCache, LoraState, freeze
 from .checkpoints import CONFIGS_DIR, error_reason, family_of, load_single_file
 from .checks import MAX_SEED, check_request, wrap_seed
 from .device import DeviceChoice, choose_device, configure_attention
@@ -74,6 +99,9 @@ from .schedulers import make_scheduler, sampler_names, split_name
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+
+#: Set to 1 to check the complete LoRA state after every render (tests do; costs ~1 ms per 1000 layers).
+CHECK_STATE_ENV = "LORA_MIXER_CHECK_STATE"
 
 #: Most cond rows one batched pass of generate_many runs (x2 with classifier-free guidance).
 MAX_BATCH_ROWS = 16
@@ -85,6 +113,15 @@ MAX_BATCH_PIXELS = 16 * 512 * 512
 _CONFIG_OF_BASE = {"sd15": "sd15", "sd2": "sd2", "sdxl": "sdxl"}
 _TINY_NAMES = {"tiny", "tiny-sd15", tiny.TINY_MODEL_NAME}
 _TINY_XL_NAMES = {"tiny-sdxl", tiny.TINY_XL_MODEL_NAME}
+
+
+class EngineStateError(RuntimeError):
+    """The pipeline's LoRA layers are not in the state the request needs: an engine bug, never a
+    user error (so not a :class:`~assistant.errors.LoraMixerError`; the API answers 500)."""
+
+
+def _check_state_on() -> bool:
+    return os.environ.get(CHECK_STATE_ENV, "").strip() not in ("", "0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +169,7 @@ class Engine:
         self._encoder: A1111Encoder | None = None
         self._rows: Any = None  # RowScaler, created on first use
         self._passes_runner: Any = None  # Passes (img2img, hires fix), created on first use
+        self._scheduler_config: dict[str, Any] | None = None  # the loaded model's, read once
 
     # ------------------------------------------------------------------------------------------
     # Loading
@@ -147,10 +185,11 @@ class Engine:
                 info = _describe(self._pipe, name=_injected_name(self._pipe), warnings=())
             else:
                 self._pipe, info = _load_pipeline(self.settings)
-            self._adapters = AdapterCache(self._pipe, self.settings.adapter_cache_size)
+            self._adapters = AdapterCache(self._pipe, self.settings.adapter_cache_size, base=info.base)
             self._encoder = A1111Encoder(self._pipe)
             info = self._apply_vae(info, self.settings.vae)
             info = self._load_embeddings(info)
+            freeze(self._pipe)  # the inference state: see adapters.freeze (part of the state invariant)
             self._info = info
             for warning in info.warnings:
                 log.warning("%s", warning)
@@ -193,6 +232,7 @@ class Engine:
             self._rows = None
             self._passes_runner = None
             self._info = None
+            self._scheduler_config = None
         import gc
 
         gc.collect()
@@ -205,6 +245,53 @@ class Engine:
             if self._adapters is not None:
                 self._adapters.unload_all()
                 self._refresh_rows()
+
+    def needed_state(self, loras: Sequence[PlannedLora]) -> LoraState:
+        """The complete LoRA state a request with ``loras`` needs, from the LoRAs alone: each one
+        with a non-zero weight, in order, at its cond-branch weights (text encoders: ``weight``,
+        UNet: ``unet``) for the components its file patches. The LoRAs must be loaded."""
+        with self._lock:
+            assert self._adapters is not None
+            names: list[str] = []
+            weights: list[dict[str, float]] = []
+            for lora in loras:
+                if not any(
+                    (lora.te_weight, lora.unet_weight, lora.uncond_te_weight, lora.uncond_unet_weight)
+                ):
+                    continue
+                adapter = self._adapters.adapter_for(lora.path)
+                if adapter is None:
+                    raise EngineStateError(f"LoRA {lora.name!r} ({lora.path}) is needed but not loaded")
+                names.append(adapter)
+                parts = self._adapters.components(adapter)
+                weights.append({p: float(lora.unet_weight if p == "unet" else lora.te_weight) for p in parts})
+            return LoraState(tuple(names), tuple(weights))
+
+    def check_state(self, state: LoraState) -> None:
+        """Raise :class:`EngineStateError` unless every LoRA layer is exactly in ``state``."""
+        with self._lock:
+            assert self._adapters is not None
+            problems = self._adapters.verify(state)
+            if self._rows is not None and getattr(self._rows, "_active_roles", None):
+                problems.append(
+                    f"a per-row weights context is still open: {sorted(self._rows._active_roles)}"
+                )
+            if problems:
+                total = len(self._adapters.layers())
+                layers = sum(1 for p in problems if p.startswith("layer "))
+                shown = "; ".join(problems[:6]) + (
+                    f"; … {len(problems) - 6} more" if len(problems) > 6 else ""
+                )
+                raise EngineStateError(
+                    f"the LoRA state differs from what the request needs ({layers} of {total} LoRA layers, "
+                    f"{len(problems) - layers} other problems): {shown}"
+                )
+
+    def lora_layers(self) -> list[Any]:
+        """Every PEFT LoRA layer of the pipeline, in module order (for tests and diagnostics)."""
+        with self._lock:
+            assert self._adapters is not None
+            return self._adapters.layers()
 
     # ------------------------------------------------------------------------------------------
     # VAE and textual inversions
@@ -249,6 +336,7 @@ class Engine:
             digest = vae_module.file_hash(wanted.source) if wanted.kind == "file" else ""
         pipe.vae = vae
         pipe.register_modules(vae=vae)
+        vae.requires_grad_(False)  # as every module of the pipeline (adapters.freeze)
         pipe._lora_mixer_vae_source = wanted.source
         return replace(info, vae_name=name, vae_hash=digest)
 
@@ -331,6 +419,8 @@ class Engine:
                 cancel=cancel,
             )
             timings["denoise"] = time.perf_counter() - mark
+            if _check_state_on():
+                self.check_state(self.needed_state(request.loras))
         # 6. NaN check per image, PNG infotexts
         timings["total"] = time.perf_counter() - started
         return self._result(
@@ -408,7 +498,7 @@ class Engine:
     # ------------------------------------------------------------------------------------------
 
     def _base_scheduler_config(self) -> Mapping[str, Any]:
-        if not hasattr(self, "_scheduler_config"):
+        if self._scheduler_config is None:
             self._scheduler_config = dict(self._pipe.scheduler.config)
         return self._scheduler_config
 
@@ -427,7 +517,7 @@ class Engine:
         self._refresh_rows()
 
     def _prepare_adapters(self, loras: Sequence[PlannedLora]) -> _Applied:
-        """Load missing adapters, then ``set_adapters`` with the full list (or disable LoRA)."""
+        """Load missing adapters, then set the complete LoRA state the request needs."""
         assert self._adapters is not None
         applied = _Applied()
         before = self._adapters.loads + self._adapters.evictions
@@ -453,20 +543,8 @@ class Engine:
                 "LoRA weights for the negative prompt (a <lora:…> tag in the negative prompt) are not "
                 "supported by this build yet: the per-row weight module (assistant.engine.rows) is missing."
             )
-        self._activate(applied.names, applied.cond)
+        self._adapters.activate(applied.names, applied.cond)
         return applied
-
-    def _activate(self, names: list[str], weights: list[dict[str, float]]) -> None:
-        """Activate ``names`` with ``weights``; no names: switch LoRA layers off (base model)."""
-        assert self._adapters is not None
-        disabled = self._adapters.lora_disabled()
-        if not names:
-            if disabled is False:
-                self._pipe.disable_lora()
-            return
-        if disabled:
-            self._pipe.enable_lora()
-        self._adapters.activate(names, [dict(w) for w in weights])
 
     def _encode(
         self, request: GenerationRequest, applied: _Applied, *, split: bool
@@ -480,11 +558,11 @@ class Engine:
         if not split or applied.uncond == applied.cond:
             return cond, info
         assert self._adapters is not None
-        self._adapters.activate(applied.names, [dict(w) for w in applied.uncond])
+        self._adapters.activate(applied.names, applied.uncond)
         try:
             uncond, uncond_info = self._encoder.encode_pair(request.prompt, request.negative, **options)
         finally:
-            self._adapters.activate(applied.names, [dict(w) for w in applied.cond])
+            self._adapters.activate(applied.names, applied.cond)
         merged = {k: v for k, v in cond.items() if not k.startswith("negative_")}
         merged |= {k: v for k, v in uncond.items() if k.startswith("negative_")}
         used = {**info.used, **uncond_info.used}
@@ -566,22 +644,20 @@ class Engine:
         guidance = first.cfg > 1
         # 1. one adapter set for all cells: the union of their adapters
         applied_cells = [self._prepare_adapters(cell.loras) for cell in cells]
+        assert self._adapters is not None
         names = list(dict.fromkeys(n for a in applied_cells for n in a.names))
-        parts = {n: self._adapters.components(n) for n in names}  # type: ignore[union-attr]
-        self._activate(names, [_weight_dict(parts[n], 1.0, 1.0) for n in names])
+        parts = {n: self._adapters.components(n) for n in names}
         # 2. per-cell embeddings under each cell's text-encoder weights
         embeds: list[dict[str, torch.Tensor]] = []
         encodings: list[PairInfo] = []
         for applied in applied_cells:
-            cell_names = applied.names
-            if cell_names:
-                self._adapters.activate(cell_names, [dict(w) for w in applied.cond])
-            else:
-                self._adapters.activate(names, [_weight_dict(parts[n], 0.0, 0.0) for n in names])
+            self._adapters.activate(applied.names, applied.cond)
             kwargs, encoded = self._encode(first, applied, split=applied.split and guidance)
             embeds.append(kwargs)
             encodings.append(encoded)
-        self._activate(names, [_weight_dict(parts[n], 1.0, 1.0) for n in names])
+        # the union at weight 1; the row hooks scale each cell's rows (assistant.engine.rows)
+        union = LoraState(tuple(names), tuple(_weight_dict(parts[n], 1.0, 1.0) for n in names))
+        self._adapters.activate(union.names, union.weights)
         kwargs = _stack_embeddings(embeds, batch)
         # 3. per-row UNet weights: uncond rows then cond rows (diffusers' CFG order)
         cond_rows: dict[str, list[float]] = {n: [] for n in names}
@@ -609,6 +685,8 @@ class Engine:
             progress=progress,
             cancel=cancel,
         )
+        if _check_state_on():
+            self.check_state(union)
         elapsed = time.perf_counter() - started
         results = []
         for index, (cell, applied, seeds, encoded) in enumerate(
