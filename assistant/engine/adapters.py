@@ -276,8 +276,8 @@ class AdapterCache:
                 present.setdefault(adapter, set()).add(component)
         for component in self.pipe._lora_loadable_modules:
             model = getattr(self.pipe, component, None)
-            thawed = [n for n, q in model.named_parameters() if q.requires_grad] if model is not None else []
-            if thawed:
+            if model is not None and any(q.requires_grad for q in model.parameters()):
+                thawed = [n for n, q in model.named_parameters() if q.requires_grad]
                 problems.append(f"{component}: {len(thawed)} parameters require grad (e.g. {thawed[0]})")
         cached = {entry.adapter: set(entry.components) for entry in self._entries.values()}
         for adapter, components in sorted(present.items()):

@@ -11,17 +11,21 @@ engine's render of the same request: bit for bit on CPU, batched blind-box cells
 a 4-file adapter cache, so evictions and reloads happen too, and with
 ``LORA_MIXER_CHECK_STATE=1`` (tests/conftest.py), so each render also checks every LoRA layer.
 
-On a failure Hypothesis prints the shortest sequence it found as steps such as::
+On a failure Hypothesis prints the shortest sequence it found, as runnable steps — this one is
+what it found on the engine before the fix::
 
     state = SD15Engine()
-    state.render(loras=(<lora:attention:1>,))
+    state.render(loras=(Use(kind='te', weight=0.0, unet=1.0),))
     state.no_lora()
-    state.render(loras=(<lora:kohya:1>,))
+    state.render(loras=(Use('te', 1.0), Use('attention', 1.0), Use('locon', 1.0)))
+    state.teardown()
+    AssertionError: render (<lora:te:1>, <lora:attention:1>, <lora:locon:1>): differs from a
+    fresh engine's render (max 153/255, mean 20.93, 11868 of 12288 values)
 
-Sizes: ``LORA_MIXER_STATE_EXAMPLES`` sequences (default 3) of up to ``LORA_MIXER_STATE_STEPS``
-steps (default 8) per machine — about a minute each on the shared 2-core box, most of it the
-fresh references (cached per request for the whole session). A soak run raises both, e.g.
-``LORA_MIXER_STATE_EXAMPLES=200 LORA_MIXER_STATE_STEPS=30``.
+Sizes (:data:`DEFAULT_SIZES`): SD1.5 engine 4 sequences of up to 10 steps, SDXL engine 2 x 6,
+service 2 x 8 — most of the time goes to the fresh references (cached per request for the
+whole session). ``LORA_MIXER_STATE_EXAMPLES`` / ``LORA_MIXER_STATE_STEPS`` set all machines at
+once for a soak run, e.g. ``LORA_MIXER_STATE_EXAMPLES=200 LORA_MIXER_STATE_STEPS=30``.
 """
 
 from __future__ import annotations
@@ -66,15 +70,22 @@ from .harness import (
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
-EXAMPLES = int(os.environ.get("LORA_MIXER_STATE_EXAMPLES", "3"))
-STEPS_PER_SEQUENCE = int(os.environ.get("LORA_MIXER_STATE_STEPS", "8"))
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=STEPS_PER_SEQUENCE,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    print_blob=True,
-)
+#: (sequences, steps per sequence) per machine in CI: the SD1.5 engine is cheap, so it gets the
+#: most; an SDXL fresh reference loads files of ~1000 layers (~1.5 s each on one core).
+DEFAULT_SIZES = {"sd15": (4, 10), "sdxl": (2, 6), "service": (2, 8)}
+
+
+def _settings(machine: str) -> settings:
+    """Hypothesis settings for one machine; LORA_MIXER_STATE_EXAMPLES / _STEPS override all."""
+    examples, steps = DEFAULT_SIZES[machine]
+    return settings(
+        max_examples=int(os.environ.get("LORA_MIXER_STATE_EXAMPLES", examples)),
+        stateful_step_count=int(os.environ.get("LORA_MIXER_STATE_STEPS", steps)),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
+
 
 #: Few values on purpose: requests repeat across steps and sequences, so fresh references are
 #: reused (each costs a model copy, its loads and a render). 0 is "the same as no LoRA".
@@ -131,24 +142,30 @@ def _mix() -> st.SearchStrategy[tuple[Use, ...]]:
 LORAS = _one() | _mix()
 
 
-def _with_negative() -> st.SearchStrategy[tuple[Use, ...]]:
-    """A LoRA (or the first of a mix) with its own weight in the negative pass."""
-    return st.tuples(LORAS, st.sampled_from((-0.5, 0.0, 1.0))).map(
-        lambda pair: (dataclasses.replace(pair[0][0], negative=pair[1]), *pair[0][1:])
-    )
+#: A LoRA's weight in the negative (uncond) pass: stronger (below its weight), off, weaker.
+NEGATIVE_WEIGHTS = (-0.5, 0.0, 1.0)
+
+
+def _negative_first(loras: tuple[Use, ...], negative: float | None) -> tuple[Use, ...]:
+    """The first LoRA of a step with its own negative-pass weight (``None``: the same as cond)."""
+    if negative is None:
+        return loras
+    return (dataclasses.replace(loras[0], negative=negative), *loras[1:])
 
 
 def _cells() -> st.SearchStrategy[tuple[tuple[Use, ...], ...]]:
-    """2 blind-box cells: the same LoRA files, different weights."""
+    """2 blind-box cells: the same LoRA files, different weights (the first LoRA of a cell may
+    have its own negative-pass weight: a split cell in the batched pass)."""
     kinds = st.sampled_from(tuple((k,) for k in KINDS)) | st.sampled_from(MIXES)
-    return kinds.flatmap(
-        lambda ks: st.tuples(
-            *(
-                st.tuples(*(st.builds(Use, st.just(k), st.sampled_from(CELL_WEIGHTS)) for k in ks))
-                for _ in range(2)
-            )
+
+    def cell(ks: tuple[str, ...]) -> st.SearchStrategy[tuple[Use, ...]]:
+        first = st.builds(
+            Use, st.just(ks[0]), st.sampled_from(CELL_WEIGHTS), negative=st.none() | st.just(-0.5)
         )
-    )
+        rest = (st.builds(Use, st.just(k), st.sampled_from(CELL_WEIGHTS)) for k in ks[1:])
+        return st.tuples(first, *rest)
+
+    return kinds.flatmap(lambda ks: st.tuples(cell(ks), cell(ks)))
 
 
 def _check_refusal(message: str, name: str) -> None:
@@ -194,8 +211,9 @@ class EngineMachine(RuleBasedStateMachine):
     def render(self, loras: tuple[Use, ...]) -> None:
         self._compare(request(u.planned(self.model) for u in loras), f"render {loras}")
 
-    @rule(loras=_with_negative())
-    def negative_weights(self, loras: tuple[Use, ...]) -> None:
+    @rule(loras=LORAS, negative=st.sampled_from(NEGATIVE_WEIGHTS))
+    def negative_weights(self, loras: tuple[Use, ...], negative: float) -> None:
+        loras = _negative_first(loras, negative)
         self._compare(request(u.planned(self.model) for u in loras), f"negative-pass weights {loras}")
 
     @rule(cells=_cells())
@@ -214,12 +232,25 @@ class EngineMachine(RuleBasedStateMachine):
             self.engine.generate(request(loras))
         _check_refusal(str(caught.value), self.model.files[bad].stem)
 
-    @rule(loras=LORAS | _with_negative())
-    def cancelled(self, loras: tuple[Use, ...]) -> None:
+    @rule(loras=LORAS, negative=st.none() | st.sampled_from(NEGATIVE_WEIGHTS))
+    def cancelled(self, loras: tuple[Use, ...], negative: float | None) -> None:
         cancel, progress = _cancel_after_first_step()
+        loras = _negative_first(loras, negative)
         with pytest.raises(Cancelled):
             self.engine.generate(
                 request(u.planned(self.model) for u in loras), progress=progress, cancel=cancel
+            )
+
+    @rule(cells=_cells())
+    def cancelled_blind_box(self, cells: tuple[tuple[Use, ...], ...]) -> None:
+        """Cancelled inside the batched pass (per-row hooks attached)."""
+        cancel, progress = _cancel_after_first_step()
+        with pytest.raises(Cancelled):
+            self.engine.generate_many(
+                [request(u.planned(self.model) for u in cell) for cell in cells],
+                batched=True,
+                progress=progress,
+                cancel=cancel,
             )
 
 
@@ -230,7 +261,7 @@ def _engine_machine(model: Model) -> type[EngineMachine]:
 
 @pytest.mark.parametrize("key", ["sd15", "sdxl"])
 def test_one_engine_renders_like_fresh_engines(structured: dict[str, Model], key: str) -> None:
-    run_state_machine_as_test(_engine_machine(structured[key]), settings=SETTINGS)
+    run_state_machine_as_test(_engine_machine(structured[key]), settings=_settings(key))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -404,4 +435,4 @@ def test_service_and_api_render_like_fresh_engines(structured: dict[str, Model],
         (ServiceMachine,),
         {"models": structured, "workdir": tmp_path, "__qualname__": "ServiceAndApi"},
     )
-    run_state_machine_as_test(machine, settings=SETTINGS)
+    run_state_machine_as_test(machine, settings=_settings("service"))
