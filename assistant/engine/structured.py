@@ -36,6 +36,7 @@ Everything is seeded: the same call gives bit-identical weights. Torch side (use
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,7 +45,6 @@ from typing import Any, Literal
 import torch
 
 from . import tiny
-from .tokenizer import BOS, EOS, MODEL_MAX_LENGTH, VOCAB_SIZE
 
 __all__ = [
     "SD15_NAME",
@@ -62,142 +62,97 @@ Size = Literal["reduced", "full"]
 SD15_NAME = "sd15-structured"
 SDXL_NAME = "sdxl-structured"
 
-#: The released SD1.5 UNet config (``unet/config.json`` of runwayml/stable-diffusion-v1-5).
-_SD15_UNET: dict[str, Any] = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "down_block_types": (
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "DownBlock2D",
-    ),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    "block_out_channels": (320, 640, 1280, 1280),
-    "layers_per_block": 2,
-    "attention_head_dim": 8,
-    "cross_attention_dim": 768,
-    "norm_num_groups": 32,
-    "use_linear_projection": False,
-}
-#: The released SDXL base UNet config (``unet/config.json`` of stabilityai/stable-diffusion-xl-base-1.0).
-_SDXL_UNET: dict[str, Any] = {
-    "sample_size": 128,
-    "in_channels": 4,
-    "out_channels": 4,
-    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    "block_out_channels": (320, 640, 1280),
-    "layers_per_block": 2,
-    "attention_head_dim": (5, 10, 20),
-    "transformer_layers_per_block": (1, 2, 10),
-    "cross_attention_dim": 2048,
-    "norm_num_groups": 32,
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256,
-    "projection_class_embeddings_input_dim": 2816,
-}
-#: CLIP ViT-L/14 (SD1.x and SDXL's first text encoder) and OpenCLIP ViT-bigG/14 (SDXL's second).
-_CLIP_L: dict[str, Any] = {
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_attention_heads": 12,
-    "num_hidden_layers": 12,
-    "hidden_act": "quick_gelu",
-    "projection_dim": 768,
-}
-_CLIP_G: dict[str, Any] = {
-    "hidden_size": 1280,
-    "intermediate_size": 5120,
-    "num_attention_heads": 20,
-    "num_hidden_layers": 32,
-    "hidden_act": "gelu",
-    "projection_dim": 1280,
-}
-_SD_VAE: dict[str, Any] = {
-    "block_out_channels": (128, 256, 512, 512),
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "latent_channels": 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "sample_size": 512,
+#: What ``size="reduced"`` changes in the released configs (``configs/<family>``): widths only —
+#: block counts, transformer depths and layer counts stay.
+_REDUCED: dict[str, dict[str, dict[str, Any]]] = {
+    "sd15": {
+        "unet": {"block_out_channels": (32, 64, 128, 128), "cross_attention_dim": 32},
+        "text_encoder": {
+            "hidden_size": 32,
+            "intermediate_size": 128,
+            "num_attention_heads": 4,
+            "projection_dim": 32,
+        },
+    },
+    "sdxl": {
+        "unet": {
+            "block_out_channels": (32, 64, 128),
+            "attention_head_dim": (1, 2, 4),  # heads, as diffusers reads SDXL's config (head width 32)
+            "cross_attention_dim": 32 + 48,  # CLIP-L width + CLIP-G width, as 768 + 1280 = 2048
+            "addition_time_embed_dim": 8,
+            "projection_class_embeddings_input_dim": 6 * 8 + 48,  # 6 time ids x 8 + pooled CLIP-G
+        },
+        "text_encoder": {
+            "hidden_size": 32,
+            "intermediate_size": 128,
+            "num_attention_heads": 4,
+            "projection_dim": 32,
+        },
+        "text_encoder_2": {
+            "hidden_size": 48,
+            "intermediate_size": 192,
+            "num_attention_heads": 4,
+            "projection_dim": 48,
+        },
+    },
 }
 
-#: What ``size="reduced"`` changes: widths only (block counts, depths and layer counts stay).
-_REDUCED_SD15_UNET = {"block_out_channels": (32, 64, 128, 128), "cross_attention_dim": 32}
-_REDUCED_SDXL_UNET = {
-    "block_out_channels": (32, 64, 128),
-    "attention_head_dim": (1, 2, 4),  # heads, as diffusers reads SDXL's config (head width 32)
-    "cross_attention_dim": 32 + 48,  # CLIP-L width + CLIP-G width, as 768 + 1280 = 2048
-    "addition_time_embed_dim": 8,
-    "projection_class_embeddings_input_dim": 6 * 8 + 48,  # 6 time ids x 8 + pooled CLIP-G (48)
-}
-_REDUCED_CLIP_L = {
-    "hidden_size": 32,
-    "intermediate_size": 128,
-    "num_attention_heads": 4,
-    "projection_dim": 32,
-}
-_REDUCED_CLIP_G = {
-    "hidden_size": 48,
-    "intermediate_size": 192,
-    "num_attention_heads": 4,
-    "projection_dim": 48,
-}
+
+def _configs(family: str, size: str) -> dict[str, dict[str, Any]]:
+    """Constructor arguments per component: the shipped release config, reduced if asked."""
+    import json
+
+    from .checkpoints import CONFIGS_DIR
+
+    if size not in ("reduced", "full"):
+        raise ValueError(f"size must be 'reduced' or 'full', got {size!r}")
+    out: dict[str, dict[str, Any]] = {}
+    for component, reduced in _REDUCED[family].items():
+        config = json.loads((CONFIGS_DIR / family / component / "config.json").read_text(encoding="utf-8"))
+        config = {
+            k: v
+            for k, v in config.items()
+            if not k.startswith("_") and k not in ("architectures", "torch_dtype")
+        }
+        out[component] = {**config, **(reduced if size == "reduced" else {})}
+    return out
 
 
 def sd15_configs(size: Size = "reduced") -> dict[str, dict[str, Any]]:
-    """``{"unet": …, "text_encoder": …}`` constructor arguments of an SD1.5-structured build."""
-    _check_size(size)
-    unet = dict(_SD15_UNET)
-    text = dict(_CLIP_L)
-    if size == "reduced":
-        unet.update(_REDUCED_SD15_UNET)
-        text.update(_REDUCED_CLIP_L)
-    return {"unet": unet, "text_encoder": text}
+    """``{"unet": …, "text_encoder": …}`` of an SD1.5-structured build (shipped ``configs/sd15``)."""
+    return _configs("sd15", size)
 
 
 def sdxl_configs(size: Size = "reduced") -> dict[str, dict[str, Any]]:
-    """``{"unet": …, "text_encoder": …, "text_encoder_2": …}`` of an SDXL-structured build."""
-    _check_size(size)
-    unet = dict(_SDXL_UNET)
-    te1, te2 = dict(_CLIP_L), dict(_CLIP_G)
-    if size == "reduced":
-        unet.update(_REDUCED_SDXL_UNET)
-        te1.update(_REDUCED_CLIP_L)
-        te2.update(_REDUCED_CLIP_G)
-    return {"unet": unet, "text_encoder": te1, "text_encoder_2": te2}
+    """``{"unet": …, "text_encoder": …, "text_encoder_2": …}`` (shipped ``configs/sdxl``)."""
+    return _configs("sdxl", size)
 
 
-def _check_size(size: str) -> None:
-    if size not in ("reduced", "full"):
-        raise ValueError(f"size must be 'reduced' or 'full', got {size!r}")
-
-
-def _text_config(tokenizer: Any, fields: dict[str, Any]) -> Any:
+def _text(cls: Any, fields: dict[str, Any], seed: int) -> Any:
     from transformers import CLIPTextConfig
 
-    return CLIPTextConfig(
-        bos_token_id=tokenizer.convert_tokens_to_ids(BOS),
-        eos_token_id=tokenizer.convert_tokens_to_ids(EOS),
-        pad_token_id=tokenizer.convert_tokens_to_ids(EOS),
-        vocab_size=VOCAB_SIZE,
-        max_position_embeddings=MODEL_MAX_LENGTH,
-        layer_norm_eps=1e-05,
-        **fields,
-    )
+    return tiny._text_encoder(cls, CLIPTextConfig(**fields), seed)
 
 
-def _vae(size: Size) -> Any:
+def _vae(family: str, size: Size) -> Any:
     if size == "reduced":
         return tiny._vae()
     from diffusers import AutoencoderKL
 
+    from .checkpoints import CONFIGS_DIR
+
     torch.manual_seed(0)
-    return AutoencoderKL(in_channels=3, out_channels=3, **_SD_VAE)
+    return AutoencoderKL.from_config(AutoencoderKL.load_config(str(CONFIGS_DIR / family / "vae")))
+
+
+def _scheduler(family: str) -> Any:
+    from diffusers import EulerDiscreteScheduler
+
+    from .checkpoints import CONFIGS_DIR
+
+    return EulerDiscreteScheduler.from_config(
+        EulerDiscreteScheduler.load_config(str(CONFIGS_DIR / family / "scheduler"))
+    )
 
 
 def _finish(pipe: Any, name: str, device: str, dtype: torch.dtype) -> Any:
@@ -209,71 +164,59 @@ def _finish(pipe: Any, name: str, device: str, dtype: torch.dtype) -> Any:
 
 
 def build_sd15(size: Size = "reduced", *, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Any:
-    """A ``StableDiffusionPipeline`` with SD1.5's module tree (seeded random weights).
-
-    ``device="meta"`` builds the modules without memory (to inspect the full-size tree).
+    """A ``StableDiffusionPipeline`` with SD1.5's module tree (seeded random weights) and CLIP's
+    tokenizer. ``device="meta"`` builds the modules without memory (to inspect the full-size tree).
     """
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel
 
+    from .checkpoints import tokenizers_for
+
     configs = sd15_configs(size)
-    tokenizer = tiny._tokenizer()
-    with torch.device("meta") if device == "meta" else _no_context():
+    with torch.device("meta") if device == "meta" else contextlib.nullcontext():
         torch.manual_seed(0)
         unet = UNet2DConditionModel(**configs["unet"])
-        torch.manual_seed(0)
-        text_encoder = CLIPTextModel(_text_config(tokenizer, configs["text_encoder"]))
-        vae = _vae(size)
+        text_encoder = _text(CLIPTextModel, configs["text_encoder"], 0)
+        vae = _vae("sd15", size)
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
-        tokenizer=tokenizer,
         unet=unet,
-        scheduler=tiny._scheduler(),
+        scheduler=_scheduler("sd15"),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
+        **tokenizers_for("sd15"),
     )
     return _finish(pipe, SD15_NAME if size == "reduced" else f"{SD15_NAME}-full", device, dtype)
 
 
 def build_sdxl(size: Size = "reduced", *, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Any:
-    """A ``StableDiffusionXLPipeline`` with SDXL base's module tree (seeded random weights).
-
-    ``size="full"`` is 2.6B UNet parameters: use it with ``device="meta"``.
+    """A ``StableDiffusionXLPipeline`` with SDXL base's module tree (seeded random weights) and
+    CLIP's tokenizers. ``size="full"`` is 2.6B UNet parameters: use it with ``device="meta"``.
     """
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
+    from .checkpoints import tokenizers_for
+
     configs = sdxl_configs(size)
-    tokenizer = tiny._tokenizer()
-    with torch.device("meta") if device == "meta" else _no_context():
+    with torch.device("meta") if device == "meta" else contextlib.nullcontext():
         torch.manual_seed(0)
         unet = UNet2DConditionModel(**configs["unet"])
-        torch.manual_seed(0)
-        text_encoder = CLIPTextModel(_text_config(tokenizer, configs["text_encoder"]))
-        torch.manual_seed(1)
-        text_encoder_2 = CLIPTextModelWithProjection(_text_config(tokenizer, configs["text_encoder_2"]))
-        vae = _vae(size)
+        text_encoder = _text(CLIPTextModel, configs["text_encoder"], 0)
+        text_encoder_2 = _text(CLIPTextModelWithProjection, configs["text_encoder_2"], 1)
+        vae = _vae("sdxl", size)
     pipe = StableDiffusionXLPipeline(
         vae=vae,
         text_encoder=text_encoder,
         text_encoder_2=text_encoder_2,
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer,
         unet=unet,
-        scheduler=tiny._scheduler(),
+        scheduler=_scheduler("sdxl"),
         force_zeros_for_empty_prompt=True,  # as released
+        **tokenizers_for("sdxl"),
     )
     return _finish(pipe, SDXL_NAME if size == "reduced" else f"{SDXL_NAME}-full", device, dtype)
-
-
-class _no_context:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -36,8 +36,8 @@ import numpy as np
 
 from assistant.config import Settings
 from assistant.engine.core import Engine
-from assistant.engine.prompts import compel_text
 from assistant.engine.structured import build_sd15, build_sdxl, lora_targets
+from assistant.prompt import encoder_text
 from assistant.types import GenerationRequest, PlannedLora
 from tests.library.lora_layouts import LayoutSpec, write_lora
 
@@ -154,8 +154,8 @@ def _key(req: GenerationRequest) -> tuple[Any, ...]:
         if any((lora.te_weight, lora.unet_weight, lora.uncond_te_weight, lora.uncond_unet_weight))
     )
     return (
-        compel_text(req.prompt),
-        compel_text(req.negative),
+        encoder_text(req.prompt),  # what the text encoders see: <lora:…> tags removed
+        encoder_text(req.negative),
         req.seed,
         req.steps,
         float(req.cfg),
@@ -164,6 +164,9 @@ def _key(req: GenerationRequest) -> tuple[Any, ...]:
         req.width,
         req.height,
         req.batch_size,
+        req.clip_skip,
+        req.rng,
+        req.emphasis,
         applied,
     )
 

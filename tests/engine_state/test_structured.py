@@ -35,13 +35,16 @@ def test_reduced_widths_keep_the_released_module_tree(key: str) -> None:
             assert _tree(small_model) == _tree(full_model), component
     unet = released.unet
     if key == "sd15":
-        assert (unet.config.block_out_channels, unet.config.cross_attention_dim) == (
+        assert (tuple(unet.config.block_out_channels), unet.config.cross_attention_dim) == (
             (320, 640, 1280, 1280),
             768,
         )
         assert sum(p.numel() for p in unet.parameters()) == 859_520_964  # SD1.5's UNet
     else:
-        assert (unet.config.block_out_channels, unet.config.cross_attention_dim) == ((320, 640, 1280), 2048)
+        assert (tuple(unet.config.block_out_channels), unet.config.cross_attention_dim) == (
+            (320, 640, 1280),
+            2048,
+        )
         assert released.text_encoder_2.config.num_hidden_layers == 32
 
 
