@@ -46,7 +46,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from assistant.errors import Cancelled, LoraLoadError
 from assistant.types import GenerationRequest, PlannedLora, format_weight
@@ -175,6 +175,25 @@ def _check_refusal(message: str, name: str) -> None:
         assert dump not in message, message
 
 
+class Counted(RuleBasedStateMachine):
+    """Counts steps; with ``LORA_MIXER_STATE_LOG=<file>`` each finished sequence appends a line
+    ``<machine> steps=<n>`` to it (how a soak run reports what it covered)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = -1  # the invariant also runs once before the first step
+
+    @invariant()
+    def count(self) -> None:
+        self.steps += 1
+
+    def teardown(self) -> None:
+        log = os.environ.get("LORA_MIXER_STATE_LOG")
+        if log:
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write(f"{type(self).__name__} steps={max(self.steps, 0)}\n")
+
+
 def _cancel_after_first_step() -> tuple[threading.Event, Any]:
     cancel = threading.Event()
 
@@ -190,7 +209,7 @@ def _cancel_after_first_step() -> tuple[threading.Event, Any]:
 # ----------------------------------------------------------------------------------------------
 
 
-class EngineMachine(RuleBasedStateMachine):
+class EngineMachine(Counted):
     """ONE engine per sequence; every image against a fresh engine's."""
 
     model: ClassVar[Model]
@@ -304,7 +323,7 @@ def _decode(image_b64: str) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.int16)[None]
 
 
-class ServiceMachine(RuleBasedStateMachine):
+class ServiceMachine(Counted):
     """One Service per sequence (its engine lives through the sequence until a model switch)."""
 
     models: ClassVar[dict[str, Model]]
@@ -338,6 +357,7 @@ class ServiceMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.api.stop()
+        super().teardown()
 
     @property
     def model(self) -> Model:
