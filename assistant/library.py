@@ -574,10 +574,11 @@ def _tensor_base(tensors: Mapping[str, Any], blob: str) -> tuple[str, str] | Non
 #: SDXL: a transformer depth above 1 (``transformer_blocks.1`` … ``.9``; SD1.x/SD2 have depth 1).
 #: SD1.x/SD2: attention in the first down block, a fourth down/up block, or the sgm slots only
 #: their UNet fills (``input_blocks.1.1``, ``input_blocks.2.1``, ``output_blocks.9``–``11``).
-_SDXL_LAYOUT = re.compile(r"transformer_blocks[._][1-9]")
+_SDXL_LAYOUT = re.compile(r"^(?:lora_unet_|unet\.).*transformer_blocks[._][1-9][._]", re.MULTILINE)
 _SD1_LAYOUT = re.compile(
-    r"down_blocks[._]0[._]attentions|(?:down|up)_blocks[._]3[._]|input_blocks[._][12][._]1[._]"
-    r"|output_blocks[._](?:9|10|11)[._]"
+    r"^(?:lora_unet_|unet\.)(?:down_blocks[._]0[._]attentions|(?:down|up)_blocks[._]3[._]"
+    r"|input_blocks[._][12][._]1[._]|output_blocks[._](?:9|10|11)[._])",
+    re.MULTILINE,
 )
 _PROJ_DOWN = re.compile(r"proj_(?:in|out)(?:\.lora_down\.weight|\.lora_A\.weight)$")
 
@@ -586,7 +587,8 @@ def _layout_base(tensors: Mapping[str, Any], blob: str) -> tuple[str, str] | Non
     """The base from which UNet layers a file names, when widths cannot tell (e.g. a LoRA for a
     reduced-width model, or one without cross-attention keys).
 
-    SDXL-only names decide SDXL. SD1.x/SD2-only names decide the family; within it, a 4-D
+    Only UNet keys count (``lora_unet_…``, ``unet.…``). SDXL-only names decide SDXL.
+    SD1.x/SD2-only names decide the family; within it, a 4-D
     ``proj_in``/``proj_out`` LoRA (a 1x1 conv) is SD1.x and a 2-D one (a Linear,
     ``use_linear_projection``) SD2. A file that shows no such name decides nothing.
     """

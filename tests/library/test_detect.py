@@ -293,8 +293,19 @@ def _pairs(names: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
             "unknown",
             "unknown",
         ),
+        # not UNet keys (no lora_unet_ / unet. prefix), or no SD depth index: they decide nothing
+        ({"lora_transformer_blocks_99_ff_net_9_proj": (16, 16)}, "unknown", "unknown"),
+        ({"lora_unet_transformer_blocks_12_attn1_to_q": (4, 64)}, "unknown", "unknown"),
     ],
-    ids=["sgm-depth", "diffusers-depth", "sd15-conv-proj", "sd2-linear-proj", "sd1-family-only"],
+    ids=[
+        "sgm-depth",
+        "diffusers-depth",
+        "sd15-conv-proj",
+        "sd2-linear-proj",
+        "sd1-family-only",
+        "alien-keys",
+        "depth-12",
+    ],
 )
 def test_base_from_layer_names_when_widths_decide_nothing(
     lora_dir: Path, scan: ScanFn, names: dict[str, tuple[int, ...]], base: str, source: str
