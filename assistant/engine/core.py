@@ -262,9 +262,14 @@ class Engine:
                 adapter = self._adapters.adapter_for(lora.path)
                 if adapter is None:
                     raise EngineStateError(f"LoRA {lora.name!r} ({lora.path}) is needed but not loaded")
-                names.append(adapter)
                 parts = self._adapters.components(adapter)
-                weights.append({p: float(lora.unet_weight if p == "unet" else lora.te_weight) for p in parts})
+                wanted = {p: float(lora.unet_weight if p == "unet" else lora.te_weight) for p in parts}
+                if adapter in names:  # the same file twice: one adapter, the weights added (A1111)
+                    i = names.index(adapter)
+                    weights[i] = _added(weights[i], wanted)
+                else:
+                    names.append(adapter)
+                    weights.append(wanted)
             return LoraState(tuple(names), tuple(weights))
 
     def check_state(self, state: LoraState) -> None:
@@ -530,9 +535,15 @@ class Engine:
             adapter = self._adapters.ensure(lora.name, lora.path, keep=frozenset(keep))
             keep.add(adapter)
             parts = self._adapters.components(adapter)
-            applied.names.append(adapter)
-            applied.cond.append(_weight_dict(parts, te, unet))
-            applied.uncond.append(_weight_dict(parts, u_te, u_unet))
+            cond, uncond = _weight_dict(parts, te, unet), _weight_dict(parts, u_te, u_unet)
+            if adapter in applied.names:  # the same file twice: A1111 applies both, so the weights add
+                i = applied.names.index(adapter)
+                applied.cond[i] = _added(applied.cond[i], cond)
+                applied.uncond[i] = _added(applied.uncond[i], uncond)
+            else:
+                applied.names.append(adapter)
+                applied.cond.append(cond)
+                applied.uncond.append(uncond)
             applied.split = applied.split or lora.split_branches
             if lora.hash:
                 applied.hashes[lora.name] = lora.hash
@@ -673,9 +684,7 @@ class Engine:
         self._pipe.scheduler = make_scheduler(
             self._base_scheduler_config(), first.sampler, first.scheduler, seed
         )
-        generators = noise.generators(
-            [s for seeds in seeds_per_cell for s in seeds], first.rng, info.device
-        )
+        generators = noise.generators([s for seeds in seeds_per_cell for s in seeds], first.rng, info.device)
         images, vae_note = self._run(
             kwargs,
             generators,
@@ -800,6 +809,11 @@ def _weight_dict(parts: frozenset[str] | set[str], te: float, unet: float) -> di
     for part in parts:
         out[part] = float(unet if part == "unet" else te)
     return out
+
+
+def _added(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    """Per-component weights of one file written twice in a prompt (A1111 applies both tags)."""
+    return {part: float(a.get(part, 0.0)) + float(b.get(part, 0.0)) for part in {*a, *b}}
 
 
 def _uncond_row_scales(applied: _Applied, batch: int) -> dict[str, list[float]]:

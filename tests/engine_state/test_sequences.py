@@ -75,3 +75,16 @@ def test_state_check_names_every_layer_that_is_off(structured: dict[str, Model],
         engine.check_state(state)
     engine.generate(request())  # the next render sets every layer again
     engine.check_state(LoraState())
+
+
+def test_the_same_lora_twice_adds_its_weights(structured: dict[str, Model]) -> None:
+    """Assistant off, ``<lora:x:0.5>, <lora:x:0.3>``: A1111 applies both tags, i.e. x at 0.8 —
+    not the adapter listed twice at its last weight (which rendered x at 0.6)."""
+    model = structured["sd15"]
+    engine = model.engine()
+    twice = pixels(engine.generate(request((model.lora("kohya", 0.5), model.lora("kohya", 0.3)))))
+    once = pixels(engine.generate(request((model.lora("kohya", 0.8),))))
+    assert np.array_equal(twice, once)
+    split = (model.lora("kohya", 0.5, unet=0.2), model.lora("attention", 1.0), model.lora("kohya", 0.3))
+    merged = (model.lora("kohya", 0.8, unet=0.5), model.lora("attention", 1.0))
+    assert np.array_equal(pixels(engine.generate(request(split))), pixels(engine.generate(request(merged))))
