@@ -25,7 +25,9 @@ what it found on the engine before the fix::
 Sizes (:data:`DEFAULT_SIZES`): SD1.5 engine 4 sequences of up to 10 steps, SDXL engine 2 x 6,
 service 2 x 8 — most of the time goes to the fresh references (cached per request for the
 whole session). ``LORA_MIXER_STATE_EXAMPLES`` / ``LORA_MIXER_STATE_STEPS`` set all machines at
-once for a soak run, e.g. ``LORA_MIXER_STATE_EXAMPLES=200 LORA_MIXER_STATE_STEPS=30``.
+once for a soak run, e.g. ``LORA_MIXER_STATE_EXAMPLES=200 LORA_MIXER_STATE_STEPS=30`` with
+``pytest --timeout=0`` (the suite's 600 s per-test limit would stop it); ``LORA_MIXER_STATE_LOG=<file>``
+counts the steps run.
 """
 
 from __future__ import annotations
