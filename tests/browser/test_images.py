@@ -88,7 +88,10 @@ def test_photo_with_a_prompt_renders_img2img_over_it(page: Any, tmp_path: Path) 
     _attach(page, _photo(tmp_path / "my_photo.png"))
     send(page, "1girl, watercolor, <lora:catgirl_v1:0.6>")
     wait_user_text(page, "watercolor", timeout=15_000)
-    assert page.locator(f"{USER} img").count() >= 1  # the photo is echoed in the user's bubble
+    # the photo is echoed in the user's bubble (Gradio draws the file part after the text part)
+    page.wait_for_function(
+        "(sel) => document.querySelector(sel) !== null", arg=f"{USER} img", timeout=30_000
+    )
     text = wait_bot_text(page, -1, r"Seed \d+", timeout=120_000)
     assert "img2img" in text
     assert "my_photo.png" in text
