@@ -4,6 +4,9 @@ Every error LoRA Mixer raises on purpose derives from :class:`LoraMixerError`. I
 written for the person who typed the input: it names what was passed and what is allowed
 ("weight 'abc' in <lora:catgirl_v1:abc> is not a number; use a value from -2 to 2"). The UI,
 the API and the CLI show ``str(err)`` as is, so never put a traceback or a repr in it.
+
+Every error pickles with its fields (``__reduce__``), so one raised in a Ray replica reaches the
+front process as the same type with the same message.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ class LoraNotFound(LibraryError, LookupError):
                 message += " Did you mean: " + ", ".join(f"'{s}'" for s in self.suggestions) + "?"
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), (self.name, self.suggestions), {"message": str(self)}))
+
 
 class AmbiguousLoraName(LibraryError, LookupError):
     """A name or alias matches more than one LoRA; ``candidates`` lists the real names."""
@@ -64,6 +70,9 @@ class AmbiguousLoraName(LibraryError, LookupError):
             + ". Use the file name to pick one."
         )
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), (self.name, self.candidates), {}))
+
 
 class GenerationError(LoraMixerError):
     """Generation could not run or produced an unusable image (NaN, bad settings, failed LoRA load)."""
@@ -78,6 +87,9 @@ class LoraLoadError(GenerationError):
         self.name = name
         self.reason = reason
         super().__init__(f"LoRA '{name}' could not be loaded: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), (self.name, self.reason), {}))
 
 
 class Cancelled(LoraMixerError):
@@ -115,3 +127,10 @@ class ImageTooLarge(ImageError):
     """An image (or a request body carrying one) is over a limit of :mod:`assistant.limits`."""
 
     http_status = 413
+
+
+def _rebuild(
+    cls: type[LoraMixerError], args: tuple[object, ...], kwargs: dict[str, object]
+) -> LoraMixerError:
+    """Unpickle an error whose constructor takes more than a message (see ``__reduce__``)."""
+    return cls(*args, **kwargs)

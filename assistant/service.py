@@ -9,7 +9,13 @@ own inputs/outputs around these calls, so both front ends behave identically.
 
 Boundary: this module imports no gradio and no torch at import time. The engine (torch) is
 imported when :meth:`Service.start` loads it, in a background thread by default so the web server
-answers before the pipeline is ready; actions that render wait for it.
+answers before the pipeline is ready; actions that render wait for it. The engine is anything
+that implements :class:`assistant.backend.Engine`: the in-process one, or Ray Serve replicas
+(``EngineOptions(kind="ray")``), which render ``capacity`` requests at once.
+
+Whose files: every image is saved in the folder of the requester bound by the front end
+(:mod:`assistant.owners`), and :meth:`Service.history` lists only that requester's files when the
+:class:`~assistant.owners.HistoryPolicy` is private.
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import limits
+from . import limits, owners
+from .backend import Engine, EngineInfo, EngineOptions, ScaledEngine, create_engine, swap_engine
 from .blend import BLINDBOX_DEFAULT_CELLS
 from .config import TINY_MODELS, VAE_AUTOMATIC, VAE_NONE, Settings
 from .engine.checks import wrap_seed
 from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, ModelSwitchDisabled, PromptError
 from .img2img import sampling_steps
+from .owners import HistoryPolicy, Requester
 from .types import (
     DEFAULT_SAMPLER,
     RESIZE_MODES,
@@ -60,16 +68,30 @@ WaitFn = Callable[[int], None]
 
 
 class FairLock:
-    """The engine lock: one holder, the waiters served in arrival order (a plain Lock is not
-    fair), a wait that a cancel flag can end, and the number of renders ahead for the waiting UI."""
+    """The engine gate: up to ``capacity`` renders at once (1 in-process, one per Ray replica), the
+    waiters served in arrival order (a plain Lock is not fair), a wait that a cancel flag can end,
+    and the number of renders ahead for the waiting UI. :meth:`exclusive` (a model or VAE change;
+    also ``with lock:``) waits its turn, then for every running render to end, and holds all slots."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 1) -> None:
+        self.capacity = max(1, int(capacity))
         self._cond = threading.Condition()
         self._waiting: deque[int] = deque()
         self._next = 0
-        self._held = False
+        self._held = 0
 
-    def acquire(self, cancel: threading.Event | None = None, on_wait: WaitFn | None = None) -> None:
+    def resize(self, capacity: int) -> None:
+        """Another number of slots (the engine's, known once it has loaded)."""
+        with self._cond:
+            self.capacity = max(1, int(capacity))
+            self._cond.notify_all()
+
+    def _free(self, exclusive: bool) -> bool:
+        return self._held == 0 if exclusive else self._held < self.capacity
+
+    def acquire(
+        self, cancel: threading.Event | None = None, on_wait: WaitFn | None = None, *, exclusive: bool = False
+    ) -> None:
         """Wait for this caller's turn; :class:`Cancelled` when ``cancel`` is set meanwhile."""
         with self._cond:
             ticket = self._next
@@ -77,29 +99,29 @@ class FairLock:
             self._waiting.append(ticket)
             try:
                 last = -1
-                while self._held or self._waiting[0] != ticket:
-                    ahead = self._waiting.index(ticket) + (1 if self._held else 0)
+                while not self._free(exclusive) or self._waiting[0] != ticket:
+                    ahead = self._waiting.index(ticket) + (1 if self._held >= self.capacity else 0)
                     if on_wait is not None and ahead != last:
                         on_wait(ahead)
                         last = ahead
                     if cancel is not None and cancel.is_set():
                         raise Cancelled("cancelled before it started (it was waiting for the engine)")
                     self._cond.wait(0.1 if cancel is not None else None)
-                self._held = True
+                self._held = self.capacity if exclusive else self._held + 1
             finally:
                 self._waiting.remove(ticket)
                 self._cond.notify_all()
 
-    def release(self) -> None:
+    def release(self, *, exclusive: bool = False) -> None:
         with self._cond:
-            self._held = False
+            self._held = 0 if exclusive else max(0, self._held - 1)
             self._cond.notify_all()
 
     @property
     def busy(self) -> int:
         """Renders running or waiting now."""
         with self._cond:
-            return len(self._waiting) + (1 if self._held else 0)
+            return len(self._waiting) + self._held
 
     @contextmanager
     def hold(self, cancel: threading.Event | None = None, on_wait: WaitFn | None = None) -> Iterator[None]:
@@ -109,12 +131,20 @@ class FairLock:
         finally:
             self.release()
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        self.acquire(exclusive=True)
+        try:
+            yield
+        finally:
+            self.release(exclusive=True)
+
     def __enter__(self) -> FairLock:
-        self.acquire()
+        self.acquire(exclusive=True)
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.release()
+        self.release(exclusive=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -438,25 +468,35 @@ def model_label(model: str) -> str:
 
 
 class Service:
-    """Engine + library + settings behind one lock; the API and the app share one instance.
+    """Engine + library + settings behind one gate; the API and the app share one instance.
 
     ``engine`` and ``library`` can be injected (tests); otherwise :meth:`start` builds them from
-    ``settings``. Rendering methods are thread-safe: one render runs at a time.
+    ``settings`` and ``engine_options`` (in-process by default). Rendering methods are
+    thread-safe: as many renders run at once as the engine's ``capacity`` (one in-process).
+    ``history`` decides whether the History is private per user/session or server-wide.
     """
 
     def __init__(
-        self, settings: Settings, *, engine: Any | None = None, library: Library | None = None
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        library: Library | None = None,
+        engine_options: EngineOptions | None = None,
+        history: HistoryPolicy | None = None,
     ) -> None:
         self.settings = settings
         self._configured_model = settings.model  # stays first in models() after a switch
-        self._engine = engine
+        self._engine: Engine | None = engine
+        self._engine_options = (engine_options or EngineOptions()).validated()
+        self.history_policy = history or HistoryPolicy()
         self._library = library
-        self._engine_info: Any | None = None
+        self._engine_info: EngineInfo | None = None
         self._engine_error: BaseException | None = None
         self._ready = threading.Event()
         self._started = False
         self._start_lock = threading.Lock()
-        self._render_lock = FairLock()
+        self._render_lock = FairLock(self._engine_options.capacity)
         self._save_lock = threading.Lock()
         self._library_lock = threading.Lock()
         self._recipes: dict[str, Any] | None = None
@@ -479,12 +519,12 @@ class Service:
 
     def _load_engine(self) -> None:
         try:
-            if self._engine is None:
-                from .engine import Engine  # torch is imported here, not at module import
-
-                self._engine = Engine(self.settings)
+            if self._engine is None:  # torch (or Ray) is imported here, not at module import
+                self._engine = create_engine(self.settings, self._engine_options)
             self._engine_info = self._engine.load()
-            log.info("engine ready: %s", getattr(self._engine_info, "banner", self._engine_info))
+            if isinstance(self._engine, ScaledEngine):
+                self._render_lock.resize(self._engine.capacity)
+            log.info("engine ready: %s", self._engine_info.banner or self._engine_info.model_name)
         except Exception as exc:  # reported to every later render as a GenerationError
             log.exception("engine failed to load")
             self._engine_error = exc
@@ -493,7 +533,7 @@ class Service:
             # then, not before: on two cores hashing would slow the model's start
             threading.Thread(target=self._hash_library, name="hash-loras", daemon=True).start()
 
-    def wait_ready(self, timeout: float | None = 300.0) -> Any:
+    def wait_ready(self, timeout: float | None = 300.0) -> EngineInfo | None:
         """The loaded engine's ``EngineInfo``; raises GenerationError when loading failed."""
         if not self._ready.is_set():
             self.start(background=True)  # no-op when already started
@@ -518,9 +558,24 @@ class Service:
         return self._ready.is_set() and self._engine_error is None
 
     @property
-    def engine_info(self) -> Any | None:
+    def engine_info(self) -> EngineInfo | None:
         """``EngineInfo`` once loaded, else None (never blocks)."""
         return self._engine_info
+
+    @property
+    def capacity(self) -> int:
+        """Renders that run at once (the engine's workers); more wait in order."""
+        return self._render_lock.capacity
+
+    def close(self) -> None:
+        """Free the engine (a Ray engine stops the replicas it started); the service can start again."""
+        with self._start_lock:
+            engine, self._engine = self._engine, None
+            self._started = False
+        self._ready.clear()
+        self._engine_info = None
+        if engine is not None:
+            engine.close()
 
     @property
     def uses_tiny_model(self) -> bool:
@@ -540,6 +595,8 @@ class Service:
             state += f" on {getattr(info, 'device', '?')}"
             if getattr(info, "vae_name", ""):
                 state += f" · VAE {info.vae_name}"
+            if info is not None and info.backend:
+                state += f" · {info.backend}"
         library = self._library
         count = len(library.loadable()) if library is not None else 0
         return f"{state} · {count} LoRA{'s' if count != 1 else ''} in the library"
@@ -569,13 +626,14 @@ class Service:
             return TINY_MODELS[1] if getattr(info, "base", "") == "sdxl" else TINY_MODELS[0]
         return self.settings.model or TINY_MODELS[0]
 
-    def switch_model(self, model: str) -> Any:
+    def switch_model(self, model: str) -> EngineInfo:
         """Load another base model and render with it from now on; returns its ``EngineInfo``.
 
         ``model`` is one of :meth:`models` or its :func:`model_label`. The new model loads while
         renders wait; when it cannot load, the running one stays and :class:`GenerationError` says
         why (the engine's fallback to the tiny pipeline is not taken here). On a GPU the running
         model is freed first (two SD models rarely fit at once) and loaded again after a failure.
+        A scaled engine (Ray) switches every replica itself, with the same rules.
         """
         if not self.settings.model_switch_allowed:
             raise ModelSwitchDisabled(
@@ -585,31 +643,23 @@ class Service:
             )
         wanted = self._find_model(model)
         self._ready.wait()
-        with self._render_lock:
-            if wanted == self.current_model() and self._engine_error is None:
+        with self._render_lock.exclusive():
+            if wanted == self.current_model() and self._engine_error is None and self._engine_info:
                 return self._engine_info
-            from .engine import Engine
-
-            old = self._engine
-            free_first = str(getattr(self._engine_info, "device", "cpu")).startswith("cuda")
-            if free_first and old is not None and hasattr(old, "close"):
-                old.close()
             settings = self.settings.replace(model=wanted)
-            engine = Engine(settings)
+            engine = self._engine
             try:
-                info = engine.load()
-                if getattr(info, "is_tiny", False) and wanted not in TINY_MODELS:
-                    engine.close()
-                    reason = "; ".join(getattr(info, "warnings", ())) or "it could not be loaded"
-                    raise GenerationError(reason)
+                if isinstance(engine, ScaledEngine):
+                    info = engine.switch_model(settings)
+                else:
+                    options = self._engine_options
+                    engine, info = swap_engine(
+                        engine, self._engine_info, settings, lambda s: create_engine(s, options)
+                    )
             except LoraMixerError as err:
-                if free_first and old is not None:
-                    self._engine_info = old.load()  # the running model again (raises if it cannot)
                 raise GenerationError(f"could not switch to {model_label(wanted)}: {err}") from err
             self._engine = engine
             self._engine_info, self._engine_error, self.settings = info, None, settings
-        if old is not None and not free_first and hasattr(old, "close"):
-            old.close()
         log.info("switched the base model to %s", model_label(wanted))
         return info
 
@@ -1497,8 +1547,13 @@ class Service:
     def outputs_dir(self) -> Path:
         return Path(self.settings.outputs_dir).expanduser().resolve()
 
+    def owner_dir(self, requester: Requester | None = None) -> Path:
+        """The folder the requester's images go to (the outputs folder itself when shared)."""
+        requester = requester or owners.current()
+        return self.outputs_dir / self.history_policy.folder(requester)
+
     def _day_dir(self) -> Path:
-        folder = self.outputs_dir / datetime.now(UTC).strftime("%Y-%m-%d")
+        folder = self.owner_dir() / datetime.now(UTC).strftime("%Y-%m-%d")
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -1528,11 +1583,20 @@ class Service:
                     number += 1
         return paths
 
-    def history(self, limit: int = 40) -> list[HistoryItem]:
-        """The newest saved images and grids, newest first (a grid's cell files are left out)."""
+    def history(self, limit: int = 40, *, requester: Requester | None = None) -> list[HistoryItem]:
+        """The newest saved images and grids, newest first (a grid's cell files are left out).
+
+        With a private :class:`~assistant.owners.HistoryPolicy` only the requester's own folder
+        is read (the bound requester when none is given); with a shared one, every file."""
         from .infotext import read_png
 
-        root = self.outputs_dir
+        requester = requester or owners.current()
+        if self.history_policy.sees_all(requester):
+            root = self.outputs_dir
+        else:
+            root = self.owner_dir(requester)
+            if root == self.outputs_dir:  # a private history never falls back to everything
+                return []
         if not root.is_dir():
             return []
         files = sorted(

@@ -83,6 +83,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..backend import EngineInfo
 from ..config import Settings
 from ..errors import Cancelled, GenerationError
 from ..img2img import sampling_steps
@@ -124,28 +125,6 @@ def _check_state_on() -> bool:
     return os.environ.get(CHECK_STATE_ENV, "").strip() not in ("", "0")
 
 
-@dataclass(frozen=True, slots=True)
-class EngineInfo:
-    """What the engine runs on; ``banner`` is non-empty when users must be told something."""
-
-    model_name: str
-    model_hash: str
-    base: str  # "sd15" | "sd2" | "sdxl"
-    is_tiny: bool
-    device: str
-    dtype: str
-    default_size: int
-    banner: str = ""
-    attention: str = "sdpa"
-    warnings: tuple[str, ...] = ()
-    family: str = ""  # what the checkpoint is: "SD1.x", "SD2.x v-prediction", "SDXL" …
-    vae_name: str = ""  # an external VAE's file name ("" = the checkpoint's own)
-    vae_hash: str = ""
-    load_seconds: float = 0.0
-    embeddings: tuple[str, ...] = ()  # textual inversions usable with this model
-    skipped_embeddings: tuple[str, ...] = ()  # readable ones of another width (another base)
-
-
 @dataclass(slots=True)
 class _Applied:
     """The adapter weights one request needs, per branch, as diffusers expects them."""
@@ -158,7 +137,10 @@ class _Applied:
 
 
 class Engine:
-    """A diffusers pipeline with LoRA adapters; lazy (nothing loads before :meth:`load`)."""
+    """A diffusers pipeline with LoRA adapters; lazy (nothing loads before :meth:`load`).
+
+    Implements :class:`assistant.backend.Engine` (``EngineInfo`` lives there, in the pure core).
+    """
 
     def __init__(self, settings: Settings | None = None, *, pipeline: Any = None) -> None:
         self.settings = settings or Settings()
