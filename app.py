@@ -32,7 +32,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from assistant import limits
+from assistant import limits, owners
+from assistant.auth import AuthConfig, exposure_warnings, file_is_private, is_loopback, load_auth
+from assistant.backend import ENGINE_KINDS, EngineOptions
 from assistant.blend import BLINDBOX_DEFAULT_CELLS
 from assistant.commands import add_model_options, model_settings
 from assistant.config import Settings, load_settings
@@ -106,10 +108,24 @@ def _toast(message: str) -> gr.Error:
     return gr.Error(html.escape(message, quote=False), print_exception=False)
 
 
+def requester_of(request: gr.Request | None) -> owners.Requester:
+    """Who sent a UI event: the signed-in user, else the browser session (one page load)."""
+    if request is None:
+        return owners.current()
+    return owners.Requester(
+        user=getattr(request, "username", None) or None,
+        session=getattr(request, "session_hash", None) or None,
+        channel="ui",
+    )
+
+
 def friendly(fn: F) -> F:
     """Show LoraMixerError messages as gr.Error; log anything else and show a generic message.
 
-    Works for plain handlers and for generator handlers (streamed replies) alike.
+    Works for plain handlers and for generator handlers (streamed replies) alike. A plain
+    handler runs as its sender (:func:`requester_of` the ``gr.Request`` Gradio passes), so the
+    images it saves go to that user's or session's folder (:mod:`assistant.owners`); a streamed
+    request's render runs in its own thread, bound to its sender there (``Handlers._render``).
     """
 
     def explain(err: Exception) -> gr.Error:
@@ -133,8 +149,10 @@ def friendly(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        request = next((v for v in (*args, *kwargs.values()) if isinstance(v, gr.Request)), None)
         try:
-            return fn(*args, **kwargs)
+            with owners.acting_for(requester_of(request)):
+                return fn(*args, **kwargs)
         except Exception as err:
             raise explain(err) from None
 
@@ -335,7 +353,7 @@ class Handlers:
                 conversation.memory = turn.memory
             return turn
 
-        for update in self._run(conversation, job, answer, clear_input=True):
+        for update in self._run(conversation, job, answer, requester_of(request), clear_input=True):
             *head, fill = update
             yield (*head, _fill_state(fill))
 
@@ -353,7 +371,9 @@ class Handlers:
         conversation.adopt(history)
         self._admit()
         job = conversation.add(user, kind=kind, boxes=boxes, waiting=queued_line(0))
-        for history_, _box, positive, negative, _fill in self._run(conversation, job, lambda: turn):
+        for history_, _box, positive, negative, _fill in self._run(
+            conversation, job, lambda: turn, requester_of(request)
+        ):
             yield history_, positive, negative
 
     def _run(
@@ -361,6 +381,7 @@ class Handlers:
         conversation: Conversation,
         job: Job,
         answer: Callable[[], Turn],
+        requester: owners.Requester,
         *,
         clear_input: bool = False,
     ) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
@@ -397,7 +418,7 @@ class Handlers:
             conversation.set_reply(job, f"{turn.markdown}\n\n{waiting_line(0)}")
             yield conversation.snapshot(), skip, turn.positive, turn.negative, turn.fill
             # 3. the render, its progress inside the answer; 4. the image in place of the progress
-            for _ in self._render(conversation, job, turn):
+            for _ in self._render(conversation, job, turn, requester):
                 yield conversation.snapshot(), skip, skip, skip, None
             # the last update carries the boxes again: an API client reads only the last one
             yield conversation.snapshot(), skip, turn.positive, turn.negative, turn.fill
@@ -412,19 +433,23 @@ class Handlers:
             conversation.finish(job)
             self._release()
 
-    def _render(self, conversation: Conversation, job: Job, turn: Turn) -> Iterator[None]:
-        """Run ``turn.job`` in a worker thread; each yield means the reply bubble changed."""
+    def _render(
+        self, conversation: Conversation, job: Job, turn: Turn, requester: owners.Requester
+    ) -> Iterator[None]:
+        """Run ``turn.job`` in a worker thread, as ``requester`` (whose folder the images go to);
+        each yield means the reply bubble changed."""
         assert turn.job is not None
         render = turn.job
         events: queue.Queue[tuple[Any, ...]] = queue.Queue()
 
         def work() -> None:
             try:
-                result = render.run(
-                    lambda done, total, what: events.put(("step", done, total, what)),
-                    job.cancel,
-                    lambda ahead: events.put(("wait", ahead)),
-                )
+                with owners.acting_for(requester):
+                    result = render.run(
+                        lambda done, total, what: events.put(("step", done, total, what)),
+                        job.cancel,
+                        lambda ahead: events.put(("wait", ahead)),
+                    )
                 events.put(("done", result))
             except BaseException as exc:  # handed to the generator, which explains it
                 events.put(("error", exc))
@@ -757,9 +782,10 @@ class Handlers:
             self.service.status_line(),
         )
 
-    def history(self) -> list[tuple[str, str]]:
-        """Saved images, newest first, captioned with seed and prompt."""
-        items = self.service.history(HISTORY_LIMIT)
+    def history(self, request: gr.Request) -> list[tuple[str, str]]:
+        """Saved images, newest first, captioned with seed and prompt: the sender's own when the
+        history is private (per user, or per browser session), every one when it is shared."""
+        items = self.service.history(HISTORY_LIMIT, requester=requester_of(request))
         return [
             (
                 item.path,
@@ -1266,6 +1292,43 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="largest upload accepted (default: the image limit of assistant.limits)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    access = parser.add_argument_group("sign-in and histories (see README, 'Shared servers')")
+    access.add_argument(
+        "--auth",
+        metavar="USER:PASS[,USER2:PASS2]",
+        help="require a sign-in for the UI (LORA_MIXER_AUTH); prefer --auth-file: flags show in `ps`",
+    )
+    access.add_argument(
+        "--auth-file", metavar="FILE", help="user:password entries, one per line (LORA_MIXER_AUTH_FILE)"
+    )
+    access.add_argument(
+        "--api-auth",
+        metavar="USER:PASS[,…]",
+        help="HTTP Basic for /sdapi/v1 (LORA_MIXER_API_AUTH; default: the UI's users when --auth is set)",
+    )
+    access.add_argument(
+        "--history",
+        choices=owners.HISTORY_MODES,
+        default=None,
+        help="private: each user/browser session sees its own images; shared: one server-wide gallery; "
+        "auto (default, LORA_MIXER_HISTORY): private unless only this machine can reach the server",
+    )
+    scale = parser.add_argument_group("scale-out (optional extra: pip install -r requirements-ray.txt)")
+    scale.add_argument(
+        "--engine", choices=ENGINE_KINDS, default=None, help="local (default) or ray (LORA_MIXER_ENGINE)"
+    )
+    scale.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join: auto, HOST:6379 (LORA_MIXER_RAY_ADDRESS; default: start one here)",
+    )
+    scale.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        metavar="N",
+        help="engine replicas, one GPU each (LORA_MIXER_REPLICAS)",
+    )
     return parser.parse_args(argv)
 
 
@@ -1291,15 +1354,30 @@ def blocked_paths(settings: Settings) -> list[str]:
     return paths
 
 
-def launch(service: Service, args: argparse.Namespace) -> None:
+def warn_exposure(args: argparse.Namespace, auth: AuthConfig) -> None:
+    """A loud start-up warning when people other than this machine's can use the server unsigned."""
+    for warning in exposure_warnings(
+        host=args.host, share=args.share, auth=auth, space=bool(os.environ.get("SPACE_ID"))
+    ):
+        bar = "!" * 78
+        log.warning("\n%s\n!! %s\n%s", bar, warning, bar)
+    auth_file = args.auth_file or os.environ.get("LORA_MIXER_AUTH_FILE")
+    if auth_file and not file_is_private(auth_file):
+        log.warning("%s can be read by other users of this machine; chmod 600 it", auth_file)
+
+
+def launch(service: Service, args: argparse.Namespace, auth: AuthConfig | None = None) -> None:
     """Build the UI, add the API routes, serve both on one port, then load the engine.
 
     The pipeline loads in a background thread *after* the server listens, so the page answers
     at once (torch imports would otherwise slow Gradio's start); renders wait for it. Blocks
-    until the server stops (Ctrl+C).
+    until the server stops (Ctrl+C), then frees the engine (a Ray engine stops its replicas).
     """
     from assistant import api
 
+    auth = auth or AuthConfig()
+    warn_exposure(args, auth)
+    # renders queue in the service (one per engine worker: one in-process, one per Ray replica)
     demo = build_demo(service, max_waiting=args.max_queue)
     demo.queue(default_concurrency_limit=1, max_size=args.max_queue)
     outputs = service.outputs_dir
@@ -1315,13 +1393,18 @@ def launch(service: Service, args: argparse.Namespace) -> None:
         show_error=False,
         ssr_mode=False,
         footer_links=["api", "gradio"],
-        app_kwargs=api.app_kwargs(service, max_waiting=args.max_queue),
+        auth=auth.ui or None,
+        auth_message="Sign in to LoRA Mixer." if auth.ui else None,
+        app_kwargs=api.app_kwargs(service, max_waiting=args.max_queue, auth=auth),
         css=CSS + IMAGE_CSS,
         theme=gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
         prevent_thread_lock=True,
     )
     service.start(background=True)
-    demo.block_thread()
+    try:
+        demo.block_thread()
+    finally:
+        service.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1329,10 +1412,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_from_args(args)
-    except LoraMixerError as err:
+        auth = load_auth(auth=args.auth, auth_file=args.auth_file, api_auth=args.api_auth)
+        options = EngineOptions.from_env(
+            kind=args.engine, ray_address=args.ray_address, replicas=args.replicas
+        )
+        private = owners.history_is_private(
+            args.history or os.environ.get("LORA_MIXER_HISTORY", "auto"),
+            signed_in=bool(auth.ui),
+            space=bool(os.environ.get("SPACE_ID")),
+            public=args.share or not is_loopback(args.host),
+        )
+    except LoraMixerError as err:  # never echoes a password (see assistant.auth)
         log.error("%s", err)
         return 2
-    launch(Service(settings), args)
+    service = Service(settings, engine_options=options, history=owners.HistoryPolicy(private=private))
+    log.info(
+        "histories are %s; engine: %s",
+        "private (each user or browser session sees its own)" if private else "shared (one gallery)",
+        options.kind if options.kind == "local" else f"{options.kind}, {options.replicas} replica(s)",
+    )
+    launch(service, args, auth)
     return 0
 
 

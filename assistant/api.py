@@ -32,6 +32,11 @@ Unknown A1111 fields are accepted; the ones with a non-default value are listed 
 Invalid input is answered with 422 and a readable message (A1111's error body shape:
 ``{"error", "detail", "errors"}``); other user errors use their ``http_status``.
 
+Sign-in: with ``--api-auth`` (or, without it, the UI's ``--auth`` users) every route asks for
+HTTP Basic credentials before it reads the body (A1111's ``--api-auth``; webuiapi's
+``set_auth``); failures are slowed down per client (:mod:`assistant.guard`). A render is saved
+in the signed-in user's folder (:mod:`assistant.owners`).
+
 Boundary: fastapi/pydantic only — no gradio, no torch. :func:`create_router` builds the routes;
 :func:`app_kwargs` gives what ``Blocks.launch(app_kwargs=…)`` needs to serve them.
 """
@@ -53,8 +58,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.middleware import Middleware
 
+from . import owners
+from .auth import AuthConfig, FailureThrottle
 from .errors import ImageError, LoraMixerError
+from .guard import BasicAuthCheck, BasicAuthPaths, LoginThrottle, OutputsGuard, client_address
 from .limits import (
     API_BODY_BYTES,
     DENOISING,
@@ -423,17 +432,30 @@ async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 class JSONBodyRoute(APIRoute):
-    """An APIRoute that answers any undecodable JSON body with 422, never 400 or 500.
+    """An APIRoute that checks the caller's password, then answers any undecodable JSON body
+    with 422, never 400 or 500.
 
-    FastAPI turns only ``JSONDecodeError`` into a validation error; invalid UTF-8 and absurdly
-    deep nesting (``RecursionError``) become a bare 400. Checking the body first gives every
-    broken body the same readable 422 in A1111's error shape.
+    With ``api_check`` set (a subclass per router, see :func:`create_router`) the credentials are
+    checked before anything else — the body is not even read for a caller without them — and the
+    user name is left in ``request.state.api_user``. FastAPI turns only ``JSONDecodeError`` into a
+    validation error; invalid UTF-8 and absurdly deep nesting (``RecursionError``) become a bare
+    400. Checking the body first gives every broken body the same readable 422 in A1111's shape.
     """
+
+    api_check: BasicAuthCheck | None = None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        api_check = self.api_check
 
         async def checked(request: Request) -> Response:
+            request.state.api_user = None
+            if api_check is not None:
+                user, refusal = api_check(request.headers.get("authorization"), client_address(request.scope))
+                if refusal is not None:
+                    status, content, headers = refusal
+                    return JSONResponse(status_code=status, content=content, headers=headers)
+                request.state.api_user = user
             if request.method in ("POST", "PUT", "PATCH"):
                 body = await _bounded_body(request)  # cached by Starlette: the handler reads it again
                 if body is None:
@@ -546,13 +568,17 @@ class _ApiJobs:
         }
 
 
-def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
+def create_router(
+    service: Service, *, max_waiting: int = 32, api_check: BasicAuthCheck | None = None
+) -> APIRouter:
     """The ``/sdapi/v1`` routes bound to one service.
 
     At most ``max_waiting`` txt2img requests wait for (or hold) the engine at once; more are
-    answered 503 with ``Retry-After`` at once instead of piling up threads and memory.
+    answered 503 with ``Retry-After`` at once instead of piling up threads and memory. With
+    ``api_check`` every route needs HTTP Basic credentials (401 without, 429 while slowed down).
     """
-    router = APIRouter(prefix=PREFIX, tags=["A1111-compatible API"], route_class=JSONBodyRoute)
+    route_class = type("CheckedRoute", (JSONBodyRoute,), {"api_check": api_check})
+    router = APIRouter(prefix=PREFIX, tags=["A1111-compatible API"], route_class=route_class)
     renders = {"active": 0}  # touched only on the event loop thread: no lock needed
     jobs = _ApiJobs()
     responses: dict[int | str, dict[str, Any]] = {
@@ -562,8 +588,11 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
         503: {"model": ErrorBody},
     }
 
-    async def render(body: _RenderRequest, positive: str, settings: RenderSettings, what: str) -> Any:
-        """One render for txt2img or img2img: bounded, cancellable, the VAE override honoured."""
+    async def render(
+        body: _RenderRequest, positive: str, settings: RenderSettings, what: str, request: Request
+    ) -> Any:
+        """One render for txt2img or img2img: bounded, cancellable, the VAE override honoured, saved
+        in the signed-in caller's folder."""
         if renders["active"] >= max_waiting:
             return JSONResponse(
                 status_code=503,
@@ -578,19 +607,21 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
         job = jobs.start(what)
         vae = body.overrides().get("sd_vae")
         restore = (service.settings.vae or "Automatic") if vae is not None else ""
+        requester = owners.Requester(user=request.state.api_user, channel="api")
         try:
             if vae is not None:  # A1111 switches, renders, and (by default) switches back
                 await asyncio.to_thread(service.set_options, vae=str(vae))
-            rendered = await asyncio.to_thread(
-                service.generate,
-                positive,
-                body.negative_prompt,
-                settings,
-                use_assistant=body.assistant,
-                symptoms=tuple(body.symptoms),
-                progress=job.step,
-                cancel=job.cancel,
-            )
+            with owners.acting_for(requester):  # the render is saved in this user's folder
+                rendered = await asyncio.to_thread(
+                    service.generate,
+                    positive,
+                    body.negative_prompt,
+                    settings,
+                    use_assistant=body.assistant,
+                    symptoms=tuple(body.symptoms),
+                    progress=job.step,
+                    cancel=job.cancel,
+                )
         except LoraMixerError as err:
             return _error(err)
         except Exception as exc:
@@ -606,17 +637,17 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
         return _render_response(service, body, rendered)
 
     @router.post("/txt2img", response_model=Txt2ImgResponse, responses=responses)
-    async def txt2img(body: Txt2ImgRequest) -> Any:
+    async def txt2img(body: Txt2ImgRequest, request: Request) -> Any:
         """Render like A1111's txt2img (``enable_hr``: with its hires fix); the LoRA assistant runs
         first unless ``assistant`` is false."""
         try:
             settings = body.render_settings()
         except LoraMixerError as err:
             return _error(err)
-        return await render(body, body.prompt, settings, "txt2img")
+        return await render(body, body.prompt, settings, "txt2img", request)
 
     @router.post("/img2img", response_model=Txt2ImgResponse, responses=responses)
-    async def img2img(body: Img2ImgRequest) -> Any:
+    async def img2img(body: Img2ImgRequest, request: Request) -> Any:
         """Render like A1111's img2img from ``init_images[0]`` (base64) at ``denoising_strength``,
         resized by ``resize_mode``; the LoRA assistant runs first unless ``assistant`` is false.
         Inpainting (``mask``) is refused."""
@@ -632,7 +663,7 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
             settings = dataclasses.replace(body.render_settings(), init_image=init)
         except LoraMixerError as err:
             return _error(err)
-        return await render(body, body.prompt, settings, "img2img")
+        return await render(body, body.prompt, settings, "img2img", request)
 
     @router.post("/png-info", responses=responses)
     async def png_info(body: PngInfoRequest) -> Any:
@@ -739,6 +770,7 @@ def create_router(service: Service, *, max_waiting: int = 32) -> APIRouter:
             "lora_mixer_ready": service.ready,
             "lora_mixer_tiny_model": service.uses_tiny_model,
             **{k: v for k, v in service.options().items() if k in _OVERRIDES},
+            "lora_mixer_engine": getattr(service.engine_info, "backend", "") or "in-process",
         }
 
     @router.post("/options", responses=responses)
@@ -988,17 +1020,38 @@ def docs_routes() -> list[Any]:
     ]
 
 
-def app_kwargs(service: Service, *, max_waiting: int = 32) -> dict[str, Any]:
-    """FastAPI constructor arguments that add the API to a Gradio server.
+#: The API's schema and documentation pages: behind the API's passwords when it has some.
+DOC_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+
+
+def app_kwargs(
+    service: Service,
+    *,
+    max_waiting: int = 32,
+    auth: AuthConfig | None = None,
+    throttle: FailureThrottle | None = None,
+) -> dict[str, Any]:
+    """FastAPI constructor arguments that add the API and the guards to a Gradio server.
 
     ``Blocks.launch(app_kwargs=app_kwargs(service))`` creates Gradio's FastAPI app with these
     routes registered *before* it starts listening, so ``python app.py`` serves the UI and the
     API on one port, and the OpenAPI schema (``/openapi.json``, docs at ``/docs`` and ``/redoc``,
     both served offline) lists them.
+    The middlewares (:mod:`assistant.guard`) refuse direct fetches of the outputs folder, slow
+    down failed sign-ins (UI and API share ``throttle``) and, with API passwords, guard the docs.
     """
-    router = create_router(service, max_waiting=max_waiting)
+    throttle = throttle or FailureThrottle()
+    api_check = BasicAuthCheck(auth.api, throttle) if auth is not None and auth.api else None
+    router = create_router(service, max_waiting=max_waiting, api_check=api_check)
+    middleware = [
+        Middleware(OutputsGuard, outputs_dir=service.outputs_dir),
+        Middleware(LoginThrottle, throttle=throttle),
+    ]
+    if api_check is not None:
+        middleware.append(Middleware(BasicAuthPaths, check=api_check, paths=DOC_PATHS))
     return {
         "routes": [*router.routes, *docs_routes()],
+        "middleware": middleware,
         "exception_handlers": {RequestValidationError: validation_handler},
         "docs_url": None,
         "redoc_url": None,
@@ -1007,6 +1060,6 @@ def app_kwargs(service: Service, *, max_waiting: int = 32) -> dict[str, Any]:
     }
 
 
-def create_app(service: Service, *, max_waiting: int = 32) -> FastAPI:
+def create_app(service: Service, *, max_waiting: int = 32, auth: AuthConfig | None = None) -> FastAPI:
     """A standalone FastAPI app with only the API (for embedding or tests)."""
-    return FastAPI(**app_kwargs(service, max_waiting=max_waiting))
+    return FastAPI(**app_kwargs(service, max_waiting=max_waiting, auth=auth))

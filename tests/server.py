@@ -47,6 +47,8 @@ class Server:
     lora_dir: Path
     outputs_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    #: HTTP Basic credentials for /sdapi/v1 when the server was started with API passwords.
+    api_auth: tuple[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -57,7 +59,9 @@ class Server:
         if self.process.poll() is not None:
             return False
         try:
-            return httpx.get(f"{self.url}/sdapi/v1/samplers", timeout=10).status_code == 200
+            return (
+                httpx.get(f"{self.url}/sdapi/v1/samplers", timeout=10, auth=self.api_auth).status_code == 200
+            )
         except httpx.HTTPError:
             return False
 
@@ -93,6 +97,7 @@ def start_server(
     extra_env: Mapping[str, str] | None = None,
     ready_timeout: float = 240.0,
     attempts: int = 2,
+    api_auth: tuple[str, str] | None = None,
 ) -> Server:
     """:func:`start_server_once`, retried once when Gradio's own start-up self-check fails.
 
@@ -104,7 +109,12 @@ def start_server(
     for attempt in range(attempts):
         try:
             return start_server_once(
-                lora_dir, workdir, extra_args=extra_args, extra_env=extra_env, ready_timeout=ready_timeout
+                lora_dir,
+                workdir,
+                extra_args=extra_args,
+                extra_env=extra_env,
+                ready_timeout=ready_timeout,
+                api_auth=api_auth,
             )
         except RuntimeError as exc:
             if "localhost is not accessible" not in str(exc) or attempt == attempts - 1:
@@ -136,8 +146,13 @@ def start_server_once(
     extra_args: tuple[str, ...] = (),
     extra_env: Mapping[str, str] | None = None,
     ready_timeout: float = 240.0,
+    api_auth: tuple[str, str] | None = None,
 ) -> Server:
-    """Run ``python app.py --host 127.0.0.1 --port N`` and wait until the API answers."""
+    """Run ``python app.py --host 127.0.0.1 --port N`` and wait until the API answers.
+
+    ``api_auth`` (user, password) are the API credentials the server was given (through
+    ``--api-auth``/``--auth`` in ``extra_args`` or the environment), used to ask it whether it is up.
+    """
     port = free_port()
     outputs = workdir / "outputs"
     outputs.mkdir(parents=True, exist_ok=True)
@@ -178,7 +193,7 @@ def start_server_once(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(process, port, log_path, lora_dir, outputs, env)
+    server = Server(process, port, log_path, lora_dir, outputs, env, api_auth)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

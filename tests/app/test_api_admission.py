@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -13,6 +14,8 @@ from assistant.api import create_app
 
 class _BlockingService:
     """Just enough of Service for txt2img: generate() waits until released."""
+
+    outputs_dir = Path("/nonexistent/outputs")  # the file guard's folder (nothing is saved here)
 
     def __init__(self) -> None:
         self.release = threading.Event()
