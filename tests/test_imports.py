@@ -1,4 +1,4 @@
-"""The pure core must not drag in torch, diffusers or gradio (checked in a fresh interpreter)."""
+"""The pure core must not drag in torch, diffusers, gradio or Ray (checked in a fresh interpreter)."""
 
 import json
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "diffusers", "gradio", "transformers", "peft", "ftfy")
+HEAVY = ("torch", "diffusers", "gradio", "transformers", "peft", "ftfy", "ray")
 PURE_MODULES = [
     "assistant",
     "assistant.prompt",
@@ -20,6 +20,14 @@ PURE_MODULES = [
     "assistant.cli",
     "assistant.rules",
     "assistant.service",
+    "assistant.backend",
+    "assistant.owners",
+    "assistant.auth",
+    "assistant.guard",
+    "assistant.api",
+    "assistant.cluster",  # the Ray engine's package and front import Ray only when it loads
+    "assistant.cluster.routing",
+    "assistant.cluster.front",
     "assistant.engine",  # the package itself is lazy
     "assistant.engine.checks",
     "assistant.engine.schedulers",

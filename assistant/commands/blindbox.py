@@ -5,7 +5,9 @@ then varied by :func:`assistant.blend.blind_box` and rendered as a labelled grid
 cell (A1111 infotext) and ``manifest.json``. ``--seed`` seeds the draws and, unless
 ``--image-seed`` says otherwise, is also the image seed every cell shares — so
 ``blindbox … --seed 7`` is reproducible to the byte. ``--dry-run`` prints the plan without
-rendering (torch is never imported). ``--json`` prints one JSON document.
+rendering (torch is never imported). ``--json`` prints one JSON document. ``--engine ray``
+renders on Ray Serve replicas (``--ray-address``, ``--replicas``; see README "Scale out"): the
+cells are split across them and the grid is the same.
 
 This module also holds the options and steps the ``ab`` and ``sweep`` commands share.
 """
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..backend import ENGINE_KINDS, EngineOptions, create_engine
 from ..blend import Plan, blind_box
 from ..config import Settings
 from ..errors import LoraMixerError, PromptError
@@ -79,6 +82,18 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, grid: bool = True) 
     default_out = "outputs/<kind>-<seed>" if grid else "outputs/generate"
     parser.add_argument("--out", default=None, metavar="DIR", help=f"output folder (default: {default_out})")
     parser.add_argument("--dry-run", action="store_true", help="print the plan only; render nothing")
+    parser.add_argument(
+        "--engine", choices=ENGINE_KINDS, default=None, help="local (default) or ray (LORA_MIXER_ENGINE)"
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="Ray cluster to join, e.g. auto (LORA_MIXER_RAY_ADDRESS; default: start one here)",
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=None, metavar="N", help="engine replicas for --engine ray (default 1)"
+    )
     if grid:
         parser.add_argument(
             "--sequential",
@@ -209,6 +224,7 @@ class Context:
     engine: Any = None
     tiny: bool = True
     banner: str = ""
+    backend: str = "in-process"
     notes: list[str] = dataclasses.field(default_factory=list)
     advice: Any = None
 
@@ -236,14 +252,14 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
     context.notes.extend(library.notes)
     base_family = args.base or _guess_base(settings)
     default_size = TINY_SIZE if settings.uses_tiny_model else REAL_SIZE
+    options = EngineOptions.from_env(kind=args.engine, ray_address=args.ray_address, replicas=args.replicas)
     if not args.dry_run:
-        from ..engine import Engine
-
-        engine = Engine(settings)
+        engine = create_engine(settings, options)
         info = engine.info
         context.engine = engine
         context.tiny = bool(info.is_tiny)
         context.banner = info.banner
+        context.backend = info.backend or "in-process"
         base_family = info.base
         default_size = info.default_size
     else:
@@ -346,6 +362,7 @@ def finish(args: argparse.Namespace, context: Context, plan: Plan) -> int:
         "kind": plan.kind,
         "dry_run": bool(args.dry_run),
         "tiny_model": context.tiny,
+        "engine": context.backend,
         "banner": context.banner,
         "plan": plan.to_json(),
         "notes": list(context.notes),

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {
         "ok": True,
         "tiny_model": context.tiny,
+        "engine": context.backend,
         "banner": context.banner,
         "prompt": request.prompt,
         "negative": request.negative,
