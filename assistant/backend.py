@@ -18,6 +18,7 @@ know which one runs. ``EngineOptions`` says which one to build; its values come 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -32,6 +33,10 @@ from .types import GenerationRequest, GenerationResult
 StepProgress = Callable[[int, int], None]
 
 ENGINE_KINDS = ("local", "ray")
+RAY_INSTALL_HINT = (
+    "--engine ray needs the optional Ray extra: pip install -r requirements-ray.txt "
+    "(or leave --engine out to render in this process)"
+)
 #: Most replicas ``--replicas`` accepts (a typo such as 80 must not start 80 model copies).
 MAX_REPLICAS = 64
 
@@ -135,6 +140,8 @@ class EngineOptions:
             raise PresetError(f"replicas must be from 1 to {MAX_REPLICAS} (got {self.replicas})")
         if self.gpus_per_replica is not None and self.gpus_per_replica < 0:
             raise PresetError(f"GPUs per replica cannot be negative (got {self.gpus_per_replica})")
+        if kind == "ray" and importlib.util.find_spec("ray") is None:
+            raise PresetError(RAY_INSTALL_HINT)
         address = (self.ray_address or "").strip() or None
         return EngineOptions(kind, address, self.replicas, self.gpus_per_replica)
 

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..backend import EngineInfo, EngineOptions, StepProgress
+from ..backend import RAY_INSTALL_HINT, EngineInfo, EngineOptions, StepProgress
 from ..config import PROJECT_ROOT, Settings
 from ..engine.checks import check_request
 from ..errors import Cancelled, GenerationError, LoraMixerError
@@ -70,10 +70,6 @@ FORWARDED_ENV = (
     "LORA_MIXER_CHECK_STATE",
     "CUDA_VISIBLE_DEVICES",
 )
-INSTALL_HINT = (
-    "the Ray engine needs the optional Ray extra: pip install -r requirements-ray.txt "
-    "(or run without --engine ray)"
-)
 
 
 def _import_ray() -> tuple[Any, Any]:
@@ -84,7 +80,7 @@ def _import_ray() -> tuple[Any, Any]:
         import ray
         from ray import serve
     except ImportError as err:
-        raise GenerationError(f"{INSTALL_HINT} ({err})") from None
+        raise GenerationError(f"{RAY_INSTALL_HINT} ({err})") from None
     return ray, serve
 
 
