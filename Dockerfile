@@ -53,6 +53,7 @@ ENV LORA_MIXER_LORA_DIRS=/data/loras:/app/models/Lora \
     LORA_MIXER_CACHE=/data/cache
 VOLUME ["/data/loras", "/data/models", "/data/outputs"]
 EXPOSE 7860
+# 200, or 401 when the API has passwords (LORA_MIXER_AUTH / LORA_MIXER_API_AUTH): both mean it answers
 HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:7860/sdapi/v1/options || exit 1
+  CMD curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1:7860/sdapi/v1/options | grep -qE '^(200|401)$' || exit 1
 CMD ["python", "app.py", "--host", "0.0.0.0", "--port", "7860"]

@@ -7,8 +7,10 @@ A1111 API (``POST /sdapi/v1/txt2img``), half through the Gradio queue (``gradio_
 the UI takes). It reports requests served, rejected with ``queue_full`` (expected once the
 Gradio queue's ``max_size`` is reached), errors (anything else: must be 0), p50/p99 latency of the
 served ones, and whether the server still answers afterwards; then it stops the server and
-appends the figures to ``bench/RESULTS.md`` (``--no-write`` to skip). Loopback only; the loop is
-bounded by both the request count and the deadline, so it always stops by itself.
+appends the figures to ``bench/RESULTS.md`` (``--no-write`` to skip). ``--engine ray --replicas N``
+runs the server on the Ray engine (a private Ray instance the server starts on loopback, N CPU
+replicas). Loopback only; the loop is bounded by both the request count and the deadline, so it
+always stops by itself.
 Exit code 0 when errors == 0 and the server survived, else 1.
 """
 
@@ -168,6 +170,8 @@ def run(
     ui_share: float,
     ui_api_name: str,
     max_queue: int | None = None,
+    engine: str = "local",
+    replicas: int = 1,
 ) -> dict[str, object]:
     """Start the server, run the clients, stop the server; returns the figures."""
     from assistant.engine.demo_loras import write_demo_loras
@@ -177,7 +181,9 @@ def run(
         lora_dir = work / "Lora"
         write_demo_loras(lora_dir)
         started_server = time.monotonic()
-        extra = ("--max-queue", str(max_queue)) if max_queue is not None else ()
+        extra: tuple[str, ...] = ("--max-queue", str(max_queue)) if max_queue is not None else ()
+        if engine == "ray":
+            extra += ("--engine", "ray", "--replicas", str(replicas))
         server = start_server(lora_dir, work, extra_args=extra)
         startup_s = time.monotonic() - started_server
         try:
@@ -230,6 +236,9 @@ def run(
         "ui_p50_s": percentile(tally.by_path["ui"], 50),
         "ui_p99_s": percentile(tally.by_path["ui"], 99),
         "max_queue": "app default (32)" if max_queue is None else max_queue,
+        "engine": "in-process"
+        if engine == "local"
+        else f"Ray, {replicas} replica{'s' if replicas != 1 else ''}",
         "startup_s": startup_s,
         "alive_after": alive_after,
         # 1-minute load average at the end: on a shared machine the figures scale with it.
@@ -238,9 +247,12 @@ def run(
 
 
 def markdown_row(figures: dict[str, object]) -> str:
+    engine = str(figures.get("engine", "in-process"))
+    machine = f"{platform.machine()}, {_cores()} cores, load {figures['load_avg']:.1f}"
+    if engine != "in-process":
+        machine += f", engine: {engine}"
     return (
-        f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {platform.machine()}, {_cores()} cores, "
-        f"load {figures['load_avg']:.1f} | "
+        f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {machine} | "
         f"{figures['sent']}/{figures['requests']} | {figures['clients']} ({figures['ui_clients']} UI) | "
         f"{figures['max_queue']} | "
         f"{figures['served']} | {figures['queue_full']} | {figures['errors']} | "
@@ -289,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-queue", type=int, default=None, help="pass --max-queue N to app.py (default: the app's own)"
     )
+    parser.add_argument("--engine", choices=("local", "ray"), default="local", help="the server's engine")
+    parser.add_argument("--replicas", type=int, default=2, help="Ray replicas with --engine ray (default 2)")
     parser.add_argument("--no-write", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 2000 or not 1 <= args.clients <= 64 or not 0 < args.duration <= 600:
@@ -300,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         ui_share=args.ui_share,
         ui_api_name=args.ui_api_name,
         max_queue=args.max_queue,
+        engine=args.engine,
+        replicas=args.replicas,
     )
     for key, value in figures.items():
         if key != "error_samples":

@@ -4,9 +4,12 @@
 :func:`build` is the same for a cluster operator::
 
     ray start --head                      # on the head node (then `ray start --address …` on the others)
-    serve run assistant.cluster.deploy:build replicas=4 model=/models/sd15.safetensors \\
-        lora_dirs=/shared/loras
-    python app.py --engine ray --ray-address auto --host 0.0.0.0 --auth-file users.txt
+    serve run --non-blocking docs/ray-serve.yaml        # or, without a file:
+    serve run --non-blocking --name lora-mixer assistant.cluster.deploy:build replicas=4 \\
+        model=/models/sd15.safetensors
+    python app.py --engine ray --ray-address auto --model /models/sd15.safetensors --auth-file users.txt
+
+(``docs/ray-serve.yaml`` also turns Serve's HTTP proxy off: the front needs handles only.)
 
 Every replica asks for one GPU (``num_gpus=1``; ``gpus=0`` or ``device=cpu`` for CPU replicas) and
 renders one job at a time; requests beyond that wait in the front's router.
@@ -14,7 +17,6 @@ renders one job at a time; requests beyond that wait in the front's router.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +40,7 @@ def application(
     from ray.serve.config import RequestRouterConfig
 
     from .replica import EngineReplica
+    from .routing import engine_settings
 
     deployment = serve.deployment(
         EngineReplica,
@@ -55,19 +58,22 @@ def application(
         graceful_shutdown_timeout_s=10.0,
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
     )
-    return deployment.bind(settings, threads)
+    # what a job's settings are compared with: a difference in a front-only field never reloads
+    return deployment.bind(engine_settings(settings), threads)
 
 
 def build(args: Mapping[str, str]) -> Any:
     """``serve run assistant.cluster.deploy:build key=value …``: ``replicas`` (default 1),
     ``gpus`` (per replica; default 1, 0 with ``device=cpu``), ``threads`` (torch threads per
-    replica), and the settings LoRA Mixer otherwise reads from the environment or
-    ``lora-mixer.yaml``: ``model``, ``lora_dirs`` (separated by ``:``), ``device``,
-    ``adapter_cache_size``, ``low_vram``, ``models_dir``, ``cache_dir``.
+    replica), and the engine settings LoRA Mixer otherwise reads from the environment or
+    ``lora-mixer.yaml``: ``model``, ``device``, ``adapter_cache_size``, ``low_vram``. (LoRA
+    folders are the front's business: a render names its LoRA files.)
 
     ``serve run`` calls this before it connects to the cluster, so it cannot look at the
     cluster's GPUs: say ``gpus=0`` (or ``device=cpu``) for CPU replicas."""
-    values = dict(args)
+    values = {
+        str(k): str(v) for k, v in args.items()
+    }  # strings from the command line, YAML types from a file
     try:
         replicas = int(values.pop("replicas", "1"))
         gpus_text = values.pop("gpus", None)
@@ -78,13 +84,11 @@ def build(args: Mapping[str, str]) -> Any:
     settings = load_settings()
     changes: dict[str, Any] = {}
     for key, value in values.items():
-        if key == "lora_dirs":
-            changes[key] = tuple(p for p in value.split(os.pathsep) if p)
-        elif key == "adapter_cache_size":
+        if key == "adapter_cache_size":
             changes[key] = int(value)
         elif key == "low_vram":
             changes[key] = value.strip().lower() in ("1", "true", "yes", "on")
-        elif key in ("model", "device", "models_dir", "cache_dir"):
+        elif key in ("model", "device"):
             changes[key] = value
         else:
             raise PresetError(f"serve run: unknown argument {key!r}")

@@ -61,3 +61,32 @@ def test_without_the_ray_extra_the_answer_says_how_to_install_it(monkeypatch: py
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(PresetError, match=r"pip install -r requirements-ray\.txt"):
         EngineOptions.from_env(kind="ray")
+
+
+def test_the_cluster_config_file_deploys_what_the_front_looks_for() -> None:
+    """docs/ray-serve.yaml (README "Scale out"): valid for Serve, named as the front expects."""
+    pytest.importorskip("ray", reason="the Ray extra (requirements-ray.txt) is not installed")
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from assistant.cluster import APP_NAME, DEPLOYMENT_NAME
+    from assistant.cluster.deploy import build
+    from assistant.config import PROJECT_ROOT
+
+    config = ServeDeploySchema.model_validate(
+        yaml.safe_load((PROJECT_ROOT / "docs" / "ray-serve.yaml").read_text(encoding="utf-8"))
+    )
+    assert config.proxy_location == "Disabled"
+    (app,) = config.applications
+    assert (app.name, app.import_path, app.route_prefix) == (APP_NAME, "assistant.cluster.deploy:build", None)
+    deployment = build(app.args)._bound_deployment
+    assert deployment.name == DEPLOYMENT_NAME
+    assert deployment.num_replicas == 8
+    assert deployment.ray_actor_options["num_gpus"] == 1
+    settings = deployment.init_args[0]
+    assert settings.model == "/shared/models/sd15.safetensors"
+    assert settings.adapter_cache_size == 8
+    cpu = build({"replicas": "2", "device": "cpu"})._bound_deployment
+    assert (cpu.num_replicas, cpu.ray_actor_options["num_gpus"]) == (2, 0)
+    with pytest.raises(PresetError, match="unknown argument 'modle'"):
+        build({"modle": "x"})
