@@ -90,3 +90,15 @@ def test_the_cluster_config_file_deploys_what_the_front_looks_for() -> None:
     assert (cpu.num_replicas, cpu.ray_actor_options["num_gpus"]) == (2, 0)
     with pytest.raises(PresetError, match="unknown argument 'modle'"):
         build({"modle": "x"})
+
+
+def test_ray_is_an_optional_extra_that_ci_installs() -> None:
+    from assistant.config import PROJECT_ROOT
+
+    def entries(name: str) -> list[str]:
+        text = (PROJECT_ROOT / name).read_text(encoding="utf-8")
+        return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+
+    assert not any(entry.startswith("ray") for entry in entries("requirements.txt"))  # runtime: no Ray
+    assert entries("requirements-ray.txt") == ["ray[serve]==2.60.0"]  # pinned, and no torch with it
+    assert "-r requirements-ray.txt" in entries("requirements-dev.txt")  # the README test command
