@@ -214,6 +214,9 @@ def run(
             alive_after = alive and after.status_code == 200
         finally:
             server.stop()
+            if server.process.returncode not in (0, None) or "Traceback" in server.log():
+                tail = server.log()[-6000:]
+                print(f"server log (exit {server.process.returncode}):\n{tail}", file=sys.stderr)
     sent = sum(tally.outcomes.values())
     return {
         "requests": requests,

@@ -31,6 +31,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -76,6 +77,9 @@ def _import_ray() -> tuple[Any, Any]:
     # Before Ray is imported: a private cluster listens on loopback only (Ray otherwise binds the
     # machine's network address so that other nodes could join).
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # Never start a Ray instance behind our back: after close(), Serve's router threads still
+    # call the (gone) controller, and Ray's auto-connect would start a new instance for them.
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     try:
         import ray
         from ray import serve
@@ -130,6 +134,40 @@ class _CancelWatch:
                         log.debug("cancelling a finished stream", exc_info=True)
 
 
+class _LifecycleThread:
+    """Runs Ray's start and stop on one long-lived thread, whichever thread asks.
+
+    ``ray.init`` in one thread and ``ray.shutdown`` in another can hang (the service loads the
+    engine in a background thread; the app closes it from the main thread; a CLI run closes it
+    from ``atexit``). A daemon thread, not an executor: executors refuse work once the
+    interpreter is exiting, which is when ``atexit`` needs it.
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.Queue[tuple[Any, concurrent.futures.Future[Any]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, fn: Any) -> Any:
+        if threading.current_thread() is self._thread:
+            return fn()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="ray-lifecycle", daemon=True)
+                self._thread.start()
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._calls.put((fn, future))
+        return future.result()
+
+    def _serve(self) -> None:
+        while True:
+            fn, future = self._calls.get()
+            try:
+                future.set_result(fn())
+            except BaseException as err:  # handed to the caller, whatever it is
+                future.set_exception(err)
+
+
 class RayEngine:
     """:class:`assistant.backend.ScaledEngine` on Ray Serve (see the module docstring)."""
 
@@ -141,6 +179,7 @@ class RayEngine:
         self._replicas = self.options.replicas
         self._lock = threading.RLock()
         self._watch = _CancelWatch()
+        self._lifecycle = _LifecycleThread()
         self._started_ray = False
         self._deployed_here = False
         self._temp_dir: str | None = None
@@ -161,6 +200,11 @@ class RayEngine:
 
     def load(self) -> EngineInfo:
         """Join or start Ray, deploy or find the application, make every replica run our model."""
+        if self._info is not None:
+            return self._info
+        return self._lifecycle.run(self._load)
+
+    def _load(self) -> EngineInfo:
         with self._lock:
             if self._info is not None:
                 return self._info
@@ -405,15 +449,15 @@ class RayEngine:
                 # read the stream to its end: the replica's slot is free again when this returns
                 for event in stream:
                     kind = event[0]
-                    if kind == "start":
-                        replica = event[1]
-                    elif kind == "progress":
-                        step = (int(event[1]), int(event[2]))
+                    if kind == "progress":
+                        step, replica = (int(event[1]), int(event[2])), str(event[3])
                         if progress is not None:
                             progress(*step)
                     elif kind == "result":
                         reply = event[1]
                         BOOK.update(reply.replica, reply.version, reply.adapters)
+                        if progress is not None and step[1] and step[0] < step[1]:
+                            progress(step[1], step[1])  # the replica does not send its last step
                     elif kind == "error":
                         raise event[1]
                 if reply is None:
@@ -468,18 +512,25 @@ class RayEngine:
 
     def close(self) -> None:
         """Stop what this front started; leave a cluster and an application it joined running."""
+        if self._handle is None and not self._started_ray:
+            return
+        self._lifecycle.run(self._close)
+
+    def _close(self) -> None:
         with self._lock:
             self._watch.stop()
             handle, self._handle, self._info = self._handle, None, None
             if handle is None and not self._started_ray:
                 return
             ray, serve = _import_ray()
+            if handle is not None:
+                with contextlib.suppress(Exception):
+                    handle.shutdown()  # its router thread stops asking the controller for news
             with contextlib.suppress(Exception):  # already stopped: nothing left to do
                 if self._started_ray:
-                    serve.shutdown()
-                    ray.shutdown()
+                    ray.shutdown()  # a private instance: everything in it stops with it
                 elif self._deployed_here:
-                    serve.delete(APP_NAME)
+                    serve.delete(APP_NAME, _blocking=False)
             if self._started_ray and self._temp_dir and not os.environ.get("LORA_MIXER_RAY_TEMP_DIR"):
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._started_ray = self._deployed_here = False

@@ -4,11 +4,13 @@ A replica loads the model in its constructor (Serve marks it ready afterwards), 
 at a time (``max_ongoing_requests=1`` in :mod:`.deploy`; a lock guards the engine against the
 control calls, which bypass that limit) and answers:
 
-- ``render(job, route=…)`` — a stream: ``("start", replica)``, then ``("progress", step, steps)``
-  (coalesced: the front gets the latest), then ``("result", RenderReply)`` or ``("error", err)``
-  with the engine's own :class:`~assistant.errors.LoraMixerError`. The engine runs in a worker
-  thread, so the replica keeps answering Serve (queue length, health, cancel) meanwhile; when
-  the caller cancels, the render stops after its current step.
+- ``render(job, route=…)`` — a stream of ``("progress", step, steps, replica)`` (the first step
+  at once, then at most one every :data:`PROGRESS_EVERY_S`, the latest only: each item is a trip
+  between processes, and on a busy machine a trip costs more than a small render), then
+  ``("result", RenderReply)`` or ``("error", err)`` with the engine's own
+  :class:`~assistant.errors.LoraMixerError`. The engine runs in a worker thread, so the replica
+  keeps answering Serve (queue length, health, cancel) meanwhile; when the caller cancels, the
+  render stops after its current step.
 - ``configure(settings)`` — load another base model (a model switch; broadcast to every
   replica) with :func:`assistant.backend.swap_engine`'s rules: the running model stays when the
   new one cannot load. A job whose settings differ from the replica's does the same first, so a
@@ -22,6 +24,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,6 +36,8 @@ from .routing import RenderJob, RenderReply, ReplicaStatus, RouteHint
 log = logging.getLogger(__name__)
 
 Event = tuple[Any, ...]
+#: Least time between two progress items of one render (the first step is always sent at once).
+PROGRESS_EVERY_S = 0.1
 
 
 class EngineReplica:
@@ -67,11 +72,19 @@ class EngineReplica:
         def emit(event: Event) -> None:
             loop.call_soon_threadsafe(events.put_nowait, event)
 
+        sent = [float("-inf")]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - sent[0] >= PROGRESS_EVERY_S and done < total:  # the last step: the result follows
+                sent[0] = now
+                emit(("progress", done, total, self.replica))
+
         def work() -> None:
             try:
                 with self._lock:
                     self._follow(job.settings)
-                    results = self._run(job, lambda done, total: emit(("progress", done, total)), cancel)
+                    results = self._run(job, progress, cancel)
                     self._renders += 1
                     self._adapters = tuple(self._loaded_adapters())
                     reply = RenderReply(tuple(results), self.replica, self._adapters, self._renders)
@@ -84,7 +97,6 @@ class EngineReplica:
                 emit(("error", GenerationError(reason)))
 
         worker = loop.run_in_executor(None, work)
-        yield ("start", self.replica)
         try:
             while True:
                 event = await events.get()
