@@ -1026,7 +1026,12 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
                 with gr.Tab("History", id="history-tab"):
                     history_refresh = gr.Button("Refresh", size="sm")
                     history_gallery = gr.Gallery(
-                        label="Saved images (newest first)", columns=4, height=560, elem_id="history"
+                        label="Your saved images (newest first; nobody else sees them)"
+                        if service.history_policy.private
+                        else "Saved images (newest first)",
+                        columns=4,
+                        height=560,
+                        elem_id="history",
                     )
 
         library_listing = gr.JSON(visible=False)
