@@ -109,6 +109,14 @@ class Engine(Protocol):
         """Free what the engine holds (a later :meth:`load` starts again)."""
         ...
 
+    def set_vae(self, choice: str | None) -> EngineInfo:
+        """Another VAE (A1111's ``sd_vae``); the current one stays when it cannot load."""
+        ...
+
+    def reload_embeddings(self) -> tuple[str, ...]:
+        """Scan the embeddings folders again; the usable names."""
+        ...
+
 
 @runtime_checkable
 class ScaledEngine(Engine, Protocol):

@@ -504,6 +504,22 @@ class RayEngine:
             self._info = self._describe(statuses[0])
             return self._info
 
+    def set_vae(self, choice: str | None) -> EngineInfo:
+        """Another VAE on every replica (they keep the model; the old VAE stays if one fails)."""
+        return self.switch_model(dataclasses.replace(self.settings, vae=choice))
+
+    def reload_embeddings(self) -> tuple[str, ...]:
+        """Every replica scans its embeddings folders again; the names the first one can use."""
+        self.load()
+        with self._lock:
+            replies = self._handle.broadcast("reload_embeddings").results(return_exceptions=True)
+            statuses = [r[1] for r in replies if isinstance(r, tuple) and r[0] == "ok"]
+            errors = [r[1] for r in replies if isinstance(r, tuple) and r[0] == "error"]
+            if errors or not statuses:
+                raise GenerationError(str(errors[0]) if errors else "no replica answered")
+            self._info = self._describe(statuses[0])
+            return self._info.embeddings
+
     def replicas(self) -> list[ReplicaStatus]:
         """What every live replica reports (model, adapters, renders, actor name)."""
         self.load()

@@ -11,16 +11,18 @@ control calls, which bypass that limit) and answers:
   :class:`~assistant.errors.LoraMixerError`. The engine runs in a worker thread, so the replica
   keeps answering Serve (queue length, health, cancel) meanwhile; when the caller cancels, the
   render stops after its current step.
-- ``configure(settings)`` — load another base model (a model switch; broadcast to every
+- ``configure(settings)`` — load another base model or VAE (a switch; broadcast to every
   replica) with :func:`assistant.backend.swap_engine`'s rules: the running model stays when the
   new one cannot load. A job whose settings differ from the replica's does the same first, so a
   replica Serve started after a switch (from the deployment's original arguments) catches up.
+- ``reload_embeddings()`` — scan the textual-inversion folders again (broadcast).
 - ``status()`` and ``record_routing_stats()`` — which model, which adapters are loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import threading
@@ -125,6 +127,10 @@ class EngineReplica:
         """Load ``settings``' model unless it is the running one (call with the lock held)."""
         if settings == self._settings:
             return
+        if dataclasses.replace(self._settings, vae=settings.vae) == settings:  # only the VAE changes
+            self._info = self._engine.set_vae(settings.vae)
+            self._settings = settings
+            return
         self._engine, self._info = swap_engine(self._engine, self._info, settings, create_engine)
         self._settings = settings
         self._adapters = ()
@@ -137,6 +143,20 @@ class EngineReplica:
             try:
                 with self._lock:
                     self._follow(settings)
+                    return ("ok", self._status())
+            except LoraMixerError as err:
+                return ("error", err)
+
+        return await asyncio.get_running_loop().run_in_executor(None, work)
+
+    async def reload_embeddings(self) -> tuple[str, Any]:
+        """Scan the embeddings folders again: ``("ok", ReplicaStatus)`` or ``("error", err)``."""
+
+        def work() -> tuple[str, Any]:
+            try:
+                with self._lock:
+                    self._engine.reload_embeddings()
+                    self._info = self._engine.info
                     return ("ok", self._status())
             except LoraMixerError as err:
                 return ("error", err)

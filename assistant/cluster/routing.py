@@ -80,9 +80,9 @@ class ReplicaView:
     adapters: frozenset[str] = frozenset()
 
 
-#: Settings that do not change what a replica renders (folders the front reads, UI switches, the
-#: model-hash cache): left at their defaults in what replicas receive, so two fronts that differ
-#: only there share the replicas without making them reload the model back and forth.
+#: Settings that do not change what a replica loads (folders the front reads, UI switches, the
+#: model-hash cache, the per-render defaults that every request carries): left at their defaults
+#: in what replicas receive, so a difference there never reloads a model.
 _FRONT_ONLY_FIELDS = (
     "lora_dirs",
     "outputs_dir",
@@ -92,6 +92,9 @@ _FRONT_ONLY_FIELDS = (
     "recipes_dir",
     "models_dir",
     "allow_model_switch",
+    "clip_skip",  # these three travel in every GenerationRequest
+    "rng",
+    "emphasis",
 )
 
 

@@ -383,6 +383,48 @@ def test_a_model_switch_reaches_every_replica_and_a_failed_one_changes_nothing(
     assert {s.info.model_name for s in cluster.replicas()} == {"tiny-sd15-demo"}
 
 
+def test_a_vae_change_reaches_every_replica_without_reloading_the_model(
+    cluster: RayEngine, local: Any, tmp_path: Path
+) -> None:
+    import json
+
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
+    from assistant.engine.checkpoints import CONFIGS_DIR
+    from assistant.engine.core import Engine
+    from tests.engine.ldm import vae_to_ldm
+
+    # an original-layout VAE file for the tiny model, and config folders that describe it
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS_DIR / "sd15", configs / "sd15")
+    (configs / "sd15" / "vae" / "config.json").write_text(json.dumps(dict(local.pipeline.vae.config)))
+    torch.manual_seed(11)
+    other = AutoencoderKL.from_config(local.pipeline.vae.config)
+    vae_dir = tmp_path / "VAE"
+    vae_dir.mkdir()
+    state = vae_to_ldm(other.state_dict(), len(other.config.block_out_channels), prefix="")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(vae_dir / "kl-f8-anime.safetensors"))
+    settings = dataclasses.replace(SETTINGS, vae_dir=str(vae_dir), model_configs=str(configs))
+    try:
+        cluster.switch_model(settings)  # new folders: the replicas load the model with them
+        pids = {s.replica: s.pid for s in cluster.replicas()}
+        info = cluster.set_vae("kl-f8-anime.safetensors")
+        assert info.vae_name == "kl-f8-anime.safetensors"
+        statuses = cluster.replicas()
+        assert {s.info.vae_name for s in statuses} == {"kl-f8-anime.safetensors"}
+        assert {s.replica: s.pid for s in statuses} == pids  # the same replicas, not new ones
+        reference = Engine(dataclasses.replace(settings, vae="kl-f8-anime.safetensors"))
+        reference.load()
+        ours = cluster.generate(BASE)
+        assert np.array_equal(pixels(ours), pixels(reference.generate(BASE)))
+        assert "VAE: kl-f8-anime" in ours.infotexts[0]
+        assert not np.array_equal(pixels(ours), pixels(local.generate(BASE)))  # the VAE did change
+    finally:
+        cluster.switch_model(SETTINGS)
+    assert {s.info.vae_name for s in cluster.replicas()} == {""}
+
+
 def test_a_replica_killed_mid_grid_has_its_cells_rendered_again_elsewhere(
     cluster: RayEngine, local: Any
 ) -> None:
