@@ -25,10 +25,12 @@ What it does, in the order a render meets it:
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import queue
@@ -86,6 +88,23 @@ def _import_ray() -> tuple[Any, Any]:
     except ImportError as err:
         raise GenerationError(f"{RAY_INSTALL_HINT} ({err})") from None
     return ray, serve
+
+
+def _off_event_loop(method: Any) -> Any:
+    """Ray's blocking handle calls refuse to run in a thread whose asyncio loop is running (an
+    async web handler; Playwright's sync API in a test): such a caller's call runs in a helper
+    thread instead, and this thread waits for it."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return method(self, *args, **kwargs)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ray-call") as helper:
+            return helper.submit(method, self, *args, **kwargs).result()
+
+    return wrapper
 
 
 def _flagged(flags: Sequence[threading.Event]) -> bool:
@@ -328,6 +347,7 @@ class RayEngine:
 
         return sampler_names()
 
+    @_off_event_loop
     def generate(
         self,
         request: GenerationRequest,
@@ -343,6 +363,7 @@ class RayEngine:
         (result,) = self._run_job([cell], many=False, batched=False, progress=progress, flags=flags)
         return _restored(request, result)
 
+    @_off_event_loop
     def generate_many(
         self,
         requests: Sequence[GenerationRequest],
@@ -493,6 +514,7 @@ class RayEngine:
 
     # -- protocol: model and lifecycle ------------------------------------------------------------
 
+    @_off_event_loop
     def switch_model(self, settings: Settings) -> EngineInfo:
         """Load ``settings``' model on every replica; the running one stays when any fails."""
         self.load()
@@ -508,6 +530,7 @@ class RayEngine:
         """Another VAE on every replica (they keep the model; the old VAE stays if one fails)."""
         return self.switch_model(dataclasses.replace(self.settings, vae=choice))
 
+    @_off_event_loop
     def reload_embeddings(self) -> tuple[str, ...]:
         """Every replica scans its embeddings folders again; the names the first one can use."""
         self.load()
@@ -520,6 +543,7 @@ class RayEngine:
             self._info = self._describe(statuses[0])
             return self._info.embeddings
 
+    @_off_event_loop
     def replicas(self) -> list[ReplicaStatus]:
         """What every live replica reports (model, adapters, renders, actor name)."""
         self.load()

@@ -143,6 +143,21 @@ def test_a_render_goes_to_the_replica_that_holds_its_loras(cluster: RayEngine) -
         assert used == {holder}
 
 
+def test_it_answers_a_caller_whose_thread_runs_an_event_loop(cluster: RayEngine, local: Any) -> None:
+    """Ray's blocking calls refuse such a thread (an async handler, Playwright's sync API)."""
+    import asyncio
+
+    async def inside() -> GenerationResult:
+        return cluster.generate(BASE)
+
+    assert np.array_equal(pixels(asyncio.run(inside())), pixels(local.generate(BASE)))
+    assert len(asyncio.run(_replicas_inside(cluster))) == 2
+
+
+async def _replicas_inside(cluster: RayEngine) -> list[Any]:
+    return cluster.replicas()
+
+
 def test_a_lora_error_on_a_replica_reaches_the_caller_as_the_same_error(
     cluster: RayEngine, local: Any, tmp_path: Path
 ) -> None:
