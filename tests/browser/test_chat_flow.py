@@ -135,10 +135,11 @@ def test_sweep_button_with_closed_options_sweeps_the_prompt_lora(page: Any) -> N
 def test_ab_and_sweep_commands_on_an_empty_prompt_ask_for_one(page: Any) -> None:
     fast(page)
     send(page, "/ab catgirl_v1 catgirl_v2")
-    first = wait_bot_text(page, 0, ".")
+    # the answer, not the "⏳ Working on it…" placeholder that precedes it ("." matched that too)
+    first = wait_bot_text(page, 0, "prompt")
     send(page, "/sweep catgirl_v1 0.2..1.0x5")
     wait_bot_count(page, 2)
-    second = wait_bot_text(page, 1, ".")
+    second = wait_bot_text(page, 1, "prompt")
     for text in (first, second):
         assert "rendered with" not in text, text
         assert "same seed for every cell" not in text, text
