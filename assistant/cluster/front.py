@@ -284,7 +284,8 @@ class RayEngine:
         while state in ("DEPLOYING", "DELETING") and time.monotonic() < deadline:
             time.sleep(1.0)
             state = self._app_status(serve)
-        if state != "RUNNING":
+        # UNHEALTHY: a replica died and Serve is replacing it; the application itself is fine
+        if state not in ("RUNNING", "UNHEALTHY"):
             if state is not None:
                 log.warning("the Serve application %s is %s; deploying it again", APP_NAME, state)
             from .deploy import application

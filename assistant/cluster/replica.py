@@ -115,7 +115,7 @@ class EngineReplica:
         engine = self._engine
         if job.many:
             return engine.generate_many(job.requests, batched=job.batched, progress=progress, cancel=cancel)
-        return [self._engine.generate(request, progress=progress, cancel=cancel) for request in job.requests]
+        return [engine.generate(request, progress=progress, cancel=cancel) for request in job.requests]
 
     def _loaded_adapters(self) -> list[str]:
         loaded = getattr(self._engine, "loaded_adapters", None)

@@ -147,15 +147,20 @@ def test_it_answers_a_caller_whose_thread_runs_an_event_loop(cluster: RayEngine,
     """Ray's blocking calls refuse such a thread (an async handler, Playwright's sync API)."""
     import asyncio
 
-    async def inside() -> GenerationResult:
-        return cluster.generate(BASE)
+    def in_a_loop_thread(call: Callable[[], Any]) -> Any:
+        out: dict[str, Any] = {}
 
-    assert np.array_equal(pixels(asyncio.run(inside())), pixels(local.generate(BASE)))
-    assert len(asyncio.run(_replicas_inside(cluster))) == 2
+        async def inside() -> None:
+            out["value"] = call()  # a blocking call made while this thread's event loop runs
 
+        thread = threading.Thread(target=lambda: asyncio.run(inside()))
+        thread.start()
+        thread.join(120)
+        return out["value"]
 
-async def _replicas_inside(cluster: RayEngine) -> list[Any]:
-    return cluster.replicas()
+    ours = in_a_loop_thread(lambda: cluster.generate(BASE))
+    assert np.array_equal(pixels(ours), pixels(local.generate(BASE)))
+    assert len(in_a_loop_thread(cluster.replicas)) == 2
 
 
 def test_a_lora_error_on_a_replica_reaches_the_caller_as_the_same_error(
