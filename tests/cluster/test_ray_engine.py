@@ -95,6 +95,17 @@ def local() -> Any:
     return engine
 
 
+def _init_image() -> Any:
+    """A 64x64 PNG as an img2img source (its pixels travel to the replica with the request)."""
+    from PIL import Image
+
+    from assistant.images import init_image
+
+    buffer = io.BytesIO()
+    Image.radial_gradient("L").convert("RGB").resize((64, 64)).save(buffer, format="PNG")
+    return init_image(buffer.getvalue(), name="gradient.png")
+
+
 def rendered_on(engine: RayEngine, action: Callable[[], Any]) -> tuple[Any, set[str]]:
     """``action()`` and the replicas that rendered something for it."""
     before = {s.replica: s.version for s in engine.replicas()}
@@ -113,17 +124,22 @@ def test_a_render_on_a_replica_equals_the_in_process_render(cluster: RayEngine, 
         BASE,
         req(lora("catgirl_v1", 0.7)),
         req(lora("catgirl_v1", 0.5, negative_weight=0.8), lora("cyberpunk_style", 0.4), batch_size=2),
+        req(lora("catgirl_v1", 0.6), init_image=_init_image(), denoising_strength=0.6, steps=4),  # img2img
     ):
-        steps: list[tuple[int, int]] = []
-        ours = cluster.generate(request, progress=lambda s, t, steps=steps: steps.append((s, t)))
+        ours = cluster.generate(request)
         theirs = local.generate(request)
         assert np.array_equal(pixels(ours), pixels(theirs))
         assert ours.infotexts == theirs.infotexts
         assert ours.seeds == theirs.seeds
         assert ours.request is not None
         assert ours.request.loras == request.loras
-        assert steps
-        assert steps[-1] == (request.steps, request.steps)
+    # progress comes back while it renders (the first step at once, then a few a second) and ends
+    # at the last step; a render faster than that may send none (the service ends it anyway)
+    steps: list[tuple[int, int]] = []
+    cluster.generate(req(steps=24, width=128, height=128), progress=lambda s, t: steps.append((s, t)))
+    assert steps[0] == (1, 24)
+    assert steps[-1] == (24, 24)
+    assert steps == sorted(steps)
 
 
 def test_a_render_goes_to_the_replica_that_holds_its_loras(cluster: RayEngine) -> None:
