@@ -98,7 +98,7 @@ def test_photo_with_a_prompt_renders_img2img_over_it(page: Any, tmp_path: Path) 
     assert "Rewritten prompt" in text
     wait_chat_images(page, 1)
     # the photo is now the Init image (a Generate click would render over it again)
-    assert page.locator("#init-image img").count() >= 1
+    page.wait_for_function("() => document.querySelector('#init-image img') !== null", timeout=30_000)
     assert page.locator("#chat-input textarea").input_value() == ""
     assert no_error_toast(page)
 
