@@ -1,8 +1,9 @@
 """The command line: ``python -m assistant <command> … [--json]``.
 
-Each command lives in ``assistant/commands/<name>.py`` with two functions:
-``add_arguments(parser)`` and ``run(args) -> int``. Commands are imported only when chosen, so
-``python -m assistant parse`` never imports torch. A :class:`LoraMixerError` becomes a one-line
+Each command lives in ``assistant/commands/<name>.py`` (dashes become underscores:
+``train-lora`` is ``train_lora.py``) with two functions: ``add_arguments(parser)`` and
+``run(args) -> int``. Commands are imported only when chosen, so ``python -m assistant parse``
+never imports torch. A :class:`LoraMixerError` becomes a one-line
 message on stderr and exit code 2; ``--json`` commands print one JSON document on stdout.
 """
 
@@ -25,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "blindbox": "random LoRA weight mixes rendered as a labelled grid",
     "ab": "A/B comparison of LoRAs at a fixed seed",
     "sweep": "X/Y sweep over LoRA weights, seeds, CFG, steps or sampler",
+    "train-lora": "train a LoRA on a kohya dataset folder (10_name/ images + .txt captions)",
 }
 
 
@@ -34,8 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--json", action="store_true", help="print one JSON document (for scripts)")
-        command.set_defaults(_module=f"assistant.commands.{name}")
+        command.set_defaults(_module=_module(name))
     return parser
+
+
+def _module(name: str) -> str:
+    return "assistant.commands." + name.replace("-", "_")
 
 
 def _attach_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
@@ -44,7 +50,7 @@ def _attach_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> N
     if not names or names[0] not in COMMANDS:
         return
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    module = importlib.import_module(f"assistant.commands.{names[0]}")
+    module = importlib.import_module(_module(names[0]))
     module.add_arguments(subparsers.choices[names[0]])
 
 

@@ -129,6 +129,30 @@ class ImageTooLarge(ImageError):
     http_status = 413
 
 
+class DatasetError(LoraMixerError, ValueError):
+    """A training dataset cannot be used; ``problems`` lists every problem found, one sentence each.
+
+    Raised before any model is loaded, so a bad folder costs nothing.
+    """
+
+    http_status = 422
+
+    def __init__(self, root: str, problems: Sequence[str]) -> None:
+        self.root = root
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"Dataset '{root}' cannot be used for training:\n{lines}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), (self.root, self.problems), {}))
+
+
+class TrainingError(LoraMixerError):
+    """A LoRA training run cannot start or failed (bad settings, base model, optimizer, output)."""
+
+    http_status = 422
+
+
 def _rebuild(
     cls: type[LoraMixerError], args: tuple[object, ...], kwargs: dict[str, object]
 ) -> LoraMixerError:

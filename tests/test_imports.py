@@ -32,6 +32,12 @@ PURE_MODULES = [
     "assistant.engine.checks",
     "assistant.engine.schedulers",
     "assistant.commands.generate",
+    "assistant.commands.train_lora",  # parses options; the trainer loads only when it runs
+    "assistant.train.dataset",
+    "assistant.train.options",
+    "assistant.train.kohya",
+    "assistant.train.synthetic",
+    "assistant.engine.embedded",
 ]
 
 

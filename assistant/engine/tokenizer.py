@@ -56,28 +56,29 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(visible, (chr(c) for c in chars), strict=True))
 
 
-def _words() -> list[tuple[str, ...]]:
+def _words(corpus: str) -> list[tuple[str, ...]]:
     """Corpus words as symbol tuples, the last symbol carrying ``</w>`` (CLIP's word end)."""
     table = bytes_to_unicode()
     words: list[tuple[str, ...]] = []
-    for raw in _CORPUS.replace("_", " ").split():
+    for raw in corpus.replace("_", " ").split():
         symbols = [table[b] for b in raw.lower().encode("utf-8")]
         symbols[-1] += "</w>"
         words.append(tuple(symbols))
     return words
 
 
-def train_bpe(vocab_size: int = VOCAB_SIZE) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def train_bpe(vocab_size: int = VOCAB_SIZE, extra: str = "") -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Train the BPE: returns (vocab token -> id, merges in rank order). Deterministic.
 
     Ties between equally frequent pairs are broken by the pair's text, so the result never
-    depends on dict ordering or hashing.
+    depends on dict ordering or hashing. ``extra`` (whitespace-separated words) is added to the
+    built-in prompt vocabulary (the trained embedded model adds its captions' words).
     """
     table = bytes_to_unicode()
     base = list(table.values())
     vocab_list = base + [s + "</w>" for s in base]
     budget = vocab_size - len(vocab_list) - 2
-    counts = Counter(_words())
+    counts = Counter(_words(_CORPUS + "\n" + extra))
     merges: list[tuple[str, str]] = []
     while len(merges) < budget:
         pairs: Counter[tuple[str, str]] = Counter()
@@ -107,11 +108,11 @@ def train_bpe(vocab_size: int = VOCAB_SIZE) -> tuple[dict[str, int], list[tuple[
     return {token: i for i, token in enumerate(vocab_list)}, merges
 
 
-def write_tokenizer_folder(folder: str | Path, vocab_size: int = VOCAB_SIZE) -> Path:
+def write_tokenizer_folder(folder: str | Path, vocab_size: int = VOCAB_SIZE, extra: str = "") -> Path:
     """Write vocab.json, merges.txt and tokenizer_config.json into ``folder``; returns it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    vocab, merges = train_bpe(vocab_size)
+    vocab, merges = train_bpe(vocab_size, extra)
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
     (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
