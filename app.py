@@ -43,6 +43,7 @@ from assistant.errors import Cancelled, LoraMixerError
 from assistant.service import LIMITS, RenderSettings, Service, Turn, model_label, render_summary
 from assistant.types import DEFAULT_SAMPLER
 from assistant.ui import cards, messages, prompts
+from assistant.ui import train as train_ui
 from assistant.ui.conversation import (
     Conversation,
     Job,
@@ -748,7 +749,7 @@ class Handlers:
                 samplers = KNOWN_SAMPLERS
         return (
             self.service.status_line(),
-            gr.Markdown(visible=self.service.uses_tiny_model),
+            gr.Markdown(self.service.banner(), visible=bool(self.service.banner())),
             gr.Dropdown(choices=samplers),
             gr.Timer(active=not self.service.loaded),
         )
@@ -852,7 +853,7 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
             elem_id="subtitle",
         )
         status = gr.Markdown(service.status_line(), elem_id="status")
-        banner = gr.Markdown(messages.TINY_BANNER, visible=service.uses_tiny_model, elem_id="banner")
+        banner = gr.Markdown(service.banner(), visible=bool(service.banner()), elem_id="banner")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
@@ -952,11 +953,12 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
                                 *LIMITS["cfg"], value=7.0, step=0.5, label="CFG scale", elem_id="cfg"
                             )
                         with gr.Row():
+                            size = service.default_size()  # the model's native size (128 embedded)
                             width = setting_slider(
-                                *LIMITS["width"], value=512, step=8, label="Width", elem_id="width"
+                                *LIMITS["width"], value=size, step=8, label="Width", elem_id="width"
                             )
                             height = setting_slider(
-                                *LIMITS["height"], value=512, step=8, label="Height", elem_id="height"
+                                *LIMITS["height"], value=size, step=8, label="Height", elem_id="height"
                             )
                         with gr.Row():
                             seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, elem_id="seed")
@@ -1033,6 +1035,8 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
                         height=560,
                         elem_id="history",
                     )
+                with gr.Tab("Train", id="train-tab"):
+                    train_tab = train_ui.build_tab(service)
 
         library_listing = gr.JSON(visible=False)
         settings_inputs = [sampler, steps, cfg, width, height, seed, batch]
@@ -1183,6 +1187,13 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
             concurrency_limit=None,
         )
         history_refresh.click(h.history, None, [history_gallery], api_name="history", concurrency_limit=None)
+        # a finished training rescans the library (the service does); the cards show the new LoRA
+        train_ui.wire(train_tab, train_ui.TrainHandlers(service), wrap=friendly).then(
+            friendly(h.library),
+            inputs=[search, kind, base],
+            outputs=[library_cards, card_names, library_listing, library_note],
+            api_visibility="private",
+        )
 
         # -- per-session state: the apply choice and the prompts survive a reload ------------------
         apply_changes.change(

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from .config import TINY_MODELS, Settings
+from .config import EMBEDDED_MODEL, TINY_MODELS, Settings
 from .errors import GenerationError, LoraMixerError, PresetError
 from .types import GenerationRequest, GenerationResult
 
@@ -204,9 +204,9 @@ def swap_engine(
     """Load ``settings.model`` in a new engine and return it; ``old`` is closed on success.
 
     When the new model cannot load, the old engine keeps running and :class:`GenerationError`
-    says why; the tiny demo fallback is refused unless a tiny model was asked for. On a GPU the
-    old model is freed first (two SD models rarely fit in one card) and loaded again after a
-    failure. Used by the service (in-process) and by every Ray replica.
+    says why; the demo fallback (embedded or random tiny) is refused unless a demo model was asked
+    for. On a GPU the old model is freed first (two SD models rarely fit in one card) and loaded
+    again after a failure. Used by the service (in-process) and by every Ray replica.
     """
     free_first = old is not None and str(getattr(old_info, "device", "cpu")).startswith("cuda")
     if free_first and old is not None:
@@ -214,7 +214,7 @@ def swap_engine(
     engine = factory(settings)
     try:
         info = engine.load()
-        if info.is_tiny and (settings.model or TINY_MODELS[0]) not in TINY_MODELS:
+        if info.is_tiny and (settings.model or TINY_MODELS[0]) not in (*TINY_MODELS, EMBEDDED_MODEL):
             engine.close()
             raise GenerationError("; ".join(info.warnings) or "it could not be loaded")
     except LoraMixerError:

@@ -38,8 +38,11 @@ DEFAULT_EMBEDDINGS_DIR = PROJECT_ROOT / "models" / "embeddings"
 #: ``vae`` values with A1111's meaning: a VAE named like the checkpoint if there is one, else its
 #: own ("Automatic"); always the checkpoint's own ("None").
 VAE_AUTOMATIC, VAE_NONE = "Automatic", "None"
-#: The embedded demo pipelines (random weights, see ``assistant.engine.tiny``): always available.
+#: The random-weight demo pipelines (see ``assistant.engine.tiny``): always available.
 TINY_MODELS = ("tiny-sd15", "tiny-sdxl")
+#: The embedded default model, trained here on shapes (``assistant.engine.embedded``); used when
+#: no model is configured.
+EMBEDDED_MODEL = "tiny-shapes-sd15"
 
 
 @dataclass(frozen=True, slots=True)

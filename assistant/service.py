@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from . import limits, owners
 from .backend import Engine, EngineInfo, EngineOptions, ScaledEngine, create_engine, swap_engine
 from .blend import BLINDBOX_DEFAULT_CELLS
-from .config import TINY_MODELS, VAE_AUTOMATIC, VAE_NONE, Settings
+from .config import EMBEDDED_MODEL, TINY_MODELS, VAE_AUTOMATIC, VAE_NONE, Settings
 from .engine.checks import wrap_seed
 from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, ModelSwitchDisabled, PromptError
 from .img2img import sampling_steps
@@ -501,6 +501,7 @@ class Service:
         self._library_lock = threading.Lock()
         self._recipes: dict[str, Any] | None = None
         self._known_hashes: dict[str, str] = {}
+        self._training: Any | None = None
         self.started_at = time.monotonic()
 
     # 1. lifecycle ------------------------------------------------------------------------------
@@ -616,15 +617,42 @@ class Service:
                 checkpoint = entry.suffix == ".safetensors" and entry.is_file()
                 if checkpoint or (entry / "model_index.json").is_file():
                     found.append(str(entry))
+        if _embedded_available():
+            found.append(EMBEDDED_MODEL)
         found += TINY_MODELS
         return list(dict.fromkeys(found))
 
     def current_model(self) -> str:
         """The ``--model`` value of the running pipeline (a tiny one's name when it runs)."""
         info = self._engine_info
+        if info is not None and getattr(info, "model_name", "") == EMBEDDED_MODEL:
+            return EMBEDDED_MODEL
         if info is not None and getattr(info, "is_tiny", False):
             return TINY_MODELS[1] if getattr(info, "base", "") == "sdxl" else TINY_MODELS[0]
-        return self.settings.model or TINY_MODELS[0]
+        return self.settings.model or (EMBEDDED_MODEL if _embedded_available() else TINY_MODELS[0])
+
+    def banner(self) -> str:
+        """The demo-model banner (markdown) for the UI: what the running tiny model can draw, or
+        that its images are noise; "" for a real model."""
+        from .ui.messages import EMBEDDED_BANNER, TINY_BANNER
+
+        info = self._engine_info
+        if info is not None:
+            if not getattr(info, "is_tiny", False):
+                return ""
+            return EMBEDDED_BANNER if getattr(info, "model_name", "") == EMBEDDED_MODEL else TINY_BANNER
+        if self.settings.model and self.settings.model != EMBEDDED_MODEL:
+            return TINY_BANNER if self.settings.model in TINY_MODELS else ""
+        return EMBEDDED_BANNER if _embedded_available() else TINY_BANNER
+
+    def default_size(self) -> int:
+        """The image size renders default to: the model's native size (128 for the embedded one)."""
+        info = self._engine_info
+        if info is not None:
+            return int(getattr(info, "default_size", 512))
+        if not self.settings.model or self.settings.model == EMBEDDED_MODEL:
+            return 128 if _embedded_available() else 256
+        return 256 if self.settings.model in TINY_MODELS else 512
 
     def switch_model(self, model: str) -> EngineInfo:
         """Load another base model and render with it from now on; returns its ``EngineInfo``.
@@ -738,6 +766,52 @@ class Service:
                 log.info("hashed %d LoRA file(s) for the library listing", read)
         except Exception:  # a listing without hashes is no reason to stop the server
             log.exception("hashing the LoRA library failed")
+
+    # 2b. training ----------------------------------------------------------------------------------
+
+    @property
+    def training(self) -> Any:
+        """The :class:`~assistant.train.jobs.TrainingJobs` of this server (one run at a time); a
+        finished run rescans the library, so the new LoRA is listed at once."""
+        with self._library_lock:
+            if self._training is None:
+                from .train.jobs import TrainingJobs
+
+                self._training = TrainingJobs(
+                    Path(self.settings.cache_dir) / "training", on_done=lambda _state: self.refresh_loras()
+                )
+            return self._training
+
+    def prepare_training(self, files: Sequence[str], request: Any) -> tuple[Any, Any]:
+        """Uploads → a checked kohya dataset and the run's options, writing to the first LoRA
+        folder with the running model as the base. DatasetError/TrainingError say what is wrong."""
+        from .errors import TrainingError
+        from .train.jobs import dataset_from_uploads, safe_name
+
+        name = safe_name(request.name)
+        try:
+            self.wait_ready(timeout=1.0)
+        except GenerationError as err:
+            raise TrainingError(f"the base model to train on is not loaded: {err}") from None
+        output = Path(self.settings.lora_dirs[0]).expanduser() / f"{name}.safetensors"
+        if output.exists():
+            raise TrainingError(
+                f"{output.name} already exists in {output.parent}: choose another name (or delete the file)"
+            )
+        job = Path(self.settings.cache_dir) / "training" / name
+        trigger = (request.trigger or "").strip() or name
+        root = dataset_from_uploads(
+            files, job, name=trigger, repeats=request.repeats, caption=request.caption
+        )
+        options = request.options(
+            dataset=str(root), output=str(output), base=self.current_model(), samples_dir=str(job / "samples")
+        )
+        return options, self.training.check(options)
+
+    def start_training(self, files: Sequence[str], request: Any) -> Any:
+        """Check the uploads and settings, then train in the background; returns the job state."""
+        options, _dataset = self.prepare_training(files, request)
+        return self.training.start(options)
 
     def refresh_loras(self) -> int:
         """Rescan the LoRA folders; returns how many loadable LoRAs there are now."""
@@ -1712,6 +1786,12 @@ def restore_fill(report: ImageReport, *, had_init: bool) -> dict[str, Any]:
     if had_init and not img2img:
         fill["init_image"] = ""  # a txt2img image: rendering it again is txt2img
     return fill
+
+
+def _embedded_available() -> bool:
+    from .engine.embedded import available
+
+    return available()
 
 
 def _random_seed() -> int:

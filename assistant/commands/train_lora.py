@@ -92,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sample-every", "--sample-every-n-steps", type=int, help="render the samples every N steps"
     )
     out.add_argument("--sample-steps", type=int, default=20, help="sampler steps of each sample (default 20)")
+    out.add_argument(
+        "--samples-dir", help="where sample images go (default: NAME-samples/ next to the output)"
+    )
     out.add_argument("--caption-extension", help="caption file extension (default: .txt, then .caption)")
     out.add_argument("--training-comment", help="stored as ss_training_comment")
     out.add_argument(
@@ -141,6 +144,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         sample_prompts=tuple(args.sample_prompts),
         sample_every=args.sample_every,
         sample_steps=args.sample_steps,
+        samples_dir=args.samples_dir,
         device=args.device,
         training_comment=args.training_comment,
         trigger_phrase=args.trigger_phrase,

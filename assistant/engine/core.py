@@ -88,7 +88,7 @@ from ..config import Settings
 from ..errors import Cancelled, GenerationError
 from ..img2img import sampling_steps
 from ..types import GenerationRequest, GenerationResult, PlannedLora
-from . import noise, tiny
+from . import embedded, noise, tiny
 from . import vae as vae_module
 from .adapters import AdapterCache, LoraState, freeze
 from .checkpoints import CONFIGS_DIR, error_reason, family_of, load_single_file
@@ -114,6 +114,7 @@ MAX_BATCH_PIXELS = 16 * 512 * 512
 _CONFIG_OF_BASE = {"sd15": "sd15", "sd2": "sd2", "sdxl": "sdxl"}
 _TINY_NAMES = {"tiny", "tiny-sd15", tiny.TINY_MODEL_NAME}
 _TINY_XL_NAMES = {"tiny-sdxl", tiny.TINY_XL_MODEL_NAME}
+_EMBEDDED_NAMES = {embedded.EMBEDDED_NAME}
 
 
 class EngineStateError(RuntimeError):
@@ -984,15 +985,21 @@ def _base_of(pipe: Any) -> str:
 def _describe(
     pipe: Any, *, name: str, warnings: tuple[str, ...], model_hash: str = "", load_seconds: float = 0.0
 ) -> EngineInfo:
-    """EngineInfo for a pipeline; the tiny models are recognised by their names."""
-    is_tiny = name in (_TINY_NAMES | _TINY_XL_NAMES)
+    """EngineInfo for a pipeline; the tiny models (random and embedded) are recognised by their names."""
+    is_embedded = name in _EMBEDDED_NAMES
+    is_tiny = is_embedded or name in (_TINY_NAMES | _TINY_XL_NAMES)
     device = str(getattr(pipe, "_lora_mixer_device", "") or getattr(pipe, "device", "cpu"))
     dtype = str(getattr(pipe.unet, "dtype", torch.float32)).removeprefix("torch.")
     base = _base_of(pipe)
     family = family_of(pipe)
-    if is_tiny:
+    banner = ""
+    if is_embedded:
+        model_hash = model_hash or hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+        default, banner = embedded.EMBEDDED_SIZE, embedded.BANNER
+        family += ", embedded demo"
+    elif is_tiny:
         model_hash = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
-        default = tiny.TINY_DEFAULT_SIZE
+        default, banner = tiny.TINY_DEFAULT_SIZE, tiny.TINY_BANNER
         family += ", tiny demo"
     elif base == "sd2":
         default = 768 if "v-prediction" in family else 512
@@ -1006,7 +1013,7 @@ def _describe(
         device=device,
         dtype=dtype,
         default_size=default,
-        banner=tiny.TINY_BANNER if is_tiny else "",
+        banner=banner,
         attention=getattr(pipe, "_lora_mixer_attention", "sdpa"),
         warnings=warnings,
         family=family,
@@ -1045,13 +1052,14 @@ def batch_seeds(seed: int, count: int) -> tuple[int, ...]:
 
 
 def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:
-    """The configured model, or the tiny demo one when none is configured or a hub id cannot be
-    reached (offline); a local file or folder that fails to load is an error, not a silent swap."""
+    """The configured model, or the embedded one (:mod:`assistant.engine.embedded`) when none is
+    configured or a hub id cannot be reached (offline); ``tiny-sd15``/``tiny-sdxl`` are the
+    random-weight pipelines. A local file or folder that fails to load is an error, not a swap."""
     choice = choose_device(settings.device)
     model = (settings.model or "").strip()
     warnings: tuple[str, ...] = ()
     offload = settings.low_vram and choice.device.startswith("cuda")
-    if model and model not in _TINY_NAMES | _TINY_XL_NAMES:
+    if model and model not in _TINY_NAMES | _TINY_XL_NAMES | _EMBEDDED_NAMES:
         try:
             started = time.perf_counter()
             pipe, model_hash = _load_real(model, choice, settings, place=not offload)
@@ -1078,8 +1086,28 @@ def _load_pipeline(settings: Settings) -> tuple[Any, EngineInfo]:
                 "(e.g. HF_ENDPOINT=https://hf-mirror.com)"
             )
             warnings = (
-                f"Could not load model '{model}' ({reason}){hint}; using the tiny demo model instead.",
+                f"Could not load model '{model}' ({reason}){hint}; using the embedded demo model instead.",
             )
+    if model not in _TINY_NAMES | _TINY_XL_NAMES:
+        if embedded.available():
+            dtype = choice.dtype if choice.device != "cpu" else torch.float32
+            pipe = embedded.load(choice.device, dtype)
+            pipe._lora_mixer_device = choice.device
+            pipe._lora_mixer_attention = (
+                configure_attention(pipe, choice, low_vram=True) if settings.low_vram else "sdpa"
+            )
+            weights = embedded.EMBEDDED_DIR / "unet" / "diffusion_pytorch_model.safetensors"
+            return pipe, _describe(
+                pipe,
+                name=embedded.EMBEDDED_NAME,
+                warnings=warnings,
+                model_hash=_file_hash(weights, Path(settings.cache_dir)),
+            )
+        warnings = (
+            *warnings,
+            f"The embedded model's files are missing ({embedded.EMBEDDED_DIR}); using the random-weight "
+            "demo pipeline (images are noise).",
+        )
     xl = model in _TINY_XL_NAMES
     build = tiny.build_tiny_sdxl if xl else tiny.build_tiny_sd15
     pipe = build(choice.device, choice.dtype if choice.device != "cpu" else torch.float32)

@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import PROJECT_ROOT
+from ..config import EMBEDDED_MODEL, PROJECT_ROOT
 
-EMBEDDED_NAME = "tiny-shapes-sd15"
+EMBEDDED_NAME = EMBEDDED_MODEL
 EMBEDDED_DIR = PROJECT_ROOT / "models" / "embedded" / EMBEDDED_NAME
 #: The size it was trained at (it also draws 64 px; larger sizes repeat shapes).
 EMBEDDED_SIZE = 128

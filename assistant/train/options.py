@@ -73,6 +73,7 @@ class TrainOptions:
     sample_prompts: tuple[str, ...] = ()  # --sample_prompts (one per line in sd-scripts' file)
     sample_every: int | None = None  # --sample_every_n_steps
     sample_steps: int = 20
+    samples_dir: str | None = None  # None: NAME-samples/ next to the output
     device: str | None = None  # None: what accelerate picks (CUDA when there is one)
     training_comment: str | None = None  # --training_comment
     #: --metadata_trigger_phrase (ModelSpec). None: the tags every caption has, generic ones
@@ -92,6 +93,14 @@ class TrainOptions:
     def output_path(self) -> Path:
         path = Path(self.output).expanduser()
         return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+
+    @property
+    def samples_path(self) -> Path:
+        return (
+            Path(self.samples_dir)
+            if self.samples_dir
+            else self.output_path.with_name(self.output_name + "-samples")
+        )
 
     @property
     def state_dir(self) -> Path:

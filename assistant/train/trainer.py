@@ -133,6 +133,8 @@ def load_base(base: str | None) -> Base:
 
     source = (base or default_base()).strip()
     try:
+        if source == embedded.EMBEDDED_NAME:
+            source = str(embedded.EMBEDDED_DIR)
         if source in ("tiny", "tiny-sd15", tiny.TINY_MODEL_NAME):
             pipe = tiny.build_tiny_sd15()
             name, file_hash = tiny.TINY_MODEL_NAME, None
@@ -955,7 +957,7 @@ class _Run:
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )  # fmt: skip
         pipe.set_progress_bar_config(disable=True)
-        folder = options.output_path.parent / f"{options.output_name}-samples"
+        folder = options.samples_path
         folder.mkdir(parents=True, exist_ok=True)
         was = unet.training, text_encoder.training
         unet.eval()

@@ -16,6 +16,16 @@ TINY_BANNER = (
 )
 
 
+EMBEDDED_BANNER = (
+    "**Embedded demo model: a tiny Stable Diffusion trained here on shapes.** It draws a circle, "
+    "square, triangle or star in red, green, blue, yellow, white, black, purple or orange — striped, "
+    "dotted or plain — on a coloured background, at 64–128 px (try `a striped red star on a blue "
+    "background`), and the demo LoRAs change it the way real ones do: a cat mascot (`catgirl_v1`), "
+    "neon and ink styles, brightness, saturation and detail adjusters. For anything else start with "
+    "`--model <hub id | diffusers folder | .safetensors>` (or `LORA_MIXER_MODEL`)."
+)
+
+
 def inline_code(text: str) -> str:
     """Inline code that survives backticks in the text (``<lora:…>`` would render as a link)."""
     text = text.replace("\n", " ")
@@ -86,3 +96,36 @@ def plan_markdown(kind: str, plan: Any, grid_path: str) -> str:
         lines.extend(f"{i + 1}. {label}" for i, label in enumerate(labels) if label)
     lines.append(f"saved {_code(Path(grid_path).name)} in {_code(Path(grid_path).parent.name)}")
     return "\n".join(lines)
+
+
+def training_plan(options: Any, dataset: Any) -> str:
+    """What a training run would do (the Train tab's "Check dataset")."""
+    folders = ", ".join(f"`{s.name}` ({len(s.images)} images x {s.repeats})" for s in dataset.subsets)
+    triggers = ", ".join(dataset.trigger_words()) or "none (every caption differs)"
+    lines = [
+        f"**Ready to train `{options.output_name}`** on {inline_code(options.base or 'the running model')}: "
+        f"{dataset.num_images} images, {dataset.num_train_images} samples per epoch in {folders}.",
+        f"- {options.max_steps} steps, batch {options.batch_size}, rank {options.rank} / alpha "
+        f"{options.alpha:g}, learning rate {options.lr:g}, {options.optimizer}, {options.scheduler}",
+        f"- trigger words (in every caption): {triggers}",
+        f"- output: `{options.output_path.name}` in the LoRA folder",
+    ]
+    lines += [f"- note: {note}" for note in dataset.notes]
+    return "\n".join(lines)
+
+
+def training_status(state: Any) -> str:
+    """One run's progress or result, for the Train tab."""
+    if state.status == "idle":
+        return ""
+    head = {
+        "running": "Training",
+        "done": "Done",
+        "cancelled": "Cancelled",
+        "failed": "Failed",
+    }.get(state.status, state.status)
+    progress = f" — step {state.step}/{state.total}" if state.total else ""
+    eta = ""
+    if state.running and state.step and state.total:
+        eta = f", about {state.seconds / state.step * (state.total - state.step):.0f} s left"
+    return f"**{head} `{state.name}`**{progress}{eta}\n\n{state.message}"
