@@ -1,16 +1,20 @@
-"""Write the demo LoRA files for the tiny pipelines: ``python -m assistant.engine.demo_loras``.
+"""The demo LoRA files: the trained ones shipped in ``models/Lora``, and random-weight ones for tests.
 
-Every LoRA of the shipped catalog exists as a real kohya-ss ``.safetensors`` file whose shapes
-match :mod:`assistant.engine.tiny`, so the whole product (advice, generation, blind box, A/B)
-works offline. The files are what sd-scripts writes: ``lora_unet_…``/``lora_te_…`` modules
+**Shipped** (:data:`SHIPPED`, in ``models/Lora``): the SD1.5 demo LoRAs were trained on the
+embedded model (:mod:`assistant.engine.embedded`) by the project's own trainer
+(``tools/make_demo_loras.py``): a cat mascot, neon and ink styles, soft light, a sailor collar,
+brightness/saturation/detail adjusters — each file's ``ss_*`` metadata says how. ``watercolor_xl``
+is the one exception: a random-weight SDXL file for the random tiny SDXL pipeline, there to show
+an SDXL LoRA refused on an SD1.5 model ("画风突变毕加索"); it is written here, deterministically.
+:func:`write_demo_loras` copies the shipped set into another folder (test servers, benchmarks).
+
+**Random** (:data:`DEMO_LORAS`, :func:`write_random_loras`): kohya-layout files with the same
+names whose shapes match the random-weight pipelines of :mod:`assistant.engine.tiny`, for the
+engine's unit tests. The files are what sd-scripts writes: ``lora_unet_…``/``lora_te_…`` modules
 (``lora_te1_``/``lora_te2_`` for SDXL) with ``.lora_down.weight``, ``.lora_up.weight`` and
-``.alpha``, fp16, and the ``ss_*`` training metadata the library reads.
-
-Deterministic: the weights come from numpy's PCG64 seeded with the LoRA's name, and the file is
-serialised here (sorted JSON header, fixed alignment) rather than by the safetensors library, so
-regeneration is byte-identical. Each LoRA changes the tiny model's output visibly; a delta is
-linear in the LoRA weight, so a negative weight pushes the other way (add_detail at -1 is the
-"remove detail" direction). Pure numpy: no torch needed to write them.
+``.alpha``, fp16, and ``ss_*`` metadata. Deterministic: the weights come from numpy's PCG64 seeded
+with the LoRA's name, and the file is serialised here (sorted JSON header, fixed alignment), so
+regeneration is byte-identical. Pure numpy: no torch needed to write them.
 """
 
 from __future__ import annotations
@@ -184,13 +188,13 @@ def safetensors_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, 
 
 
 def iter_files() -> Iterator[tuple[str, bytes]]:
-    """(file name, content) of every demo LoRA."""
+    """(file name, content) of every random-weight LoRA (the random tiny pipelines' set)."""
     for lora in DEMO_LORAS:
         yield f"{lora.name}.safetensors", safetensors_bytes(lora_tensors(lora), lora_metadata(lora))
 
 
-def write_demo_loras(out: str | Path = DEFAULT_LORA_DIR, *, overwrite: bool = True) -> list[Path]:
-    """Write every demo LoRA into ``out``; returns the paths (existing files kept if not ``overwrite``)."""
+def write_random_loras(out: str | Path, *, overwrite: bool = True) -> list[Path]:
+    """Write every random-weight LoRA into ``out``; returns the paths."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -202,11 +206,45 @@ def write_demo_loras(out: str | Path = DEFAULT_LORA_DIR, *, overwrite: bool = Tr
     return written
 
 
+#: The shipped demo set: trained on the embedded model, plus the random SDXL stand-in.
+SHIPPED: tuple[str, ...] = tuple(lora.name for lora in DEMO_LORAS)
+TRAINED: tuple[str, ...] = tuple(lora.name for lora in DEMO_LORAS if lora.base == "sd15")
+
+
+def write_demo_loras(out: str | Path = DEFAULT_LORA_DIR, *, overwrite: bool = True) -> list[Path]:
+    """The shipped demo LoRAs in ``out``: the trained files (and their previews) copied from
+    ``models/Lora``, the SDXL stand-in written. ``out`` = ``models/Lora`` rewrites only the latter."""
+    import shutil
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for lora in DEMO_LORAS:
+        path = folder / f"{lora.name}.safetensors"
+        if lora.base == "sd15":
+            source = Path(DEFAULT_LORA_DIR) / path.name
+            if not source.is_file():
+                raise FileNotFoundError(f"{source} is missing: run tools/make_demo_loras.py")
+            if source.resolve() != path.resolve() and (overwrite or not path.exists()):
+                shutil.copyfile(source, path)
+                preview = source.with_name(f"{lora.name}.preview.png")
+                if preview.is_file():
+                    shutil.copyfile(preview, folder / preview.name)
+        elif overwrite or not path.exists():
+            path.write_bytes(safetensors_bytes(lora_tensors(lora), lora_metadata(lora)))
+        written.append(path)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m assistant.engine.demo_loras", description=__doc__)
     parser.add_argument("--out", default=str(DEFAULT_LORA_DIR), help="folder to write (default: models/Lora)")
+    parser.add_argument(
+        "--random", action="store_true", help="write the random-weight set for the random tiny pipelines"
+    )
     args = parser.parse_args(argv)
-    for path in write_demo_loras(args.out):
+    paths = write_random_loras(args.out) if args.random else write_demo_loras(args.out)
+    for path in paths:
         print(f"{path}  ({path.stat().st_size // 1024} KB)")
     return 0
 

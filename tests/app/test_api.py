@@ -173,10 +173,11 @@ def test_samplers_models_options(http: httpx.Client) -> None:
     assert "DPM++ 2M Karras" in samplers
     assert "Euler a" in samplers
     models = http.get("/sdapi/v1/sd-models").json()
-    assert [m["model_name"] for m in models] == ["tiny-sd15", "tiny-sdxl"]  # no models/Stable-diffusion
+    # no models/Stable-diffusion: the embedded model (running) and the random-weight pipelines
+    assert [m["model_name"] for m in models] == ["tiny-shapes-sd15", "tiny-sd15", "tiny-sdxl"]
     options = http.get("/sdapi/v1/options").json()
     assert options["sd_model_checkpoint"] == models[0]["title"]
-    assert options["sd_model_checkpoint"].startswith("tiny-sd15 [")
+    assert options["sd_model_checkpoint"].startswith("tiny-shapes-sd15 [")
     assert options["lora_mixer_tiny_model"] is True
     schedulers = [s["label"] for s in http.get("/sdapi/v1/schedulers").json()]
     assert schedulers == ["Automatic", "Karras", "Exponential"]
@@ -193,12 +194,13 @@ def test_webuiapi_switches_the_base_model(app_server: AppServer, http: httpx.Cli
         assert list(parsed.lora_hashes) == ["watercolor_xl"]
         refused = http.post("/sdapi/v1/options", json={"sd_model_checkpoint": "sd-v9"})
         assert refused.status_code == 422
-        assert "unknown base model 'sd-v9'; available: tiny-sd15, tiny-sdxl" in refused.json()["detail"]
+        available = "available: tiny-shapes-sd15, tiny-sd15, tiny-sdxl"
+        assert f"unknown base model 'sd-v9'; {available}" in refused.json()["detail"]
         assert http.post("/sdapi/v1/options", json={"sd_model_checkpoint": 5}).status_code == 422
         assert api.util_get_current_model().startswith("tiny-sdxl [")  # a refused switch changes nothing
     finally:
-        api.util_set_model("tiny-sd15")
-    assert http.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("tiny-sd15 [")
+        api.util_set_model("tiny-shapes-sd15")
+    assert http.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("tiny-shapes-sd15 [")
 
 
 def test_openapi_schema_lists_the_api(http: httpx.Client) -> None:

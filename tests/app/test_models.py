@@ -41,10 +41,10 @@ def _pixels(service: Service, prompt: str) -> np.ndarray:
     return np.asarray(rendered.images[0])
 
 
-def test_models_lists_the_folder_and_the_tiny_pipelines(service: Service) -> None:
+def test_models_lists_the_folder_the_embedded_model_and_the_tiny_pipelines(service: Service) -> None:
     labels = [model_label(m) for m in service.models()]
-    assert labels == ["broken", "my-diffusers-model", "tiny-sd15", "tiny-sdxl"]
-    assert service.current_model() == "tiny-sd15"
+    assert labels == ["broken", "my-diffusers-model", "tiny-shapes-sd15", "tiny-sd15", "tiny-sdxl"]
+    assert service.current_model() == "tiny-shapes-sd15"  # no model configured: the embedded one
 
 
 def test_switch_to_sdxl_changes_the_advice_and_the_render(service: Service) -> None:
@@ -57,13 +57,16 @@ def test_switch_to_sdxl_changes_the_advice_and_the_render(service: Service) -> N
     rendered = service.generate("1girl, <lora:watercolor_xl:0.5>", "", TINY_RENDER)
     assert "Model: tiny-sdxl-demo" in rendered.infotexts[0]
     assert "watercolor_xl" in rendered.infotexts[0]
-    # and back: the SD1.5 pipeline gives the same image as before the round trip
-    assert service.switch_model("tiny-sd15").base == "sd15"
+    # and back: the embedded SD1.5 model gives the same image as before the round trip
+    assert service.switch_model("tiny-shapes-sd15").base == "sd15"
     assert np.array_equal(_pixels(service, "1girl, <lora:catgirl_v1:0.6>"), before)
 
 
 def test_unknown_model_is_refused_with_the_choices(service: Service) -> None:
-    expected = r"unknown base model 'sd-v9'; available: broken, my-diffusers-model, tiny-sd15, tiny-sdxl$"
+    expected = (
+        r"unknown base model 'sd-v9'; available: broken, my-diffusers-model, tiny-shapes-sd15, tiny-sd15, "
+        r"tiny-sdxl$"
+    )
     with pytest.raises(PromptError, match=expected):
         service.switch_model("sd-v9")
 
@@ -73,8 +76,8 @@ def test_a_model_that_cannot_load_leaves_the_running_one(service: Service, name:
     before = _pixels(service, "1girl, <lora:catgirl_v1:0.6>")
     with pytest.raises(GenerationError, match=rf"could not switch to {name}"):
         service.switch_model(name)
-    assert service.current_model() == "tiny-sd15"
-    assert service.engine_info.model_name == "tiny-sd15-demo"
+    assert service.current_model() == "tiny-shapes-sd15"
+    assert service.engine_info.model_name == "tiny-shapes-sd15"
     assert np.array_equal(_pixels(service, "1girl, <lora:catgirl_v1:0.6>"), before)
 
 
@@ -174,7 +177,7 @@ def test_model_switching_is_off_on_a_shared_space_unless_allowed(
     with pytest.raises(ModelSwitchDisabled, match="LORA_MIXER_ALLOW_MODEL_SWITCH=1") as refused:
         service.switch_model("tiny-sdxl")
     assert refused.value.http_status == 403
-    assert service.current_model() == "tiny-sd15"
+    assert service.current_model() == "tiny-shapes-sd15"
     monkeypatch.setenv("LORA_MIXER_ALLOW_MODEL_SWITCH", "1")
     assert load_settings("/nonexistent.yaml").model_switch_allowed is True
     service.settings = dataclasses.replace(service.settings, allow_model_switch=True)

@@ -142,10 +142,12 @@ def test_switching_the_base_model(ui: Any) -> None:
         history, _, _ = ui.predict(sdxl_prompt, "", True, *SETTINGS, [], api_name="/generate")
         assert "SDXL" not in _text(history[-1])
         assert len(_files(history[-1])) == 1
+        assert "images are noise" in _banner["value"]  # the random-weight SDXL pipeline says so
     finally:
-        choice, status, _banner, _samplers = ui.predict("tiny-sd15", api_name="/switch_model")
-    assert choice["value"] == "tiny-sd15"
-    assert "tiny-sd15-demo" in status
+        choice, status, _banner, _samplers = ui.predict("tiny-shapes-sd15", api_name="/switch_model")
+    assert choice["value"] == "tiny-shapes-sd15"
+    assert "tiny-shapes-sd15" in status
+    assert "trained here on shapes" in _banner["value"]
 
 
 def test_generate_button_reports_bad_settings(ui: Any) -> None:

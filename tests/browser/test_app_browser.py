@@ -48,9 +48,12 @@ def test_library_card_click_inserts_the_tag(page: Any, artifacts: Path) -> None:
     page.screenshot(path=str(artifacts / "library-click.png"), full_page=True)
 
 
-def test_tiny_model_banner_is_visible(page: Any) -> None:
+def test_embedded_model_banner_says_what_it_can_draw(page: Any) -> None:
     assert page.locator("#banner").is_visible()
-    assert "images are noise" in page.locator("#banner").inner_text()
+    text = page.locator("#banner").inner_text()
+    assert "trained here on shapes" in text
+    assert "circle, square, triangle or star" in text
+    assert "images are noise" not in text
 
 
 def test_clip_skip_rng_and_vae_settings(page: Any, browser_server: Any, artifacts: Path) -> None:
@@ -74,7 +77,7 @@ def test_clip_skip_rng_and_vae_settings(page: Any, browser_server: Any, artifact
         options.last.wait_for(state="visible")
         assert [o.get_attribute("aria-label") for o in options.all()] == ["Automatic", "None"]
         page.keyboard.press("Escape")
-        assert "(SD1.x, tiny demo)" in page.locator("#status").inner_text()
+        assert "(SD1.x, embedded demo)" in page.locator("#status").inner_text()
         page.screenshot(path=str(artifacts / "settings-clip-skip.png"), full_page=True)
     finally:
         httpx.post(url, json={"CLIP_stop_at_last_layers": 1})

@@ -3,7 +3,10 @@
 Other test folders may reuse them (``from tests.engine.conftest import …`` or pytest's
 ``pytest_plugins``): ``tiny_pipe`` / ``tiny_xl_pipe`` are raw diffusers pipelines,
 ``tiny_engine`` an :class:`~assistant.engine.core.Engine` wrapping ``tiny_pipe`` with the
-shipped demo LoRAs. Tests must leave them as they found them (no adapters left loaded).
+random-weight LoRA set (the shipped demo names, shapes of the random tiny model; written once per
+session by :func:`assistant.engine.demo_loras.write_random_loras`). The shipped, trained demo
+LoRAs belong to the embedded model (``embedded_pipe``). Tests must leave the shared pipelines as
+they found them (no adapters left loaded).
 """
 
 from __future__ import annotations
@@ -20,9 +23,19 @@ torch = pytest.importorskip("torch")
 # (one 64x64 generation: 0.15 s on one thread, 2-6 s on two under load). Tests are tiny anyway.
 torch.set_num_threads(1)
 
-from assistant.config import DEFAULT_LORA_DIR, Settings  # noqa: E402
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
 
+from assistant.config import DEFAULT_LORA_DIR, Settings  # noqa: E402
+from assistant.engine.demo_loras import write_random_loras  # noqa: E402
+
+#: The shipped demo LoRAs (trained on the embedded model).
 DEMO_LORA_DIR = Path(DEFAULT_LORA_DIR)
+#: Random-weight LoRAs with the demo names for the random tiny pipelines (written once per session).
+RANDOM_LORA_DIR = Path(tempfile.mkdtemp(prefix="lora-mixer-random-loras-"))
+write_random_loras(RANDOM_LORA_DIR)
+atexit.register(shutil.rmtree, RANDOM_LORA_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +56,7 @@ def tiny_xl_pipe():  # -> StableDiffusionXLPipeline
 def tiny_engine(tiny_pipe):  # -> Engine
     from assistant.engine.core import Engine
 
-    engine = Engine(Settings(lora_dirs=(str(DEMO_LORA_DIR),), adapter_cache_size=8), pipeline=tiny_pipe)
+    engine = Engine(Settings(lora_dirs=(str(RANDOM_LORA_DIR),), adapter_cache_size=8), pipeline=tiny_pipe)
     engine.load()
     return engine
 
@@ -56,6 +69,19 @@ def clean_engine(tiny_engine) -> Iterator[object]:
     tiny_engine.unload_all()
 
 
+@pytest.fixture(scope="session")
+def embedded_pipe():  # -> StableDiffusionPipeline (the embedded model, fp32 on the CPU)
+    from assistant.engine import embedded
+
+    assert embedded.available(), f"the embedded model is missing: {embedded.EMBEDDED_DIR} (tools/train_base.py)"
+    return embedded.load()
+
+
 def lora_path(name: str) -> str:
-    """Path of a shipped demo LoRA file."""
+    """Path of a random-weight LoRA for the random tiny pipelines (the demo names)."""
+    return str(RANDOM_LORA_DIR / f"{name}.safetensors")
+
+
+def shipped_lora_path(name: str) -> str:
+    """Path of a shipped demo LoRA (trained on the embedded model)."""
     return str(DEMO_LORA_DIR / f"{name}.safetensors")
