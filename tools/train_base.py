@@ -498,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-offset", type=float, default=0.05)
     parser.add_argument("--preview-every", type=int, default=1000)
     parser.add_argument(
-        "--low-res-share", type=float, default=0.25, help="share of UNet steps at 64 px (8x8 latents, 4x cheaper)"
+        "--low-res-share",
+        type=float,
+        default=0.25,
+        help="share of UNet steps at 64 px (8x8 latents, 4x cheaper)",
     )
     parser.add_argument("--export-only", action="store_true", help="export the last UNet checkpoint's EMA")
     args = parser.parse_args(argv)

@@ -73,7 +73,7 @@ def clean_engine(tiny_engine) -> Iterator[object]:
 def embedded_pipe():  # -> StableDiffusionPipeline (the embedded model, fp32 on the CPU)
     from assistant.engine import embedded
 
-    assert embedded.available(), f"the embedded model is missing: {embedded.EMBEDDED_DIR} (tools/train_base.py)"
+    assert embedded.available(), f"the embedded model is missing: {embedded.EMBEDDED_DIR} (train_base.py)"
     return embedded.load()
 
 

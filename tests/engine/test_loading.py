@@ -1,4 +1,5 @@
-"""Model loading: tiny fallback offline, explicit tiny names, device choice, the tokenizer."""
+"""Model loading: the embedded default, its fallback offline, explicit tiny names, device choice,
+the tokenizer."""
 
 from __future__ import annotations
 
@@ -13,22 +14,36 @@ from assistant.errors import GenerationError
 pytestmark = pytest.mark.engine
 
 
-def test_unreachable_model_offline_falls_back_to_tiny_with_a_warning(monkeypatch) -> None:
+def test_unreachable_model_offline_falls_back_to_the_embedded_one_with_a_warning(monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     engine = Engine(Settings(model="no-such-org/no-such-model", device="cpu"))
     info = engine.load()
     assert info.is_tiny
-    assert info.model_name == "tiny-sd15-demo"
-    assert info.banner.startswith("Demo model")
-    assert any("no-such-org/no-such-model" in w and "tiny demo model" in w for w in info.warnings)
+    assert info.model_name == "tiny-shapes-sd15"
+    assert info.banner.startswith("Embedded demo model")
+    assert any("no-such-org/no-such-model" in w and "embedded demo model" in w for w in info.warnings)
     assert any("HF_HUB_OFFLINE" in w for w in info.warnings)
 
 
-def test_no_model_is_the_tiny_pipeline_and_tiny_sdxl_by_name() -> None:
+def test_no_model_is_the_embedded_one_and_the_random_pipelines_by_name() -> None:
     info = Engine(Settings(model=None, device="cpu")).load()
-    assert (info.is_tiny, info.base, info.default_size, info.dtype) == (True, "sd15", 256, "float32")
+    assert (info.is_tiny, info.base, info.default_size, info.dtype) == (True, "sd15", 128, "float32")
+    assert (info.model_name, len(info.model_hash)) == ("tiny-shapes-sd15", 10)
+    assert "circle, square, triangle or star" in info.banner
+    random_sd15 = Engine(Settings(model="tiny-sd15", device="cpu")).load()
+    assert (random_sd15.model_name, random_sd15.default_size) == ("tiny-sd15-demo", 256)
+    assert random_sd15.banner.startswith("Demo model: images are noise")
     xl = Engine(Settings(model="tiny-sdxl", device="cpu")).load()
     assert (xl.is_tiny, xl.base, xl.model_name) == (True, "sdxl", "tiny-sdxl-demo")
+
+
+def test_missing_embedded_files_fall_back_to_the_random_pipeline_and_say_so(monkeypatch, tmp_path) -> None:
+    from assistant.engine import embedded
+
+    monkeypatch.setattr(embedded, "EMBEDDED_DIR", tmp_path / "gone")
+    info = Engine(Settings(model=None, device="cpu")).load()
+    assert info.model_name == "tiny-sd15-demo"
+    assert any("embedded model's files are missing" in w for w in info.warnings)
 
 
 def test_unavailable_device_is_named() -> None:

@@ -10,6 +10,7 @@ model or LoRA fails every one of them (checked once when they were written).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import pytest
@@ -55,7 +56,9 @@ def test_the_base_draws_the_colours_it_is_asked_for(demo_engine) -> None:
 
 def test_filler_words_do_not_change_what_is_drawn(demo_engine) -> None:
     plain = [render(demo_engine, "a green triangle on a purple background", s) for s in SEEDS]
-    noisy = [render(demo_engine, "masterpiece, 1girl, a green triangle on a purple background", s) for s in SEEDS]
+    noisy = [
+        render(demo_engine, "masterpiece, 1girl, a green triangle on a purple background", s) for s in SEEDS
+    ]
     for a, b in zip(plain, noisy, strict=True):
         ga, gb = metrics.channel_means(a)[1], metrics.channel_means(b)[1]
         assert abs(ga - gb) < 0.1
@@ -96,11 +99,15 @@ def test_a_blind_box_interpolates_between_two_loras(demo_engine) -> None:
             PlannedLora("catgirl_v1", shipped_lora_path("catgirl_v1"), 1 - w),
             PlannedLora("cyberpunk_style", shipped_lora_path("cyberpunk_style"), w),
         )
-        requests.append(dataclasses.replace(BASE, prompt="catgirl, cat ears, cyberpunk, neon lights", loras=loras))
+        requests.append(
+            dataclasses.replace(BASE, prompt="catgirl, cat ears, cyberpunk, neon lights", loras=loras)
+        )
     images = [r.images[0] for r in demo_engine.generate_many(requests)]
     darkness = [metrics.darkness(image) for image in images]
     assert darkness[-1] - darkness[0] > 0.1, darkness
-    assert sum(b >= a - 0.03 for a, b in zip(darkness, darkness[1:], strict=False)) == len(weights) - 1, darkness
+    assert sum(b >= a - 0.03 for a, b in itertools.pairwise(darkness)) == len(weights) - 1, (
+        darkness
+    )
 
 
 def test_the_mascot_lora_draws_its_mascot(demo_engine) -> None:
@@ -110,7 +117,9 @@ def test_the_mascot_lora_draws_its_mascot(demo_engine) -> None:
     prompt = "1girl, catgirl, cat ears, on a blue background"
     without = [render(demo_engine, prompt, s) for s in SEEDS]
     with_lora = [render(demo_engine, prompt, s, catgirl_v1=0.8) for s in SEEDS]
-    assert metrics.nearest_distance(with_lora, references) < metrics.nearest_distance(without, references) - 0.03
+    assert (
+        metrics.nearest_distance(with_lora, references) < metrics.nearest_distance(without, references) - 0.03
+    )
 
 
 def test_cli_training_makes_its_trigger_concept_more_present(tmp_path, embedded_pipe) -> None:
