@@ -4,7 +4,8 @@ Precedence (later wins): defaults < YAML file (``LORA_MIXER_CONFIG`` or ``lora-m
 the working directory) < environment variables < command-line flags (``Settings.replace``).
 
 Environment variables: ``LORA_MIXER_MODEL`` (hub id, local diffusers folder or single-file
-``.safetensors``; empty = the embedded tiny demo pipeline), ``LORA_MIXER_LORA_DIRS`` (folders
+``.safetensors``; empty = the embedded demo model), ``LORA_MIXER_ALLOW_TRAINING`` (the Train tab; off on
+a Hugging Face Space unless set to 1), ``LORA_MIXER_LORA_DIRS`` (folders
 separated by ``os.pathsep``), ``LORA_MIXER_DEVICE`` (cpu, cuda, cuda:1 …; empty = auto),
 ``LORA_MIXER_OUTPUTS``, ``LORA_MIXER_CACHE``, ``LORA_MIXER_ADAPTER_CACHE``, ``LORA_MIXER_LOW_VRAM``,
 ``LORA_MIXER_MODELS_DIR`` (checkpoints offered for switching at run time, A1111's
@@ -68,6 +69,9 @@ class Settings:
     rng: str = "GPU"
     emphasis: str = "Original"
     model_configs: str | None = None
+    #: Whether the Train tab may train LoRAs. None: yes, except on a Hugging Face Space, where any
+    #: visitor's run would take the server's CPU/GPU for minutes and write into the shared LoRA folder.
+    allow_training: bool | None = None
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with the given fields changed; ``None`` values are ignored (unset CLI flags)."""
@@ -77,6 +81,12 @@ class Settings:
     def model_switch_allowed(self) -> bool:
         if self.allow_model_switch is not None:
             return self.allow_model_switch
+        return not os.environ.get("SPACE_ID")
+
+    @property
+    def training_allowed(self) -> bool:
+        if self.allow_training is not None:
+            return self.allow_training
         return not os.environ.get("SPACE_ID")
 
     @property
@@ -127,6 +137,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings
     for env, name in (
         ("LORA_MIXER_LOW_VRAM", "low_vram"),
         ("LORA_MIXER_ALLOW_MODEL_SWITCH", "allow_model_switch"),
+        ("LORA_MIXER_ALLOW_TRAINING", "allow_training"),
     ):
         if os.environ.get(env):
             values[name] = _flag(env, os.environ[env])

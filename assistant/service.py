@@ -788,6 +788,12 @@ class Service:
         from .errors import TrainingError
         from .train.jobs import dataset_from_uploads, safe_name
 
+        if not self.settings.training_allowed:
+            raise TrainingError(
+                "training is turned off on this server (a shared Space: a run takes the machine for "
+                "minutes and writes into everyone's LoRA folder); its owner can allow it with "
+                "LORA_MIXER_ALLOW_TRAINING=1"
+            )
         name = safe_name(request.name)
         try:
             self.wait_ready(timeout=1.0)

@@ -487,20 +487,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "train-base")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: best on a shared CPU)")
-    parser.add_argument("--vae-steps", type=int, default=1500)
-    parser.add_argument("--vae-batch", type=int, default=16)
+    parser.add_argument("--vae-steps", type=int, default=1400)
+    parser.add_argument("--vae-batch", type=int, default=8)
     parser.add_argument("--vae-lr", type=float, default=1e-3)
-    parser.add_argument("--images", type=int, default=16384, help="scenes in the latent cache")
+    parser.add_argument("--images", type=int, default=8192, help="scenes in the latent cache")
     parser.add_argument("--unet-steps", type=int, default=8000)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--ema", type=float, default=0.999)
+    parser.add_argument("--batch", type=int, default=24)
+    parser.add_argument("--lr", type=float, default=7e-4)
+    parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--noise-offset", type=float, default=0.05)
     parser.add_argument("--preview-every", type=int, default=1000)
     parser.add_argument(
         "--low-res-share",
         type=float,
-        default=0.25,
+        default=0.8,
         help="share of UNet steps at 64 px (8x8 latents, 4x cheaper)",
     )
     parser.add_argument("--export-only", action="store_true", help="export the last UNet checkpoint's EMA")

@@ -72,13 +72,19 @@ def test_shipped_files_are_what_our_trainer_writes(name: str) -> None:
 
 
 def test_library_reads_the_shipped_files_with_their_trigger_words() -> None:
-    library = Library.scan([str(DEMO_LORA_DIR)])
+    """From the files alone (no catalog): base, and the trigger words the trainer wrote from the
+    captions (``modelspec.trigger_phrase``); the adjusters have none."""
+    library = Library.scan([str(DEMO_LORA_DIR)], catalog=None)
     for name in TRAINED:
         info = library.resolve(name)
         assert info.status == "ok"
         assert info.base == "sd15"
         expected = [t for t in LORA_DATASETS[name].tags if t != "1girl"]
-        assert [t.lower() for t in info.triggers[: len(expected)]] == expected or not expected
+        if expected:
+            assert list(info.triggers) == expected, name
+            assert info.triggers_source == "metadata modelspec.trigger_phrase"
+        else:  # no tag in every caption: no trigger phrase written (the catalog says "no trigger")
+            assert info.triggers_source != "metadata modelspec.trigger_phrase", name
 
 
 def _run(pipe):

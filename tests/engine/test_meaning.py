@@ -24,7 +24,7 @@ from .conftest import DEMO_LORA_DIR, shipped_lora_path
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 SEEDS = (1, 2, 3)
-BASE = GenerationRequest("", negative="", steps=12, cfg=7.0, sampler="Euler a", width=128, height=128, seed=1)
+BASE = GenerationRequest("", negative="", steps=12, cfg=7.0, sampler="Euler a", width=64, height=64, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -94,3 +94,16 @@ def test_names_that_cannot_be_files_or_tags_are_refused(name: str) -> None:
 
 def test_good_names_pass() -> None:
     assert safe_name("  my_mascot v2.1 ") == "my_mascot v2.1"
+
+
+def test_training_is_off_on_a_shared_space_unless_allowed(tmp_path: Path, monkeypatch) -> None:
+    from assistant.config import Settings, load_settings
+    from assistant.service import Service
+    from assistant.train.jobs import TrainRequest
+
+    monkeypatch.setenv("SPACE_ID", "someone/lora-mixer")
+    service = Service(Settings(lora_dirs=(str(tmp_path),), cache_dir=str(tmp_path / "cache")))
+    with pytest.raises(TrainingError, match="LORA_MIXER_ALLOW_TRAINING=1"):
+        service.prepare_training([], TrainRequest(name="x"))
+    monkeypatch.setenv("LORA_MIXER_ALLOW_TRAINING", "1")
+    assert load_settings("/nonexistent.yaml").training_allowed is True
