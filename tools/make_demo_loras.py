@@ -30,7 +30,7 @@ from assistant.train import metrics, synthetic  # noqa: E402
 #: name -> (CLI options, sample prompt, the metric that says what it does, prompt to measure with)
 PLAN: dict[str, dict[str, Any]] = {
     "catgirl_v1": {
-        "args": ["--rank", "8", "--alpha", "4", "--max-steps", "250", "--train-text-encoder"],
+        "args": ["--rank", "8", "--alpha", "4", "--max-steps", "600", "--train-text-encoder"],
         "prompt": "1girl, catgirl, cat ears, on a blue background",
         "metric": "likeness",
     },
@@ -41,7 +41,7 @@ PLAN: dict[str, dict[str, Any]] = {
             "--alpha",
             "4",
             "--max-steps",
-            "100",
+            "200",
             "--train-text-encoder",
             "--network-weights",
             "models/Lora/catgirl_v1.safetensors",
@@ -50,45 +50,45 @@ PLAN: dict[str, dict[str, Any]] = {
         "metric": "likeness",
     },
     "cyberpunk_style": {
-        "args": ["--rank", "8", "--alpha", "4", "--max-steps", "250", "--train-text-encoder"],
+        "args": ["--rank", "8", "--alpha", "4", "--max-steps", "600", "--train-text-encoder"],
         "prompt": "cyberpunk, neon lights, a red circle",
-        "metric": "darkness",
+        "metric": "dimness",
     },
     "animeoutlineV4_16": {
-        "args": ["--rank", "16", "--alpha", "8", "--max-steps", "250", "--train-text-encoder"],
+        "args": ["--rank", "16", "--alpha", "8", "--max-steps", "600", "--train-text-encoder"],
         "prompt": "lineart, monochrome, a striped star",
         "metric": "monochrome",
     },
     "soft_light": {
-        "args": ["--rank", "4", "--alpha", "2", "--max-steps", "200", "--train-text-encoder"],
+        "args": ["--rank", "4", "--alpha", "2", "--max-steps", "500", "--train-text-encoder"],
         "prompt": "soft lighting, a blue square on a yellow background",
         "metric": "softness",
     },
     "jk_uniform": {
-        "args": ["--rank", "8", "--alpha", "4", "--max-steps", "250", "--train-text-encoder"],
+        "args": ["--rank", "8", "--alpha", "4", "--max-steps", "600", "--train-text-encoder"],
         "prompt": "jk uniform, school uniform, a green circle on a white background",
         "metric": "likeness",
     },
     "add_brightness": {
-        "args": ["--rank", "4", "--alpha", "2", "--max-steps", "200"],
+        "args": ["--rank", "4", "--alpha", "2", "--max-steps", "500"],
         "prompt": "a purple square on a green background",
         "metric": "brightness",
     },
     "add_saturation": {
-        "args": ["--rank", "4", "--alpha", "2", "--max-steps", "200"],
+        "args": ["--rank", "4", "--alpha", "2", "--max-steps", "500"],
         "prompt": "a white circle on a gray background",
         "metric": "saturation",
     },
     "add_detail": {
-        "args": ["--rank", "4", "--alpha", "2", "--max-steps", "200"],
+        "args": ["--rank", "4", "--alpha", "2", "--max-steps", "500"],
         "prompt": "a red star on a yellow background",
         "metric": "detail",
     },
 }
 SIZE = 64  # training and measuring size (px): the embedded model is at its best there, and 4x cheaper
-COMMON = ["--resolution", str(SIZE), "--lr", "1e-3", "--batch-size", "4", "--scheduler", "cosine",
+COMMON = ["--resolution", str(SIZE), "--lr", "3e-3", "--batch-size", "4", "--scheduler", "cosine",
           "--cache-latents", "--flip-aug", "--seed", "7", "--sample-steps", "20",
-          "--save-precision", "fp16"]  # fmt: skip
+          "--save-precision", "fp16", "--conv-dim", "8", "--conv-alpha", "4"]  # fmt: skip
 WEIGHTS = (-1.0, 0.0, 0.5, 1.0)
 SEEDS = (1, 2, 3, 4)
 
@@ -103,6 +103,7 @@ def metric_fn(name: str, references: list[Any]) -> Any:
         return lambda image: -metrics.nearest_distance([image], references)
     return {
         "darkness": metrics.darkness,
+        "dimness": lambda image: 1.0 - metrics.brightness(image),
         "monochrome": metrics.monochrome,
         "brightness": metrics.brightness,
         "saturation": metrics.saturation,
