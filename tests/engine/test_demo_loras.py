@@ -63,8 +63,9 @@ def test_shipped_files_are_what_our_trainer_writes(name: str) -> None:
     assert len(meta["sshs_model_hash"]) == 64
     dataset = LORA_DATASETS[name]
     folder = f"{dataset.repeats}_{dataset.folder}"
+    assert json.loads(meta["ss_dataset_dirs"]) == {folder: {"n_repeats": 10, "img_count": dataset.images}}
     tags = json.loads(meta["ss_tag_frequency"])[folder]
-    assert max(tags.values()) == dataset.images
+    assert all(tags[t] == dataset.images for t in dataset.tags)  # the trigger words are in every caption
     assert {k.split(".", 1)[1] for k in keys} == {"lora_down.weight", "lora_up.weight", "alpha"}
     prefixes = {k.split("_")[1] for k in keys}
     assert prefixes <= {"unet", "te"}
