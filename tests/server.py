@@ -123,12 +123,12 @@ def start_server(
 
 
 def write_test_embeddings(folder: Path) -> Path:
-    """Two textual inversions in A1111's ``emb_params`` layout: ``tinyneg`` fits the tiny demo
-    model (32-wide vectors), ``sd15neg`` is an SD1.5 one (768-wide; listed as skipped)."""
+    """Two textual inversions in A1111's ``emb_params`` layout: ``tinyneg`` fits the embedded demo
+    model the servers run (64-wide vectors), ``sd15neg`` is an SD1.5 one (768-wide; listed as skipped)."""
     import struct
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name, width, count in (("tinyneg", 32, 2), ("sd15neg", 768, 1)):
+    for name, width, count in (("tinyneg", 64, 2), ("sd15neg", 768, 1)):
         values = [((i * 37) % 17 - 8) / 40.0 for i in range(width * count)]
         data = struct.pack(f"<{len(values)}f", *values)
         header = json.dumps(

@@ -46,7 +46,9 @@ def load(device: str = "cpu", dtype: Any = None) -> Any:
     """The embedded ``StableDiffusionPipeline`` (fp32 on the CPU unless ``dtype`` says otherwise)."""
     import torch
     from diffusers import StableDiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
 
+    diffusers_logging.disable_progress_bar()  # "Loading pipeline components" on every start
     pipe = StableDiffusionPipeline.from_pretrained(
         str(EMBEDDED_DIR),
         torch_dtype=dtype or torch.float32,

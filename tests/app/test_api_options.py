@@ -1,6 +1,6 @@
 """A1111's model settings over the API: clip skip, RNG, emphasis, VAE, textual inversions.
 
-The server of tests/app/conftest.py runs the tiny model with two embeddings written by
+The server of tests/app/conftest.py runs the embedded model with two embeddings written by
 tests/server.py (``tinyneg`` fits it, ``sd15neg`` is SD1.5's width). Clients are A1111's:
 plain HTTP as A1111 documents it and ``webuiapi``.
 """
@@ -64,7 +64,7 @@ def test_embeddings_and_vae_lists_in_a1111_shape(http: httpx.Client) -> None:
                 "step": None,
                 "sd_checkpoint": None,
                 "sd_checkpoint_name": None,
-                "shape": 32,
+                "shape": 64,
                 "vectors": 2,
             }
         },

@@ -141,11 +141,10 @@ def test_blindbox_renders_grid_cells_and_manifest(tmp_path, monkeypatch, capsys)
     """A real (tiny) render through the CLI code path, the pipeline built once."""
     pytest.importorskip("torch")
     from assistant.cli import main
-    from assistant.engine import core
-    from assistant.engine.tiny import build_tiny_sd15
+    from assistant.engine import core, embedded
     from assistant.infotext import read_png
 
-    pipe = build_tiny_sd15()
+    pipe = embedded.load()  # the default model, which the shipped demo LoRAs were trained for
     engines: list[object] = []
 
     def one_engine(settings):  # one Engine for the pipeline: it owns the pipeline's adapters

@@ -277,4 +277,4 @@ def test_an_unreachable_hub_id_names_hf_endpoint(monkeypatch, tmp_path) -> None:
     info = Engine(Settings(model="nobody/no-such-model", device="cpu", cache_dir=str(tmp_path))).load()
     assert info.is_tiny
     assert "HF_ENDPOINT" in info.warnings[0]
-    assert info.warnings[0].endswith("using the tiny demo model instead.")
+    assert info.warnings[0].endswith("using the embedded demo model instead.")

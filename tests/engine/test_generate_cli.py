@@ -38,7 +38,7 @@ def test_generate_writes_pngs_with_infotext(tmp_path, capsys, monkeypatch) -> No
     assert code == 0
     report = json.loads(captured.out)
     assert report["tiny_model"] is True
-    assert "Demo model" in captured.err
+    assert "Embedded demo model" in captured.err  # the banner says what it can draw
     assert [image["seed"] for image in report["images"]] == [11, 12]
     for image in report["images"]:
         with Image.open(image["path"]) as png:
