@@ -20,8 +20,9 @@ EMBEDDED_BANNER = (
     "**Embedded demo model: a tiny Stable Diffusion trained here on shapes.** It draws a circle, "
     "square, triangle or star in red, green, blue, yellow, white, black, purple or orange — striped, "
     "dotted or plain — on a coloured background, at 64–128 px (try `a striped red star on a blue "
-    "background`), and the demo LoRAs change it the way real ones do: a cat mascot (`catgirl_v1`), "
-    "neon and ink styles, brightness, saturation and detail adjusters. For anything else start with "
+    "background`); the demo LoRAs were trained on it by LoRA Mixer (`cyberpunk_style` darkens it, "
+    "`animeoutlineV4_16` takes the colour out, `add_brightness` brightens it or, at a negative weight, "
+    "darkens it; see each one's notes). For anything else start with "
     "`--model <hub id | diffusers folder | .safetensors>` (or `LORA_MIXER_MODEL`)."
 )
 

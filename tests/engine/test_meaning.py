@@ -10,7 +10,6 @@ model or LoRA fails every one of them (checked once when they were written).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 
 import pytest
