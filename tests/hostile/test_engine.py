@@ -36,11 +36,12 @@ def engine(hostile_lora_dir: Path):  # type: ignore[no-untyped-def]
     """A tiny engine of our own. One torch thread: on a shared 2-core box OpenMP's spinning
     threads make a 64x64 render take 5-15 s instead of 0.2 s (restored afterwards)."""
     from assistant.config import Settings
-    from assistant.engine.tiny import build_tiny_sd15
+    from assistant.engine import embedded
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    eng = engine_module.Engine(Settings(lora_dirs=(str(hostile_lora_dir),)), pipeline=build_tiny_sd15())
+    # the embedded default model: the demo LoRAs of the hostile folder were trained for it
+    eng = engine_module.Engine(Settings(lora_dirs=(str(hostile_lora_dir),)), pipeline=embedded.load())
     eng.load()
     yield eng
     eng.unload_all()
