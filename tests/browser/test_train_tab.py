@@ -83,5 +83,7 @@ def test_bad_uploads_are_explained_and_nothing_is_written(
     _fill(train_page, [str(junk)], "junk_lora", steps=5)
     train_page.click("#train-btn")
     # the file picker only offers images, captions and zips: the junk file never reaches the server
-    train_page.get_by_text(re.compile("no files were uploaded|none of the uploads is an image")).first.wait_for()
+    train_page.get_by_text(
+        re.compile("no files were uploaded|none of the uploads is an image")
+    ).first.wait_for()
     assert not (train_server.lora_dir / "junk_lora.safetensors").exists()
