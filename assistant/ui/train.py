@@ -11,6 +11,9 @@ without a server. :func:`build_tab` and :func:`wire` make and connect the Gradio
 this module stays free of it.
 """
 
+# Gradio passes component values to handlers positionally, one parameter per input component:
+# ruff: noqa: PLR0917
+
 from __future__ import annotations
 
 import time
