@@ -95,3 +95,95 @@ def is_monotone(values: Sequence[float], *, increasing: bool = True, tolerance: 
     """True when each value moves the given way from the previous one (by more than ``tolerance``)."""
     steps = np.diff(np.asarray(values, dtype=np.float64))
     return bool(np.all(steps > tolerance)) if increasing else bool(np.all(steps < -tolerance))
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes and textures: what the foreground shape is, measured without a classifier
+# ----------------------------------------------------------------------------------------------
+
+#: Harmonic of the radial signature each polygon shows (a triangle's outline bulges 3 times a turn).
+SHAPE_HARMONICS: dict[str, int] = {"triangle": 3, "square": 4, "star": 5}
+#: Below this amplitude (relative to the mean radius) an outline counts as round.
+ROUND_BELOW = 0.045
+
+
+def background_colour(image: Any, ring: int = 3) -> np.ndarray:
+    """The median colour of the image's outer ``ring`` pixels (the background, for a centred subject)."""
+    a = as_array(image)
+    edges = (a[:ring], a[-ring:], a[:, :ring], a[:, -ring:])
+    border = np.concatenate([edge.reshape(-1, 3) for edge in edges])
+    return np.median(border, axis=0)
+
+
+def foreground_mask(image: Any, threshold: float | None = None) -> np.ndarray:
+    """The subject as a boolean mask: pixels far (RGB distance) from the background colour, the
+    largest connected piece, holes filled (a striped shape is one piece). ``threshold`` defaults to
+    Otsu's split of the distances (at least 0.12, so flat noise is not a subject)."""
+    from scipy import ndimage
+
+    a = as_array(image)
+    distance = np.sqrt(((a - background_colour(image)) ** 2).sum(axis=2))
+    if threshold is None:
+        threshold = max(0.12, _otsu(distance))
+    mask = distance > threshold
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    sizes = ndimage.sum(mask, labels, index=range(1, count + 1))
+    largest = labels == (int(np.argmax(sizes)) + 1)
+    return ndimage.binary_fill_holes(largest)
+
+
+def _otsu(values: np.ndarray, bins: int = 64) -> float:
+    hist, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(hist)
+    total = weight[-1]
+    mean = np.cumsum(hist * centres)
+    between = (mean[-1] * weight / total - mean) ** 2 / np.maximum(weight * (total - weight), 1)
+    return float(centres[int(np.argmax(between[:-1]))])
+
+
+def radial_signature(mask: np.ndarray, bins: int = 90) -> np.ndarray:
+    """The outline's distance from the mask's centroid at ``bins`` angles, divided by its mean
+    (a circle is flat at 1; empty bins are filled from their neighbours)."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 12:
+        return np.ones(bins)
+    cy, cx = ys.mean(), xs.mean()
+    dy, dx = ys - cy, xs - cx
+    angle = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * bins).astype(int) % bins
+    radius = np.hypot(dx, dy) + 0.5
+    outline = np.zeros(bins)
+    np.maximum.at(outline, angle, radius)
+    filled = outline > 0
+    if not filled.all():
+        index = np.arange(bins)
+        outline = np.interp(index, index[filled], outline[filled], period=bins)
+    return outline / outline.mean()
+
+
+def shape_harmonics(image: Any) -> dict[int, float]:
+    """Amplitudes of harmonics 1–8 of the subject's radial signature (relative to its mean radius)."""
+    signature = radial_signature(foreground_mask(image))
+    spectrum = np.abs(np.fft.rfft(signature - signature.mean())) * 2 / len(signature)
+    return {k: float(spectrum[k]) for k in range(1, 9)}
+
+
+def shape_of(image: Any) -> str:
+    """circle, triangle, square or star: the strongest of harmonics 3/4/5 of the outline, or
+    ``circle`` when none reaches :data:`ROUND_BELOW`."""
+    harmonics = shape_harmonics(image)
+    name, k = max(SHAPE_HARMONICS.items(), key=lambda item: harmonics[item[1]])
+    return name if harmonics[k] >= ROUND_BELOW else "circle"
+
+
+def texture_contrast(image: Any, erode: int = 3) -> float:
+    """Luma standard deviation inside the subject (its edge eroded away): ~0 for a plain shape,
+    high for a striped or dotted one."""
+    from scipy import ndimage
+
+    mask = ndimage.binary_erosion(foreground_mask(image), iterations=erode)
+    if mask.sum() < 16:
+        return 0.0
+    return float(luma(image)[mask].std())
