@@ -349,8 +349,12 @@ def train_unet(args: argparse.Namespace, tokenizer: Any, cache: dict[str, Any], 
     seen = 0
     while step < args.unet_steps:
         rng = np.random.Generator(np.random.PCG64([args.seed, 2, step]))
-        # warm-up, then constant: the EMA is the model, and a run can stop (and export) at any step
+        # warm-up, then constant: the EMA is the model, and a run can stop (and export) at any step;
+        # with --lr-end, a cosine decay from --decay-start to the last step (a finishing stage)
         lr = args.lr * min(1.0, (step + 1) / 200)
+        if args.lr_end is not None and step >= args.decay_start:
+            done = (step - args.decay_start) / max(1, args.unet_steps - args.decay_start)
+            lr = args.lr_end + (args.lr - args.lr_end) * 0.5 * (1 + math.cos(math.pi * done))
         for group in optimizer.param_groups:
             group["lr"] = lr
         size = 64 if rng.random() < args.low_res_share else 128
@@ -464,8 +468,43 @@ def preview(
     path = args.work / f"preview_{step:06d}.png"
     grid.save(path)
     log(f"preview: {path}")
+    with torch.no_grad():
+        log(f"preview: {shape_report(pipe)}")
     if was_training:
         text_encoder.train()
+
+
+#: (shape colour, background) pairs for the shape check: contrasting, as a user would ask.
+CHECK_PAIRS = (("red", "white"), ("blue", "yellow"), ("yellow", "blue"), ("white", "black"),
+               ("green", "purple"), ("black", "orange"))  # fmt: skip
+
+
+def shape_report(pipe: Any, seeds: int = 6, size: int = 128) -> str:
+    """How often each shape prompt draws that shape (:func:`assistant.train.metrics.shape_of`,
+    no classifier), and the texture contrast of striped/dotted vs plain squares."""
+    from assistant.train import metrics
+
+    def render(prompt: str, seed: int) -> Any:
+        generator = torch.Generator().manual_seed(seed)
+        return pipe(prompt, num_inference_steps=20, guidance_scale=7.0, height=size, width=size,
+                    generator=generator).images[0]  # fmt: skip
+
+    hits, seen = {}, {}
+    for shape in synthetic.SHAPES:
+        found = []
+        for seed in range(seeds):
+            colour, background = CHECK_PAIRS[seed % len(CHECK_PAIRS)]
+            found.append(metrics.shape_of(render(f"a {colour} {shape} on a {background} background", seed)))
+        hits[shape] = sum(f == shape for f in found)
+        seen[shape] = ",".join(f[:2] for f in found)
+    contrast = {}
+    for texture in ("plain", "striped", "dotted"):
+        word = "" if texture == "plain" else f"{texture} "
+        images = [render(f"a {word}red square on a blue background", seed) for seed in range(3)]
+        contrast[texture] = round(metrics.mean_of(metrics.texture_contrast, images), 3)
+    total = sum(hits.values()) / (seeds * len(synthetic.SHAPES))
+    shapes = " ".join(f"{k} {hits[k]}/{seeds} ({seen[k]})" for k in synthetic.SHAPES)
+    return f"shapes {total:.0%}: {shapes}; texture contrast {contrast}"
 
 
 def export(
@@ -496,6 +535,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=7e-4)
     parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--noise-offset", type=float, default=0.05)
+    parser.add_argument("--lr-end", type=float, default=None, help="cosine-decay the LR to this value")
+    parser.add_argument("--decay-start", type=int, default=0, help="UNet step where the decay starts")
+    parser.add_argument("--check-only", action="store_true", help="log the shape check of the last EMA")
     parser.add_argument("--preview-every", type=int, default=1000)
     parser.add_argument(
         "--low-res-share",
@@ -516,9 +558,15 @@ def main(argv: list[str] | None = None) -> int:
     args.scaling_factor = float(vae.config.scaling_factor)
     cache = encode_cache(args, vae, log)
     # 4. UNet + text encoder
-    if args.export_only:
+    if args.export_only or args.check_only:
         args.unet_steps = 0  # load the checkpoint, train nothing
     unet, text_encoder = train_unet(args, tokenizer, cache, log)
+    if args.check_only:
+        unet.eval()
+        text_encoder.eval()
+        with torch.no_grad():
+            log(f"check: {shape_report(build_pipeline(vae, unet, text_encoder, tokenizer))}")
+        return 0
     # 5. Export
     unet.eval()
     text_encoder.eval()
