@@ -65,7 +65,7 @@ def test_wrong_base_and_unfitting_loras_are_explained_whole(server: Server) -> N
         "LoRA 'odd_width' could not be loaded: its tensor shapes do not fit this model, so it was made "
         "for another base model or architecture: layer "
         "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k has shape [4, 24] in the file but "
-        "[4, 32] in this model; nothing was applied."
+        "[4, 64] in this model; nothing was applied."  # the embedded default: a 64-wide text encoder
     )
     baseline = _txt2img(server, "1girl")
     assert baseline.status_code == 200
