@@ -106,6 +106,10 @@ def _wait_for(condition: Any, what: str, timeout: float = 300.0) -> None:
         time.sleep(0.05)
 
 
+def _is_at_step(state: Any, name: str) -> bool:
+    return state.running and state.name == name and state.step >= 1
+
+
 def test_check_then_train_streams_progress_and_lists_the_lora(service: Service, uploads: list[str]) -> None:
     handlers = train_ui.TrainHandlers(service, poll=0.05)
     plan = handlers.check(uploads, *_values())
@@ -132,7 +136,9 @@ def test_cancel_stops_the_run_after_its_step_and_writes_no_file(
     stream = handlers.train(uploads, *_values(name="cancelled_mascot", steps=5000))
     worker = threading.Thread(target=_drain, args=(stream, seen, errors), daemon=True)
     worker.start()
-    _wait_for(lambda: service.training.snapshot().step >= 1, "the first training step")
+    # this run's first step: the module's service keeps the last run's state ("done", step 4 of the
+    # test before), so a bare `step >= 1` held before this run had even started
+    _wait_for(lambda: _is_at_step(service.training.snapshot(), "cancelled_mascot"), "the first training step")
     with pytest.raises(TrainingError, match="already going"):  # one run at a time
         service.start_training(uploads, train_ui.train_request(*_values(name="second")))
     assert handlers.cancel() == "Cancelling after the current step…"
