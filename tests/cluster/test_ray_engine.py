@@ -1,4 +1,4 @@
-"""The Ray engine on a real local Ray instance: 2 CPU replicas of the tiny model, on loopback.
+"""The Ray engine on a real local Ray instance: 2 CPU replicas of the default (embedded) model.
 
 One Ray instance for the whole module (starting it and the replicas is most of the cost). Every
 image is compared with the in-process engine's for the same request: bit for bit for single
@@ -34,7 +34,7 @@ torch = pytest.importorskip("torch")
 from assistant import blend  # noqa: E402
 from assistant.backend import EngineOptions  # noqa: E402
 from assistant.cluster.front import RayEngine  # noqa: E402
-from assistant.config import DEFAULT_LORA_DIR, Settings  # noqa: E402
+from assistant.config import DEFAULT_LORA_DIR, EMBEDDED_MODEL, Settings  # noqa: E402
 from assistant.errors import Cancelled, GenerationError, LoraLoadError  # noqa: E402
 from assistant.service import RenderSettings, Service  # noqa: E402
 from assistant.types import GenerationRequest, GenerationResult, PlannedLora  # noqa: E402
@@ -42,6 +42,7 @@ from tests.server import PROJECT_ROOT, start_server  # noqa: E402
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
+#: The default model (the embedded one: the shipped demo LoRAs in DEFAULT_LORA_DIR are trained for it).
 SETTINGS = Settings(lora_dirs=(str(DEFAULT_LORA_DIR),))
 BASE = GenerationRequest(
     "1girl, cat ears, city",
@@ -86,7 +87,7 @@ def cluster() -> Iterator[RayEngine]:
 
 @pytest.fixture(scope="module")
 def local() -> Any:
-    """The in-process engine on the same tiny model: the reference for every image."""
+    """The in-process engine on the same model: the reference for every image."""
     from assistant.engine.core import Engine
 
     torch.set_num_threads(1)  # the replicas run one thread each: the same float reductions
@@ -119,7 +120,7 @@ def rendered_on(engine: RayEngine, action: Callable[[], Any]) -> tuple[Any, set[
 
 def test_a_render_on_a_replica_equals_the_in_process_render(cluster: RayEngine, local: Any) -> None:
     info = cluster.info
-    assert (info.model_name, info.backend) == ("tiny-sd15-demo", "Ray Serve, 2 replicas")
+    assert (info.model_name, info.backend) == (EMBEDDED_MODEL, "Ray Serve, 2 replicas")
     for request in (
         BASE,
         req(lora("catgirl_v1", 0.7)),
@@ -416,7 +417,7 @@ def test_a_model_switch_reaches_every_replica_and_a_failed_one_changes_nothing(
     assert {s.info.model_name for s in cluster.replicas()} == {"tiny-sdxl-demo"}
     assert cluster.info.model_name == "tiny-sdxl-demo"
     cluster.switch_model(SETTINGS)  # back to the module's settings for the tests after this one
-    assert {s.info.model_name for s in cluster.replicas()} == {"tiny-sd15-demo"}
+    assert {s.info.model_name for s in cluster.replicas()} == {EMBEDDED_MODEL}
 
 
 def test_a_vae_change_reaches_every_replica_without_reloading_the_model(
@@ -431,7 +432,7 @@ def test_a_vae_change_reaches_every_replica_without_reloading_the_model(
     from assistant.engine.core import Engine
     from tests.engine.ldm import vae_to_ldm
 
-    # an original-layout VAE file for the tiny model, and config folders that describe it
+    # an original-layout VAE file for the running model, and config folders that describe it
     configs = tmp_path / "configs"
     shutil.copytree(CONFIGS_DIR / "sd15", configs / "sd15")
     (configs / "sd15" / "vae" / "config.json").write_text(json.dumps(dict(local.pipeline.vae.config)))
