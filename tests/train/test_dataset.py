@@ -135,3 +135,17 @@ def test_hidden_and_tool_files_are_ignored(tmp_path: Path) -> None:
 
 def test_tag_frequency_strips_and_lowercases() -> None:
     assert tag_frequency(["A, b ,,", " a ,C"]) == {"a": 2, "b": 1, "c": 1}
+
+
+def test_a_dataset_error_pickles_with_its_problems(tmp_path: Path) -> None:
+    """Errors cross processes (a Ray replica, a training worker) as the same type and fields."""
+    import pickle
+
+    root = tmp_path / "img"
+    _png(root / "catgirl" / "a.png")  # no repeat count
+    problems = _problems(root)
+    with pytest.raises(DatasetError) as info:
+        read_dataset(root)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert type(copy) is DatasetError
+    assert (copy.root, list(copy.problems), str(copy)) == (str(root), problems, str(info.value))
