@@ -99,11 +99,13 @@ class EngineReplica:
                 emit(("error", GenerationError(reason)))
 
         worker = loop.run_in_executor(None, work)
+        first = True  # the first step is always sent (a busy loop may find it queued behind later ones)
         try:
             while True:
                 event = await events.get()
-                while event[0] == "progress" and not events.empty():
+                while event[0] == "progress" and not first and not events.empty():
                     event = events.get_nowait()  # only the latest step matters
+                first = first and event[0] != "progress"
                 yield event
                 if event[0] != "progress":
                     break
