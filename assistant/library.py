@@ -77,6 +77,7 @@ from typing import Any, NoReturn, overload
 
 from .config import PRESETS_DIR
 from .errors import AmbiguousLoraName, LibraryError, LoraNotFound
+from .layouts import analyse as analyse_layout
 from .limits import LORA_WEIGHT
 from .presets import Catalog, load_catalog
 from .types import BASES, KINDS, LoraInfo
@@ -104,7 +105,7 @@ DEFAULT_CATALOG = PRESETS_DIR / "loras.yaml"
 #: Characters that cannot appear in a name written as ``<lora:name:weight>``.
 _TAG_UNSAFE = re.compile(r"[:<>\x00-\x1f]")
 _FIRST_READ = 64 * 1024
-_INDEX_VERSION = 6
+_INDEX_VERSION = 7
 _MAX_NAME = 512
 
 _DTYPE_SIZES: dict[str, float] = {
@@ -465,8 +466,11 @@ def _header_facts(path: str, size: int) -> dict[str, Any]:
     base, base_source = _detect_base(tensors, metadata, blob)
     if fmt == "kohya" and base == "sdxl":
         fmt = "kohya-sdxl"
-    facts.update(network_format=fmt, base=base, base_source=base_source)
-    facts["rank"], facts["alpha"] = _rank_alpha(path, tensors, metadata, length, head)
+    layout = analyse_layout(tensors)
+    facts.update(network_format=fmt, base=base, base_source=base_source, algorithm=layout.algorithm)
+    facts["rank"], facts["alpha"] = _rank_alpha(
+        path, tensors, metadata, length, head, layout_rank=layout.rank
+    )
     triggers, triggers_source, tag_counts = _metadata_triggers(metadata)
     facts.update(triggers=triggers, triggers_source=triggers_source, person_share=_person_share(tag_counts))
     if tag_counts:
@@ -477,11 +481,19 @@ def _header_facts(path: str, size: int) -> dict[str, Any]:
     facts["metadata"] = {k: metadata[k] for k in KEPT_METADATA if k in metadata and len(metadata[k]) <= 1000}
     if not tensors:
         facts["problem"] = "no LoRA tensors: the header lists no tensors at all"
-    elif fmt == "unknown":
+    elif fmt == "unknown" and not layout.algorithm:
         facts["problem"] = (
             "no LoRA tensors recognised: the tensor names match no known layout (kohya lora_unet_/lora_te_, "
             "PEFT lora_A/lora_B, LyCORIS); loading it will likely fail"
         )
+    elif layout.unsupported:
+        return {
+            "status": "refused",
+            "problem": f"{layout.label} file: {layout.unsupported}",
+            "algorithm": layout.algorithm,
+        }
+    elif layout.notes:
+        facts["problem"] = "; ".join(layout.notes)
     return facts
 
 
@@ -630,16 +642,21 @@ def _detect_base(tensors: Mapping[str, Any], metadata: Mapping[str, str], blob: 
 
 
 def _rank_alpha(
-    path: str, tensors: Mapping[str, Any], metadata: Mapping[str, str], length: int, head: bytes
+    path: str,
+    tensors: Mapping[str, Any],
+    metadata: Mapping[str, str],
+    length: int,
+    head: bytes,
+    *,
+    layout_rank: int | None,
 ) -> tuple[int | None, float | None]:
+    """``ss_network_dim``/``ss_network_alpha``, else the rank most layers have (every layout:
+    kohya/PEFT/diffusers down tensors, LoHa ``hada_w1_b``, LoKr ``lokr_w1_b``/``lokr_w2_b``; see
+    :mod:`assistant.layouts`) and the first ``.alpha`` scalar."""
     rank = _to_int(metadata.get("ss_network_dim"))
     alpha = _to_float(metadata.get("ss_network_alpha"))
     if rank is None:
-        downs = sorted(
-            k for k in tensors if k.endswith((".lora_down.weight", ".lora_A.weight", ".hada_w1_b"))
-        )
-        if downs and tensors[downs[0]].get("shape"):
-            rank = int(tensors[downs[0]]["shape"][0])
+        rank = layout_rank
     if alpha is None:
         alpha = _read_alpha(path, tensors, length, head)
     return rank, alpha
@@ -996,11 +1013,15 @@ def _load_marshal(file: Path | None) -> dict[str, list[Any]]:
 
 
 def _code_digest() -> str:
-    """A digest of this module's source: cached entries die with the heuristics that made them."""
+    """A digest of this module's source and of :mod:`assistant.layouts` (the layout table): cached
+    entries die with the heuristics that made them."""
+    digest = hashlib.sha1()
     try:
-        return hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:12]
+        for source in (Path(__file__), Path(__file__).with_name("layouts.py")):
+            digest.update(source.read_bytes())
     except OSError:
         return "unknown"
+    return digest.hexdigest()[:12]
 
 
 _CODE_DIGEST = _code_digest()
@@ -1277,7 +1298,10 @@ def _build_info(
     else:
         facts = index.facts(found.path, found.size, found.mtime_ns, _header_facts)
         if facts["status"] != "ok":
-            fields, metadata = {"status": facts["status"], "problem": facts["problem"]}, ""
+            fields = {"status": facts["status"], "problem": facts["problem"]}
+            if facts.get("algorithm"):
+                fields["algorithm"] = facts["algorithm"]
+            metadata = ""
         else:
             fields = _merge(name, found, facts=facts, sidecars=sidecars, catalog=catalog, index=index)
             metadata = facts["metadata"]
@@ -1381,6 +1405,7 @@ def _merge(
     """The LoraInfo fields of one loadable file: header facts < sidecar < civitai < catalog."""
     fields: dict[str, Any] = {
         "network_format": facts["network_format"],
+        "algorithm": facts.get("algorithm", ""),
         "base": facts["base"],
         "base_source": facts["base_source"],
         "rank": facts["rank"],

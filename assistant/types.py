@@ -143,7 +143,8 @@ class LoraInfo:
     description: str = ""
     rank: int | None = None
     alpha: float | None = None
-    network_format: str = "unknown"  # kohya | kohya-sdxl | peft | lycoris | unknown
+    network_format: str = "unknown"  # kohya | kohya-sdxl | peft | diffusers | lycoris | unknown
+    algorithm: str = ""  # lora | locon | tucker | dora | loha | lokr | full (+dora), see assistant.layouts
     preview: str | None = None
     size: int = 0
     mtime: float = 0.0

@@ -34,7 +34,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +119,16 @@ class LoraState:
 
 @dataclass(frozen=True, slots=True)
 class LoadReport:
-    """What diffusers, PEFT and transformers logged or warned while one file loaded."""
+    """What diffusers, PEFT and transformers logged or warned while one file loaded
+    (``messages``, for the debug log), and what of it changes the result (``warnings``: whole
+    sentences every render that uses the file says to the user — layers left out, tensors
+    dropped). ``route``: ``diffusers`` (its own loader) or ``lycoris``
+    (:mod:`assistant.engine.lycoris`); ``algorithm``: the file's (:mod:`assistant.layouts`)."""
 
     messages: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    route: str = "diffusers"
+    algorithm: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,8 @@ class AdapterCache:
         self.base = base  # the loaded model's base ("sd15" | "sd2" | "sdxl"): files are checked against it
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # resolved path -> entry
         self._layers: dict[str, list[Any]] | None = None  # component -> PEFT tuner layers
+        self._named: dict[str, list[tuple[str, Any]]] | None = None  # component -> (path, layer)
+        self._keymap: Any = None  # KeyMap of the pipeline, built on the first LyCORIS load
         self.loads = 0
         self.evictions = 0
 
@@ -268,6 +277,8 @@ class AdapterCache:
                 lora_b = getattr(layer, "lora_B", None)
                 if lora_b is not None and any(m._forward_hooks for m in lora_b.values()):
                     found.append("a forward hook is left on lora_B")
+                if getattr(layer, "_row_factors", None):
+                    found.append(f"per-row factors are left for {sorted(layer._row_factors)}")
                 if found:
                     problems.append(f"layer {component}.{where}: {'; '.join(found)}")
         present: dict[str, set[str]] = {}
@@ -374,16 +385,16 @@ class AdapterCache:
                 f"it has weights for {', '.join(missing)}, which this model does not have: it was made "
                 "for another base model (an SDXL LoRA on an SD1.5 model has text_encoder_2 weights).",
             )
-        with _library_output() as said:
-            try:
-                with warnings.catch_warnings():  # PEFT warns on every second adapter; that is the point here
-                    warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-                    self.pipe.load_lora_weights(str(file), adapter_name=adapter)
-            except Exception as exc:
-                self._rollback(adapter)
-                log.debug("loading %s failed: %s: %s", file, type(exc).__name__, exc)
-                raise LoraLoadError(name, explain_load_error(exc, said)) from None
-        report = LoadReport(tuple(said))
+        layout = _file_layout(name, file)
+        if layout.unsupported:
+            raise LoraLoadError(
+                name, f"it is a {layout.label} file: {layout.unsupported}; nothing was loaded."
+            )
+        if layout.diffusers:
+            report = self._load_diffusers(name, file, adapter)
+        else:
+            report = self._load_lycoris(name, file, adapter, layout.algorithm)
+        report = replace(report, algorithm=layout.algorithm)
         for message in report.messages:
             log.debug("while loading %s: %s", file, message)
         loaded = present_components(self.pipe, adapter)
@@ -397,6 +408,42 @@ class AdapterCache:
             )
         return loaded, report
 
+    def _load_diffusers(self, name: str, file: Path, adapter: str) -> LoadReport:
+        """The plain LoRA layouts, through diffusers' own loader."""
+        with _library_output() as said:
+            try:
+                with warnings.catch_warnings():  # PEFT warns on every second adapter; that is the point here
+                    warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                    self.pipe.load_lora_weights(str(file), adapter_name=adapter)
+            except Exception as exc:
+                self._rollback(adapter)
+                log.debug("loading %s failed: %s: %s", file, type(exc).__name__, exc)
+                raise LoraLoadError(name, explain_load_error(exc, said)) from None
+        return LoadReport(tuple(said), result_changing(said), route="diffusers")
+
+    def _load_lycoris(self, name: str, file: Path, adapter: str, algorithm: str) -> LoadReport:
+        """LoHa, LoKr, LoCon Tucker, DoRA, full/diff and norm layers (:mod:`assistant.engine.lycoris`)."""
+        from safetensors.torch import load_file
+
+        from .keymap import KeyMap
+        from .lycoris import load_lycoris
+
+        try:
+            tensors = load_file(str(file), device="cpu")
+        except Exception as exc:
+            raise LoraLoadError(name, f"its tensors could not be read ({exc}).") from None
+        if self._keymap is None:
+            self._keymap = KeyMap(self.pipe)
+        try:
+            result = load_lycoris(self.pipe, adapter, name, tensors, self._keymap, algorithm=algorithm)
+        except LoraLoadError:
+            raise
+        except Exception as exc:
+            self._rollback(adapter)
+            log.debug("loading %s failed: %s: %s", file, type(exc).__name__, exc)
+            raise LoraLoadError(name, f"{type(exc).__name__}: {_whole_sentences(str(exc))}") from None
+        return LoadReport(result.notes, tuple(f"{n}." for n in result.notes), route="lycoris")
+
     def _rollback(self, adapter: str) -> None:
         with _library_output():
             self.pipe.delete_adapters(adapter)
@@ -406,8 +453,43 @@ class AdapterCache:
             raise RuntimeError(f"could not remove the partial adapter {adapter!r} from {sorted(left)}")
 
 
+def _file_layout(name: str, file: Path) -> Any:
+    """The file's layout from its header (:func:`assistant.layouts.analyse`)."""
+    from ..layouts import analyse
+    from ..library import read_safetensors_header
+
+    try:
+        _length, tensors, _metadata = read_safetensors_header(file)
+    except Exception as exc:
+        raise LoraLoadError(name, f"it is not a readable .safetensors file ({exc}).") from None
+    return analyse(tensors)
+
+
+#: Library messages that mean part of a file was not applied (the result differs from the file).
+_RESULT_CHANGING = re.compile(
+    r"unexpected key|not loaded|were not used|missing key|dropp|ignor|not (?:be )?appl|skipp|discard|"
+    r"not supported|No LoRA keys",
+    re.IGNORECASE,
+)
+
+
+def result_changing(said: Sequence[str]) -> tuple[str, ...]:
+    """What diffusers/PEFT/transformers said that changes the image (keys not loaded, tensors
+    dropped …), each as whole sentences (see :func:`_whole_sentences`)."""
+    out: list[str] = []
+    for message in said:
+        if _RESULT_CHANGING.search(message) and "peft_config" not in message:
+            text = _whole_sentences(message)
+            out.append(text if text.endswith((".", "…", ")")) else f"{text}.")
+    return tuple(dict.fromkeys(out))
+
+
 def _scale(layer: Any, adapter: str, weight: float) -> float:
-    """``scaling[adapter]`` as PEFT's ``LoraLayer.set_scale`` computes it for ``weight``."""
+    """``scaling[adapter]`` as the layer's ``set_scale`` computes it for ``weight`` (PEFT's
+    ``LoraLayer``, or :class:`~assistant.engine.lycoris.LycorisLayer`)."""
+    expected = getattr(layer, "expected_scaling", None)
+    if expected is not None:
+        return float(expected(adapter, weight))
     if layer.use_rslora.get(adapter, False):
         return weight * layer.lora_alpha[adapter] / math.sqrt(layer.r[adapter])
     return weight * layer.lora_alpha[adapter] / layer.r[adapter]

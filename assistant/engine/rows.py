@@ -118,9 +118,10 @@ class _Site:
 
     component: str
     module_name: str
-    layer: Any  # peft.tuners.lora.LoraLayer
+    layer: Any  # peft.tuners.lora.LoraLayer or assistant.engine.lycoris.LycorisLayer
     adapter: str
-    lora_b: nn.Module | None  # None for layer kinds without a lora_B module (embeddings)
+    lora_b: nn.Module | None  # None for layer kinds without a lora_B module (embeddings, LyCORIS)
+    block: int = -1  # index into a block-ratio vector (BlockRatios), -1: in no block
 
 
 @dataclass
@@ -129,6 +130,12 @@ class _Active:
 
     saved_scaling: list[tuple[Any, str, float]] = field(default_factory=list)
     handles: list[torch.utils.hooks.RemovableHandle] = field(default_factory=list)
+    row_factors: list[tuple[Any, str]] = field(default_factory=list)  # LyCORIS layers given row factors
+    split: str = ""  # why the UNet runs its rows in groups ("" = it does not)
+
+
+#: Block ratios of one adapter for one row: a vector indexed by ``_Site.block`` (None: all 1).
+BlockRatios = Sequence[float] | None
 
 
 def _vanilla_types() -> tuple[type, ...]:
@@ -137,14 +144,28 @@ def _vanilla_types() -> tuple[type, ...]:
     return (lora_layer.Linear, lora_layer._ConvNd)
 
 
-def _lora_layer_type() -> type:
+def _lora_layer_types() -> tuple[type, ...]:
     from peft.tuners.lora import LoraLayer
 
-    return LoraLayer
+    from .lycoris import LycorisLayer
+
+    return (LoraLayer, LycorisLayer)
+
+
+def _is_lycoris(layer: Any) -> bool:
+    return hasattr(layer, "set_row_factors")
+
+
+def _ratio(ratios: BlockRatios, block: int) -> float:
+    return 1.0 if ratios is None or block < 0 else float(ratios[block])
 
 
 def _base_factor(layer: Any, adapter: str, weight: float) -> float:
-    """``weight * alpha / r`` exactly as PEFT's ``LoraLayer.set_scale`` evaluates it."""
+    """``weight * alpha / r`` exactly as the layer's ``set_scale`` evaluates it (PEFT's
+    ``LoraLayer``; a LyCORIS layer says it with ``expected_scaling``)."""
+    expected = getattr(layer, "expected_scaling", None)
+    if expected is not None:
+        return float(expected(adapter, weight))
     if layer.use_rslora.get(adapter, False):
         return weight * layer.lora_alpha[adapter] / math.sqrt(layer.r[adapter])
     return weight * layer.lora_alpha[adapter] / layer.r[adapter]
@@ -207,6 +228,53 @@ def _normalise(scales: Mapping[str, ScaleSpec], what: str) -> tuple[dict[str, li
     return out, rows
 
 
+def _row_ratios(
+    weights: Mapping[str, list[float]],
+    ratios: Mapping[str, Sequence[BlockRatios]],
+    rows: int | None,
+    what: str,
+) -> dict[str, list[BlockRatios]]:
+    """Block ratios per adapter, one entry per row (or one for all rows); None = no block weights."""
+    unknown = [a for a in ratios if a not in weights]
+    if unknown:
+        raise RowWeightsError(f"{what}: block ratios for adapter(s) {unknown} that have no weights")
+    out: dict[str, list[BlockRatios]] = {}
+    for adapter in weights:
+        given = list(ratios.get(adapter, [None]))
+        if not given:
+            given = [None]
+        if len(given) != 1 and len(given) != (rows or 1):
+            raise RowWeightsError(
+                f"{what}: adapter {adapter!r} has {len(given)} block-ratio rows for {rows or 1} rows"
+            )
+        out[adapter] = given
+    return out
+
+
+def _spread(values: Sequence[Any], rows: int) -> list[Any]:
+    """``values`` with one entry per row (a single entry stands for all rows)."""
+    return list(values) * rows if len(values) == 1 else list(values)
+
+
+def _key(ratios: BlockRatios) -> tuple[float, ...] | None:
+    return None if ratios is None else tuple(float(r) for r in ratios)
+
+
+def _uniform(values: Sequence[float], ratios: Sequence[BlockRatios]) -> bool:
+    """Every row of an adapter has the same weight and the same block ratios."""
+    return len(set(values)) == 1 and len({_key(r) for r in ratios}) == 1
+
+
+def _take(value: Any, index: torch.Tensor, rows: int) -> Any:
+    """``value`` cut to the rows in ``index`` when it is batched (first dimension = ``rows``)."""
+    if isinstance(value, torch.Tensor):
+        batched = value.dim() > 0 and value.shape[0] == rows
+        return value.index_select(0, index.to(value.device)) if batched else value
+    if isinstance(value, dict):
+        return {k: _take(v, index, rows) for k, v in value.items()}
+    return value
+
+
 class RowScaler:
     """Per-batch-row LoRA weights for a diffusers pipeline whose LoRAs are PEFT adapters.
 
@@ -217,12 +285,15 @@ class RowScaler:
     ``set_adapters`` gave them.
     """
 
-    def __init__(self, pipe: Any) -> None:
+    def __init__(self, pipe: Any, block_of: Callable[[str, str], int] | None = None) -> None:
         self._pipe = pipe
+        self._block_of = block_of or (lambda _component, _path: -1)
         self._sites: dict[str, dict[str, list[_Site]]] = {}
         self._indexed = False
         self._lock = threading.Lock()
         self._active_roles: set[str] = set()
+        #: Why the last UNet context ran its rows in groups ("" when per-row factors did it).
+        self.split_reason = ""
 
     # -- index ---------------------------------------------------------------------------------
 
@@ -239,7 +310,7 @@ class RowScaler:
         self._reindex()
 
     def _reindex(self) -> None:
-        lora_layer = _lora_layer_type()
+        lora_layer = _lora_layer_types()
         sites: dict[str, dict[str, list[_Site]]] = {}
         for component in (*UNET_COMPONENTS, *TEXT_COMPONENTS):
             model = getattr(self._pipe, component, None)
@@ -250,10 +321,11 @@ class RowScaler:
                 if not isinstance(module, lora_layer):
                     continue
                 lora_b = getattr(module, "lora_B", None)
+                block = self._block_of(component, module_name)
                 for adapter in module.scaling:
                     b = lora_b[adapter] if isinstance(lora_b, nn.ModuleDict) and adapter in lora_b else None
                     per_adapter.setdefault(adapter, []).append(
-                        _Site(component, module_name, module, adapter, b)
+                        _Site(component, module_name, module, adapter, b, block)
                     )
             sites[component] = per_adapter
         self._sites = sites
@@ -279,14 +351,24 @@ class RowScaler:
     # -- contexts ------------------------------------------------------------------------------
 
     @contextmanager
-    def unet_rows(self, scales: Mapping[str, ScaleSpec]) -> Iterator[None]:
+    def unet_rows(
+        self,
+        scales: Mapping[str, ScaleSpec],
+        ratios: Mapping[str, Sequence[BlockRatios]] | None = None,
+    ) -> Iterator[None]:
         """UNet LoRA weights per batch row: adapter name -> one weight per UNet batch row.
 
         With classifier-free guidance the UNet batch is ``[uncond rows; cond rows]`` (see
         :func:`unet_row_scales`). A single number instead of a list applies to every row of any
-        batch size (exactly ``set_adapters``' behaviour for that adapter).
+        batch size (exactly ``set_adapters``' behaviour for that adapter). ``ratios``: per adapter,
+        one block-ratio vector per row (LoRA block weights, :mod:`assistant.lbw`; a layer's weight
+        is the row's weight times the vector's entry for the layer's block), or one for all rows.
+
+        Layers that cannot be weighted per row (PEFT's DoRA variant, embedding layers) make the
+        UNet run each group of equal rows as its own call instead (:attr:`split_reason` says why
+        afterwards): the same images, more UNet calls.
         """
-        with self._rows("unet", UNET_COMPONENTS, scales, ("sample",)):
+        with self._rows("unet", UNET_COMPONENTS, scales, ("sample",), ratios):
             yield
 
     @contextmanager
@@ -309,9 +391,13 @@ class RowScaler:
         components: Sequence[str],
         scales: Mapping[str, ScaleSpec],
         input_keys: Sequence[str],
+        ratios: Mapping[str, Sequence[BlockRatios]] | None = None,
     ) -> Iterator[None]:
         what = f"{role}_rows"
         weights, rows = _normalise(scales, what)
+        row_ratios = _row_ratios(weights, ratios or {}, rows, what)
+        if role == "unet":
+            self.split_reason = ""
         with self._lock:
             if role in self._active_roles:
                 raise RowWeightsError(f"{what}: already active on this scaler (nested or concurrent use)")
@@ -328,7 +414,7 @@ class RowScaler:
             sites = self._sites_for(weights, present, what)
             active = _Active()
             try:
-                self._apply(weights, sites, active, what)
+                self._apply(weights, row_ratios, sites, active, what, split_allowed=role == "unet")
                 if rows is not None:
                     for component in present:
                         active.handles.append(
@@ -336,10 +422,15 @@ class RowScaler:
                                 self._batch_check(component, rows, input_keys, what), with_kwargs=True
                             )
                         )
+                if active.split:
+                    self.split_reason = active.split
+                    active.handles.append(self._split_unet(weights, row_ratios, sites, rows or 1))
                 yield
             finally:
                 for handle in reversed(active.handles):
                     handle.remove()
+                for layer, adapter in active.row_factors:
+                    layer.set_row_factors(adapter, None)
                 for layer, adapter, value in reversed(active.saved_scaling):
                     layer.scaling[adapter] = value
         finally:
@@ -377,14 +468,23 @@ class RowScaler:
     def _apply(
         self,
         weights: Mapping[str, list[float]],
+        ratios: Mapping[str, list[BlockRatios]],
         sites: Mapping[str, list[_Site]],
         active: _Active,
         what: str,
+        *,
+        split_allowed: bool,
     ) -> None:
-        """Check every site first, then set scalings and attach hooks (recorded in ``active``)."""
+        """Check every site first, then set scalings, row factors and hooks (recorded in ``active``).
+
+        A site whose layer cannot take per-row factors (PEFT's DoRA variant, embeddings) makes the
+        whole call run per group of equal rows (``active.split``) when ``split_allowed``; the
+        scalings are then set per group by :meth:`_split_unet`, not here.
+        """
         vanilla = _vanilla_types()
+        blockers: list[str] = []
         for adapter, adapter_sites in sites.items():
-            uniform = len(set(weights[adapter])) == 1
+            uniform = _uniform(weights[adapter], ratios[adapter])
             for site in adapter_sites:
                 layer, where = site.layer, f"{site.component}.{site.module_name}"
                 if layer.merged:
@@ -402,32 +502,120 @@ class RowScaler:
                         f"(active: {list(layer.active_adapters)}); "
                         "call pipe.set_adapters([...]) with it first"
                     )
+                if uniform or _is_lycoris(layer):
+                    continue
                 variant = getattr(layer, "lora_variant", {}).get(adapter)
                 if variant is not None:
-                    raise RowWeightsError(
-                        f"{what}: adapter {adapter!r} uses the PEFT LoRA variant {type(variant).__name__} "
-                        f"(e.g. DoRA) at {where}; only plain LoRA supports per-row weights"
+                    blockers.append(
+                        f"adapter {adapter!r} uses the PEFT LoRA variant {type(variant).__name__} (DoRA) "
+                        f"at {where}"
                     )
-                if not uniform and (site.lora_b is None or not isinstance(layer, vanilla)):
-                    raise RowWeightsError(
-                        f"{what}: adapter {adapter!r} has a {type(layer).__name__} LoRA layer at {where}; "
-                        "differing row weights work only on Linear/Conv layers (give one weight for all rows)"
-                    )
+                elif site.lora_b is None or not isinstance(layer, vanilla):
+                    blockers.append(f"adapter {adapter!r} has a {type(layer).__name__} LoRA layer at {where}")
+        if blockers:
+            if not split_allowed:
+                raise RowWeightsError(
+                    f"{what}: {blockers[0]}; differing row weights work only on Linear/Conv LoRA layers "
+                    "(give one weight for all rows)"
+                )
+            active.split = blockers[0]
+            for adapter, adapter_sites in sites.items():
+                for site in adapter_sites:
+                    active.saved_scaling.append((site.layer, adapter, site.layer.scaling[adapter]))
+            return
         for adapter, adapter_sites in sites.items():
-            values = weights[adapter]
-            uniform = len(set(values)) == 1
+            values, row_ratios = weights[adapter], ratios[adapter]
+            uniform = _uniform(values, row_ratios)
             for site in adapter_sites:
                 layer = site.layer
                 active.saved_scaling.append((layer, adapter, layer.scaling[adapter]))
                 if uniform:
-                    layer.set_scale(adapter, values[0])
+                    layer.set_scale(adapter, values[0] * _ratio(row_ratios[0], site.block))
+                    continue
+                factors = [
+                    _base_factor(layer, adapter, v * _ratio(r, site.block))
+                    for v, r in zip(values, _spread(row_ratios, len(values)), strict=True)
+                ]
+                if _is_lycoris(layer):
+                    layer.set_row_factors(adapter, torch.tensor(factors, dtype=torch.float32))
+                    active.row_factors.append((layer, adapter))
                     continue
                 layer.scaling[adapter] = 1.0
-                factors = [_base_factor(layer, adapter, v) for v in values]
                 hook = self._row_hook(factors, f"{site.component}.{site.module_name}", adapter, what)
                 lora_b = site.lora_b
                 assert lora_b is not None  # checked above: non-uniform rows need a lora_B module
                 active.handles.append(lora_b.register_forward_hook(hook))
+
+    def _split_unet(
+        self,
+        weights: Mapping[str, list[float]],
+        ratios: Mapping[str, list[BlockRatios]],
+        sites: Mapping[str, list[_Site]],
+        rows: int,
+    ) -> Any:
+        """Make ``pipe.unet`` run each group of rows with equal weights as its own call.
+
+        Every tensor argument whose first dimension is the batch is cut to the group's rows (the
+        sample, the text embeddings, SDXL's ``added_cond_kwargs``); a timestep tensor of one value
+        per row too. The outputs are put back in row order. Returns a handle whose ``remove()``
+        restores the UNet's own forward.
+        """
+        unet = self._pipe.unet
+        original = unet.forward
+        keys: list[tuple[Any, ...]] = []
+        for row in range(rows):
+            keys.append(
+                tuple(
+                    (weights[a][min(row, len(weights[a]) - 1)], _key(_spread(ratios[a], rows)[row]))
+                    for a in sorted(weights)
+                )
+            )
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for row, key in enumerate(keys):
+            groups.setdefault(key, []).append(row)
+
+        def set_group(row: int) -> None:
+            for adapter, adapter_sites in sites.items():
+                value = weights[adapter][min(row, len(weights[adapter]) - 1)]
+                row_ratio = _spread(ratios[adapter], rows)[row]
+                for site in adapter_sites:
+                    site.layer.set_scale(adapter, value * _ratio(row_ratio, site.block))
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            sample = args[0] if args else kwargs["sample"]
+            if sample.shape[0] != rows:
+                raise RowWeightsError(
+                    f"unet_rows: the UNet was called with {sample.shape[0]} rows but {rows} row weights "
+                    "were given"
+                )
+            outputs: list[tuple[list[int], torch.Tensor]] = []
+            return_dict = kwargs.get("return_dict", True)
+            for indices in groups.values():
+                set_group(indices[0])
+                index = torch.tensor(indices, device=sample.device)
+                sub_args = [_take(a, index, rows) for a in args]
+                sub_kwargs = {k: _take(v, index, rows) for k, v in kwargs.items()}
+                sub_kwargs["return_dict"] = False
+                out = original(*sub_args, **sub_kwargs)[0]
+                outputs.append((indices, out))
+            first = outputs[0][1]
+            merged = first.new_empty((rows, *first.shape[1:]))
+            for indices, out in outputs:
+                merged[torch.tensor(indices, device=merged.device)] = out
+            if return_dict:
+                from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
+
+                return UNet2DConditionOutput(sample=merged)
+            return (merged,)
+
+        unet.forward = forward
+
+        class _Restore:
+            def remove(self) -> None:
+                if unet.__dict__.get("forward") is forward:
+                    del unet.forward
+
+        return _Restore()
 
     @staticmethod
     def _row_hook(

@@ -250,7 +250,8 @@ class Target:
     ``attn`` (``to_q/k/v/out``), ``proj`` (``proj_in/out``), ``ff`` (feed-forward), ``resnet``
     (``conv1/conv2/conv_shortcut/time_emb_proj``), ``sampler`` (down/upsampler convs),
     ``te_attn`` (``q/k/v/out_proj``), ``te_mlp`` (``fc1/fc2``); ``shape``: the base weight's shape
-    (Linear ``(out, in)``, Conv2d ``(out, in, kh, kw)``).
+    (Linear ``(out, in)``, Conv2d ``(out, in, kh, kw)``); ``bias``: whether the layer has a bias
+    (LyCORIS' full layout then writes ``diff_b``).
     """
 
     component: str
@@ -259,6 +260,7 @@ class Target:
     peft: str
     group: str
     shape: tuple[int, ...]
+    bias: bool = False
 
     @property
     def is_conv(self) -> bool:
@@ -287,6 +289,7 @@ def lora_targets(pipe: Any) -> list[Target]:
                 f"unet.{name}",
                 _group(name),
                 _shape(layer),
+                layer.bias is not None,
             )
         )
     prefixes = _XL_TEXT_PREFIX if xl else _TEXT_PREFIX
@@ -304,6 +307,7 @@ def lora_targets(pipe: Any) -> list[Target]:
                     f"{component}.{path}",
                     "te_mlp" if ".mlp." in name else "te_attn",
                     _shape(layer),
+                    layer.bias is not None,
                 )
             )
     return targets

@@ -433,22 +433,18 @@ def small_unet(**config: Any) -> torch.nn.Module:
     return inject_adapter_in_model(LoraConfig(r=2, target_modules=targets, **config), model, "x")
 
 
-def test_fused_dora_embedding_and_compiled_are_refused():
+def test_fused_embedding_text_rows_and_compiled_are_refused():
     fused = small_unet()
     fused[1].merge(adapter_names=["x"])
     with pytest.raises(RowWeightsError, match=r"fused \(merged\).*unfuse_lora"):  # noqa: SIM117
         with RowScaler(SimpleNamespace(unet=fused)).unet_rows({"x": [0.5, 1.0]}):
             pass
-    dora = small_unet(use_dora=True)
-    with pytest.raises(RowWeightsError, match=r"variant Dora.*only plain LoRA"):  # noqa: SIM117
-        with RowScaler(SimpleNamespace(unet=dora)).unet_rows({"x": [0.5, 1.0]}):
-            pass
     embedding = small_unet(targets=["0"])
-    scaler = RowScaler(SimpleNamespace(unet=embedding))
-    with pytest.raises(RowWeightsError, match=r"Embedding LoRA layer at unet\.0"):  # noqa: SIM117
-        with scaler.unet_rows({"x": [0.5, 1.0]}):
+    scaler = RowScaler(SimpleNamespace(text_encoder=embedding))
+    with pytest.raises(RowWeightsError, match=r"Embedding LoRA layer at text_encoder\.0"):  # noqa: SIM117
+        with scaler.text_rows({"x": [0.5, 1.0]}):
             pass
-    with scaler.unet_rows({"x": [0.5, 0.5]}):  # one weight for all rows is just set_scale
+    with scaler.text_rows({"x": [0.5, 0.5]}):  # one weight for all rows is just set_scale
         assert embedding[0].scaling["x"] == 0.5 * 8 / 2
     assert embedding[0].scaling["x"] == 8 / 2
     in_place = small_unet()
@@ -457,6 +453,34 @@ def test_fused_dora_embedding_and_compiled_are_refused():
         with pytest.raises(RowWeightsError, match=r"compiled with torch\.compile"):  # noqa: SIM117
             with RowScaler(SimpleNamespace(unet=compiled)).unet_rows({"x": [0.5, 1.0]}):
                 pass
+
+
+def test_peft_dora_rows_run_as_groups_of_equal_rows():
+    """PEFT's DoRA layers cannot scale their output per row (the weight sits inside a norm): the
+    UNet runs each group of equal rows as its own call — row i equals an ordinary call at w_i
+    (up to the smaller batch's rounding) and nothing is left behind."""
+    from assistant.engine.tiny import build_tiny_sd15
+
+    pipe = build_tiny_sd15()
+    add_random_adapter(pipe, "d", seed=33, text=False, use_dora=True)
+    pipe.set_adapters(["d"], [1.0])
+    scaler = RowScaler(pipe)
+    weights = [0.3, 1.0, 0.3, -0.5]
+    before = scalings(pipe)
+    with scaler.unet_rows({"d": weights}):
+        mixed = unet_call(pipe, len(weights))
+    assert scalings(pipe) == before
+    assert "DoRA" in scaler.split_reason
+    for i, weight in enumerate(weights):
+        pipe.set_adapters(["d"], [weight])
+        want = unet_call(pipe, len(weights))[i]
+        assert float((mixed[i] - want).abs().max()) <= LATENT_TOL, f"row {i}"
+    pipe.set_adapters(["d"], [1.0])
+    assert not torch.equal(mixed[0], mixed[1])
+    assert "forward" not in pipe.unet.__dict__  # the UNet's own forward is back
+    with scaler.unet_rows({"d": [0.5, 0.5]}):  # equal rows: plain set_scale, no groups
+        unet_call(pipe, 2)
+    assert scaler.split_reason == ""
 
 
 # -- SDXL ----------------------------------------------------------------------------------------
