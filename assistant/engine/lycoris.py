@@ -83,6 +83,7 @@ from .keymap import KeyMap
 
 __all__ = [
     "LoadResult",
+    "attach",
     "LycorisConfig",
     "LycorisLayer",
     "load_lycoris",
@@ -552,13 +553,7 @@ def load_lycoris(
     touched: dict[str, list[str]] = {}
     try:
         for module, layer in planned:
-            model = getattr(pipe, layer.component)
-            target = _layer_at(model, layer.path)
-            base = target.get_base_layer()
-            factors, spec = _prepare(module, tensors, base)
-            target.lyco_factors[adapter] = factors
-            target.lyco_spec[adapter] = spec
-            target.scaling[adapter] = spec.scale
+            attach(_layer_at(getattr(pipe, layer.component), layer.path), adapter, module, tensors)
             touched.setdefault(layer.component, []).append(layer.path)
         for component, paths in touched.items():
             model = getattr(pipe, component)
@@ -581,6 +576,15 @@ def load_lycoris(
             f"{len(incomplete)} layer(s) have incomplete tensors and were left out (e.g. '{incomplete[0]}')"
         )
     return LoadResult(frozenset(touched), len(planned), tuple(notes))
+
+
+def attach(layer: LycorisLayer, adapter: str, module: Module, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Add ``adapter`` to ``layer`` from one file module's tensors (``tensors``: the file's state
+    dict, or any mapping holding the module's keys), at weight 1, active or not as the layer is."""
+    factors, spec = _prepare(module, tensors, layer.get_base_layer())
+    layer.lyco_factors[adapter] = factors
+    layer.lyco_spec[adapter] = spec
+    layer.scaling[adapter] = spec.scale
 
 
 def remove_adapter(pipe: Any, adapter: str) -> None:
