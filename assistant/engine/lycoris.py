@@ -83,9 +83,9 @@ from .keymap import KeyMap
 
 __all__ = [
     "LoadResult",
-    "attach",
     "LycorisConfig",
     "LycorisLayer",
+    "attach",
     "load_lycoris",
     "unit_delta",
 ]
