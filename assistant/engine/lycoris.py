@@ -149,6 +149,21 @@ class LycorisLayer(nn.Module, BaseTunerLayer):
         base = self.get_base_layer()
         self.kind = type(base).__name__
 
+    def __getattr__(self, name: str) -> Any:
+        """The plain layer's attributes (``groups``, ``in_features`` …) read through this one.
+
+        A plain LoRA file loaded after a LyCORIS one on the same layers makes PEFT wrap this
+        layer, and PEFT's layer constructors read such attributes off the module they wrap
+        (``base_layer.groups``), not off ``get_base_layer()``.
+        """
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            base = self.__dict__.get("_modules", {}).get("base_layer")
+            if base is None or name.startswith("lora_") or name in ("base_layer",):
+                raise
+            return getattr(base, name)
+
     # -- what the engine reads and sets -----------------------------------------------------
 
     def set_scale(self, adapter: str, scale: float) -> None:
