@@ -183,6 +183,12 @@ class _RenderRequest(BaseModel):
     symptoms: list[str] = Field(
         default_factory=list, max_length=10, description="e.g. 'extra ears', 'black image'"
     )
+    strict: bool = Field(
+        default=False,
+        description="a LoRA that cannot be applied (unsupported layout, layers this model does not have, "
+        "another base model) fails the request with 422 instead of being left out with a note in "
+        "info.notes",
+    )
 
     @field_validator("width", "height")
     @classmethod
@@ -231,6 +237,7 @@ class _RenderRequest(BaseModel):
             seed=self.seed,
             batch_size=self.batch_size,
             n_iter=self.n_iter,
+            strict_loras=self.strict,
         )
 
 

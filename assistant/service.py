@@ -190,6 +190,9 @@ class RenderSettings:
     denoising_strength: float | None = None
     resize_mode: int = 0
     hires: HiresFix | None = None
+    #: False (default): a LoRA that cannot be applied is left out with a warning naming it and
+    #: why, the rest of the mix renders; True: it fails the render (the API's ``"strict": true``)
+    strict_loras: bool = False
 
     def validated(self) -> RenderSettings:
         """This object with numbers normalised, or :class:`PromptError` naming value and range."""
@@ -298,6 +301,7 @@ class RenderSettings:
             denoising_strength=self.strength,
             resize_mode=self.resize_mode,
             hires=self.hires,
+            leave_out_unloadable=not self.strict_loras,
             **extra,
         )
 
@@ -865,11 +869,15 @@ class Service:
         base = getattr(self._engine_info, "base", None)
         return base if isinstance(base, str) and base else "sd15"
 
-    def plan_as_written(self, positive: str, negative: str = "") -> tuple[tuple[PlannedLora, ...], list[str]]:
+    def plan_as_written(
+        self, positive: str, negative: str = "", *, strict: bool = True
+    ) -> tuple[tuple[PlannedLora, ...], list[str]]:
         """The LoRAs of a prompt applied exactly as written (assistant off), with notes.
 
-        Every tag must resolve (LoraNotFound with did-you-mean otherwise). Tags in the negative
-        prompt are not applied — A1111 does the same — and a note says so.
+        Every tag must resolve (LoraNotFound with did-you-mean otherwise). A file the library
+        flagged as unusable (refused layout, unreadable) raises LibraryError when ``strict``, and
+        is otherwise left out with a note naming it and why. Tags in the negative prompt are not
+        applied — A1111 does the same — and a note says so.
         """
         from .prompt import parse
 
@@ -880,7 +888,11 @@ class Service:
         for tag in prompt.positive_loras:
             info = self.library.resolve(tag.name)
             if not info.loadable:
-                raise LibraryError(f"LoRA '{info.name}' cannot be used: it is {info.status} ({info.problem})")
+                reason = f"LoRA '{info.name}' cannot be used: it is {info.status} ({info.problem})"
+                if strict:
+                    raise LibraryError(reason)
+                notes.append(f"{reason}; it was left out of this render, the rest of the prompt rendered")
+                continue
             planned.append(PlannedLora(name=info.name, path=info.path, weight=tag.weight, unet=tag.unet))
         for tag in prompt.negative_loras:
             notes.append(
@@ -911,7 +923,7 @@ class Service:
             advice = self._advise_for(positive, negative, symptoms, settings)
             request = settings.request(advice.positive, advice.negative, self.with_hashes(advice.plan))
             return request, advice, image_notes
-        loras, notes = self.plan_as_written(positive, negative)
+        loras, notes = self.plan_as_written(positive, negative, strict=settings.strict_loras)
         return settings.request(positive, negative, self.with_hashes(loras)), None, notes + image_notes
 
     def _advise_for(

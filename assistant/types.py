@@ -342,6 +342,11 @@ class GenerationRequest:
     denoising_strength: float = 0.75
     resize_mode: int = 0
     hires: HiresFix | None = None
+    #: A LoRA the engine cannot apply (its layout, keys that name no layer of this model, another
+    #: base's shapes): False raises LoraLoadError (nothing rendered); True leaves it out of the
+    #: render with a warning naming it and why, and renders the rest (what the service asks for
+    #: unless the user asked for ``strict``).
+    leave_out_unloadable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,6 +155,9 @@ class AdapterCache:
         self._layers: dict[str, list[Any]] | None = None  # component -> PEFT tuner layers
         self._named: dict[str, list[tuple[str, Any]]] | None = None  # component -> (path, layer)
         self._keymap: Any = None  # KeyMap of the pipeline, built on the first LyCORIS load
+        #: resolved path -> (size, mtime) and the error its load raised: the same file is not
+        #: read again for every cell of a grid (a changed file is tried again)
+        self._failed: dict[str, tuple[tuple[int, int], LoraLoadError]] = {}
         self.loads = 0
         self.evictions = 0
 
@@ -195,6 +198,9 @@ class AdapterCache:
         key = str(file.resolve())
         stat = file.stat()
         stamp = (stat.st_size, stat.st_mtime_ns)
+        failed = self._failed.get(key)
+        if failed is not None and failed[0] == stamp:
+            raise LoraLoadError(name, failed[1].reason)
         entry = self._entries.get(key)
         if entry is not None and entry.stamp == stamp:
             self._entries.move_to_end(key)
@@ -206,8 +212,12 @@ class AdapterCache:
         adapter = adapter_name_for(file)
         try:
             components, report = self._load(name, file, adapter)
+        except LoraLoadError as err:
+            self._failed[key] = (stamp, err)
+            raise
         finally:
             self._changed()
+        self._failed.pop(key, None)
         self._entries[key] = _Entry(adapter, stamp, frozenset(components), report)
         self.loads += 1
         return adapter
@@ -391,7 +401,17 @@ class AdapterCache:
                 name, f"it is a {layout.label} file: {layout.unsupported}; nothing was loaded."
             )
         if layout.diffusers:
+            unmatched, total = self._unmatched(file)
             report = self._load_diffusers(name, file, adapter)
+            if unmatched and len(unmatched) < total:
+                # diffusers lists every unexpected tensor (thousands of names); say it as a count
+                examples = ", ".join(f"'{s}'" for s in unmatched[:3])
+                said = tuple(w for w in report.warnings if "unexpected keys" not in w)
+                mine = (
+                    f"{len(unmatched)} of its {total} layers name no layer of this model and were left out "
+                    f"(e.g. {examples})."
+                )
+                report = replace(report, warnings=(mine, *said))
         else:
             report = self._load_lycoris(name, file, adapter, layout.algorithm)
         report = replace(report, algorithm=layout.algorithm)
@@ -407,6 +427,23 @@ class AdapterCache:
                 "or architecture; nothing was applied.",
             )
         return loaded, report
+
+    def _unmatched(self, file: Path) -> tuple[list[str], int]:
+        """The module stems of a plain LoRA file that name no layer of this pipeline, and how many
+        modules the file has (diffusers applies the others and warns with every tensor name)."""
+        from ..layouts import modules
+        from ..library import read_safetensors_header
+        from .keymap import KeyMap
+
+        try:
+            _length, tensors, _metadata = read_safetensors_header(file)
+        except Exception:
+            return [], 0
+        if self._keymap is None:
+            self._keymap = KeyMap(self.pipe)
+        found, _unknown = modules(tensors)
+        stems = sorted(s for s, m in found.items() if m.kind != "meta")
+        return [s for s in stems if self._keymap.find(s) is None], len(stems)
 
     def _load_diffusers(self, name: str, file: Path, adapter: str) -> LoadReport:
         """The plain LoRA layouts, through diffusers' own loader."""
@@ -466,9 +503,11 @@ def _file_layout(name: str, file: Path) -> Any:
 
 
 #: Library messages that mean part of a file was not applied (the result differs from the file).
+#: ("No LoRA keys associated to CLIPTextModel found" is not one: a UNet-only file has none, and a
+#: file whose text-encoder keys all failed is refused by the components check in ``_load``.)
 _RESULT_CHANGING = re.compile(
     r"unexpected key|not loaded|were not used|missing key|dropp|ignor|not (?:be )?appl|skipp|discard|"
-    r"not supported|No LoRA keys",
+    r"not supported",
     re.IGNORECASE,
 )
 
@@ -478,6 +517,8 @@ def result_changing(said: Sequence[str]) -> tuple[str, ...]:
     dropped …), each as whole sentences (see :func:`_whole_sentences`)."""
     out: list[str] = []
     for message in said:
+        if message.startswith("No LoRA keys associated to"):
+            continue
         if _RESULT_CHANGING.search(message) and "peft_config" not in message:
             text = _whole_sentences(message)
             out.append(text if text.endswith((".", "…", ")")) else f"{text}.")

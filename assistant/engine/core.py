@@ -85,7 +85,7 @@ import torch
 
 from ..backend import EngineInfo
 from ..config import Settings
-from ..errors import Cancelled, GenerationError
+from ..errors import Cancelled, GenerationError, LoraLoadError
 from ..img2img import sampling_steps
 from ..types import GenerationRequest, GenerationResult, PlannedLora
 from . import embedded, noise, tiny
@@ -135,6 +135,9 @@ class _Applied:
     uncond: list[dict[str, float]] = field(default_factory=list)
     hashes: dict[str, str] = field(default_factory=dict)
     split: bool = False
+    #: what the user must know about this mix: LoRAs left out (and why), parts of files not applied
+    notes: list[str] = field(default_factory=list)
+    left_out: list[PlannedLora] = field(default_factory=list)  # the LoRAs those notes leave out
 
 
 class Engine:
@@ -382,7 +385,7 @@ class Engine:
         with self._lock:
             # 2. Adapters: load what is missing (LRU), then activate the full list
             mark = time.perf_counter()
-            applied = self._prepare_adapters(request.loras)
+            applied = self._prepare_adapters(request.loras, leave_out=request.leave_out_unloadable)
             timings["loras"] = time.perf_counter() - mark
             # 3. Prompt embeddings (A1111's encoding), each branch with its text-encoder weights
             mark = time.perf_counter()
@@ -408,7 +411,8 @@ class Engine:
             )
             timings["denoise"] = time.perf_counter() - mark
             if _check_state_on():
-                self.check_state(self.needed_state(request.loras))
+                kept = [lora for lora in request.loras if lora not in applied.left_out]
+                self.check_state(self.needed_state(kept))
         # 6. NaN check per image, PNG infotexts
         timings["total"] = time.perf_counter() - started
         return self._result(
@@ -501,11 +505,19 @@ class Engine:
             return  # cells will load and evict as they go; a bigger adapter_cache_size avoids it
         keep: set[str] = set()
         for path, name in files.items():
-            keep.add(self._adapters.ensure(name, path, keep=frozenset(keep)))
+            try:
+                keep.add(self._adapters.ensure(name, path, keep=frozenset(keep)))
+            except LoraLoadError:
+                continue  # each cell says it (or raises) when it prepares its adapters
         self._refresh_rows()
 
-    def _prepare_adapters(self, loras: Sequence[PlannedLora]) -> _Applied:
-        """Load missing adapters, then set the complete LoRA state the request needs."""
+    def _prepare_adapters(self, loras: Sequence[PlannedLora], *, leave_out: bool = False) -> _Applied:
+        """Load missing adapters, then set the complete LoRA state the request needs.
+
+        A file that cannot be loaded raises :class:`LoraLoadError` (the pipeline as before), or,
+        with ``leave_out``, is left out with a note in ``notes`` (the render is then exactly the
+        render without that LoRA: a failed load leaves nothing behind).
+        """
         assert self._adapters is not None
         applied = _Applied()
         before = self._adapters.loads + self._adapters.evictions
@@ -515,8 +527,21 @@ class Engine:
             u_te, u_unet = lora.uncond_te_weight, lora.uncond_unet_weight
             if not any((te, unet, u_te, u_unet)):
                 continue  # weight 0 everywhere: the same as not using it (and exactly the base output)
-            adapter = self._adapters.ensure(lora.name, lora.path, keep=frozenset(keep))
+            try:
+                adapter = self._adapters.ensure(lora.name, lora.path, keep=frozenset(keep))
+            except LoraLoadError as err:
+                if not leave_out:
+                    raise
+                note = f"{err} It was left out of this render; the rest of the mix rendered without it."
+                applied.left_out.append(lora)
+                if note not in applied.notes:
+                    applied.notes.append(note)
+                continue
             keep.add(adapter)
+            for warning in self._adapters.report(adapter).warnings:
+                note = f"LoRA '{lora.name}': {warning}"
+                if note not in applied.notes:
+                    applied.notes.append(note)
             parts = self._adapters.components(adapter)
             cond, uncond = _weight_dict(parts, te, unet), _weight_dict(parts, u_te, u_unet)
             if adapter in applied.names:  # the same file twice: A1111 applies both, so the weights add
@@ -637,7 +662,9 @@ class Engine:
             seeds_per_cell.append(batch_seeds(seed, batch))
         guidance = first.cfg > 1
         # 1. one adapter set for all cells: the union of their adapters
-        applied_cells = [self._prepare_adapters(cell.loras) for cell in cells]
+        applied_cells = [
+            self._prepare_adapters(cell.loras, leave_out=cell.leave_out_unloadable) for cell in cells
+        ]
         assert self._adapters is not None
         names = list(dict.fromkeys(n for a in applied_cells for n in a.names))
         parts = {n: self._adapters.components(n) for n in names}
@@ -770,7 +797,7 @@ class Engine:
                 )
             )
         warnings = (_nan_message(tuple(seeds[i] for i in bad), request),) if bad else ()
-        warnings += tuple(notes) + (tuple(encoded.notes) if encoded else ())
+        warnings += tuple(applied.notes) + tuple(notes) + (tuple(encoded.notes) if encoded else ())
         return GenerationResult(
             images=tuple(pil_images),
             infotexts=tuple(texts),

@@ -56,6 +56,7 @@ _BLOCK_PATH = re.compile(
 )
 _MID_PATH = re.compile(r"^mid_block\.(resnets|attentions)\.(\d+)(?:\.(.*))?$")
 _SGM_BLOCK = re.compile(r"^(input_blocks|output_blocks)\.(\d+)\.|^(middle_block)\.")
+_PROCESSOR = re.compile(r"^(.*\.attn\d)\.(to_q|to_k|to_v|to_out)(?:\.0)?$")
 _TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
 _LAYER_TYPES = ("Linear", "Conv2d", "LayerNorm", "GroupNorm")
 
@@ -167,6 +168,9 @@ class KeyMap:
         for path, module in _layers(unet):
             sgm = sgm_name(path, per_block, up_attentions)
             stems = ["lora_unet_" + path.replace(".", "_"), f"unet.{path}"]
+            processor = _PROCESSOR.match(path)
+            if processor:  # diffusers' attention-processor layout: ….attn1.processor.to_q_lora
+                stems.append(f"unet.{processor.group(1)}.processor.{processor.group(2)}")
             if sgm:
                 stems.append("lora_unet_" + sgm.replace(".", "_"))
             self._add(stems, Layer("unet", path, type(module).__name__, _block_of(sgm)))

@@ -47,12 +47,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         started.stop()
 
 
-def _txt2img(server: Server, prompt: str) -> httpx.Response:
-    payload = {**TINY, "prompt": prompt, "assistant": False}
+def _txt2img(server: Server, prompt: str, *, strict: bool = True) -> httpx.Response:
+    payload = {**TINY, "prompt": prompt, "assistant": False, "strict": strict}
     return httpx.post(f"{server.url}/sdapi/v1/txt2img", json=payload, timeout=300)
 
 
 def test_wrong_base_and_unfitting_loras_are_explained_whole(server: Server) -> None:
+    """``"strict": true``: a LoRA that cannot be applied fails the request with 422 (issue 12)."""
     pony = _txt2img(server, "1girl, <lora:pony_style:0.8>")
     assert pony.status_code == 422
     assert pony.json()["detail"] == (
@@ -86,6 +87,24 @@ def test_wrong_base_and_unfitting_loras_are_explained_whole(server: Server) -> N
     )
     log = server.log()
     assert not [dump for dump in DUMPS if dump in log], log[-4000:]
+
+
+def test_by_default_the_lora_is_left_out_with_the_same_sentence(server: Server) -> None:
+    """Not strict (the default): the rest of the mix renders, equal to the render without the tag,
+    and info.notes carries the whole reason with the LoRA's name (issue 12)."""
+    httpx.post(f"{server.url}/sdapi/v1/options", json={"sd_model_checkpoint": "tiny-sd15"}, timeout=300)
+    without = _txt2img(server, "1girl, <lora:catgirl_v1:0.8>", strict=False)
+    mixed = _txt2img(server, "1girl, <lora:catgirl_v1:0.8>, <lora:odd_width:0.5>", strict=False)
+    assert mixed.status_code == 200, mixed.text
+    assert image_digest(mixed) == image_digest(without)
+    notes = json.loads(mixed.json()["info"])["notes"]
+    assert (
+        "LoRA 'odd_width' could not be loaded: its tensor shapes do not fit this model, so it was made "
+        "for another base model or architecture: layer "
+        "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k has shape [4, 24] in the file but "
+        "[4, 32] in this model; nothing was applied. It was left out of this render; the rest of the mix "
+        "rendered without it."
+    ) in notes
 
 
 def test_the_assistant_gives_the_same_sentence(server: Server) -> None:
