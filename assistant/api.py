@@ -347,6 +347,10 @@ class LoraEntry(BaseModel):
     alias: str
     path: str
     metadata: dict[str, Any]
+    algorithm: str = Field(
+        default="", description="from the file's keys: lora, locon, tucker, dora, loha, lokr, full (+dora)"
+    )
+    rank: int | None = Field(default=None, description="the rank most layers have (None: full, whole LoKr)")
 
 
 class SamplerEntry(BaseModel):
@@ -711,6 +715,8 @@ def create_router(
                 alias=(info.aliases[0] if info.aliases else info.name),
                 path=info.path,
                 metadata=_trim_metadata(info.metadata),
+                algorithm=info.algorithm,
+                rank=info.rank,
             )
             for info in infos
             if info.status == "ok"

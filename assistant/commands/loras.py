@@ -75,17 +75,25 @@ def _cut(text: str, limit: int) -> str:
     return out + "…"
 
 
+def algorithm_label(info: LoraInfo) -> str:
+    """``loha r8``, ``lokr``, ``lora r16`` — the file's algorithm (from its keys) and rank."""
+    if not info.algorithm:
+        return "-"
+    return info.algorithm + (f" r{info.rank}" if info.rank else "")
+
+
 def _row(info: LoraInfo) -> list[str]:
     weight = format_weight(info.preferred_weight) if info.preferred_weight is not None else "-"
     status = info.status if not info.problem else f"{info.status}: {info.problem}"
     kind = info.kind + ("?" if info.kind_source.startswith("guessed") else "")
-    return [info.name, kind, info.base, ", ".join(info.triggers) or "-", weight, status]
+    triggers = ", ".join(info.triggers) or "-"
+    return [info.name, kind, info.base, algorithm_label(info), triggers, weight, status]
 
 
 def format_table(infos: list[LoraInfo]) -> str:
     """A plain-text table; a '?' after the kind marks a guessed kind."""
-    header = ["NAME", "KIND", "BASE", "TRIGGERS", "WEIGHT", "STATUS"]
-    limits = [40, 11, 7, 30, 6, 70]
+    header = ["NAME", "KIND", "BASE", "TYPE", "TRIGGERS", "WEIGHT", "STATUS"]
+    limits = [40, 11, 7, 14, 30, 6, 70]
     rows = [[_cut(cell, limit) for cell, limit in zip(_row(info), limits, strict=True)] for info in infos]
     if not rows:
         return "(no LoRAs found)"

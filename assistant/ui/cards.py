@@ -72,12 +72,16 @@ def thumbnail(info: LoraInfo, folder: str | Path) -> str:
 
 
 def card_html(info: LoraInfo, lora_hash: str = "") -> str:
-    """The text of a card as escaped HTML: name, kind · base · weight, triggers, hash, problems."""
+    """The text of a card as escaped HTML: name, kind · base · weight, algorithm · rank, triggers,
+    hash, problems."""
     weight = format_weight(info.preferred_weight) if info.preferred_weight is not None else "—"
     parts = [
         f'<div class="lm-card"><b class="lm-name">{escape(info.name)}</b>',
         f"<br>{escape(info.kind)} · {escape(info.base)} · weight {escape(weight)}",
     ]
+    if info.algorithm:
+        rank = f" · rank {info.rank}" if info.rank else ""
+        parts.append(f"<br>{escape(info.algorithm)}{escape(rank)}")
     if info.triggers:
         parts.append("<br>triggers: " + ", ".join(f"<code>{escape(t)}</code>" for t in info.triggers))
     if lora_hash:

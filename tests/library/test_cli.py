@@ -63,9 +63,9 @@ def test_table_and_filters(folders: tuple[Path, Path]) -> None:
     result = _run("--lora-dir", str(first), "--lora-dir", str(second), cwd=first.parent)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "KIND", "BASE", "TRIGGERS", "WEIGHT", "STATUS"]
+    assert lines[0].split() == ["NAME", "KIND", "BASE", "TYPE", "TRIGGERS", "WEIGHT", "STATUS"]
     row = next(line for line in lines if line.startswith("catgirl_v1"))
-    assert row.split()[:6] == ["catgirl_v1", "character", "sd15", "catgirl,", "cat", "ears"]
+    assert row.split()[:7] == ["catgirl_v1", "character", "sd15", "lora", "r4", "catgirl,", "cat"]
     assert "0.7" in row
     assert any("broken: an HTML page" in line for line in lines)
     assert "5 shown (3 loadable) of 5" in result.stdout
