@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .errors import PromptError
+from .lbw import describe, ratios_of
 from .prompt import parse
 from .rules import RULES, RuleState
 from .rules.config import RulesConfig, default_rules_config
@@ -135,6 +136,7 @@ def _plan(state: RuleState) -> tuple[tuple[PlannedLora, ...], RuleState]:
             unet=tag.unet,
             negative_weight=None if neg is None else neg.weight,
             negative_unet=None if neg is None else neg.unet,
+            lbw=ratios_of(tag.lbw),
         )
         if neg is None and entry.te_weight == 0 and entry.unet_weight == 0:
             state = state.warn(
@@ -144,6 +146,16 @@ def _plan(state: RuleState) -> tuple[tuple[PlannedLora, ...], RuleState]:
                 zh=f"LoRA '{info.name}' 的权重是 0,不会加载。",
             )
             continue
+        if entry.lbw is not None:
+            explained = describe(entry.lbw, state.base if state.base in ("sd15", "sdxl") else "sd15")
+            state = state.warn(
+                "lbw",
+                f"LoRA '{info.name}' uses block weights lbw={tag.lbw} (sd-webui-lora-block-weight): its "
+                f"weight is multiplied per block — {explained}. A block at 0 gets none of this LoRA; "
+                "UNet layers outside the blocks (time embedding, output layer) keep the full weight.",
+                info.name,
+                zh=f"LoRA '{info.name}' 使用分层权重 lbw={tag.lbw}:各层权重乘以 {explained}。",
+            )
         plan.append(entry)
         planned.add(tag.name)
     for name, neg in state.negative_branch.items():

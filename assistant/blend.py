@@ -285,7 +285,8 @@ def _key(name: str) -> str:
 
 def _render_tag(lora: PlannedLora, tag_type: str = "lora") -> str:
     unet = lora.unet if lora.unet is not None and lora.unet != lora.weight else None
-    return LoraTag(name=lora.name, weight=lora.weight, unet=unet, tag_type=tag_type.lower()).render()
+    lbw = ",".join(f"{r:g}" for r in lora.lbw) if lora.lbw is not None else ""  # all 26 blocks
+    return LoraTag(name=lora.name, weight=lora.weight, unet=unet, tag_type=tag_type.lower(), lbw=lbw).render()
 
 
 def retag_prompt(prompt: str, managed: Sequence[str], wanted: Sequence[PlannedLora]) -> str:

@@ -339,6 +339,7 @@ class _TagValues(NamedTuple):
     dyn: int | None
     tag_type: str
     notes: tuple[str, ...]
+    lbw: str = ""
 
 
 @lru_cache(maxsize=2048)
@@ -396,11 +397,17 @@ def _tag_values(tag_type_written: str, args: str, raw: str, in_negative: bool, a
     notes: list[str] = []
     if len(positional) > 4:
         notes.append(f"{_show(raw)}: arguments after the 4th are ignored (A1111 ignores them too)")
-    unknown = sorted(k for k in named if k not in ("te", "unet", "dyn")) if named else None
+    lbw = ""
+    if "lbw" in named:
+        from .lbw import parse_lbw
+
+        parse_lbw(named["lbw"], f"{_show(raw)} ({where})")  # raises PromptError saying what is wrong
+        lbw = named["lbw"].strip()
+    unknown = sorted(k for k in named if k not in ("te", "unet", "dyn", "lbw")) if named else None
     if unknown:
         notes.append(
             f"{_show(raw)}: unknown named argument(s) {', '.join(repr(k) for k in unknown)} ignored; "
-            "known: te=, unet=, dyn="
+            "known: te=, unet=, dyn=, lbw="
         )
     tag_type = tag_type_written.lower()
     if tag_type_written != tag_type:
@@ -408,7 +415,7 @@ def _tag_values(tag_type_written: str, args: str, raw: str, in_negative: bool, a
             f"{_show(raw)}: read as <{tag_type}:…>; A1111 only knows lower-case '{tag_type}' "
             "and would skip it"
         )
-    return _TagValues(name, te, te_text, unet, unet_text, dyn, tag_type, tuple(notes))
+    return _TagValues(name, te, te_text, unet, unet_text, dyn, tag_type, tuple(notes), lbw)
 
 
 @lru_cache(maxsize=64)
@@ -457,6 +464,7 @@ def _cached_lora_tag(
         (raw_tag.start, raw_tag.end),
         values.tag_type,
         raw,
+        values.lbw,
     )
     return tag, values.notes
 
@@ -666,12 +674,13 @@ def _same_as_written(tag: LoraTag, slot: _RawTag, raw: str, in_negative: bool) -
         written = _tag_values(slot.tag_type, slot.args, raw, in_negative, _allowed(DEFAULT_LIMITS))
     except PromptError:
         return False
-    return (written.name, written.te, written.unet, written.dyn, written.tag_type) == (
+    return (written.name, written.te, written.unet, written.dyn, written.tag_type, written.lbw) == (
         tag.name,
         tag.weight,
         tag.unet,
         tag.dyn,
         tag.tag_type,
+        tag.lbw,
     )
 
 

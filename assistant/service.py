@@ -41,6 +41,7 @@ from .config import EMBEDDED_MODEL, TINY_MODELS, VAE_AUTOMATIC, VAE_NONE, Settin
 from .engine.checks import wrap_seed
 from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, ModelSwitchDisabled, PromptError
 from .img2img import sampling_steps
+from .lbw import ratios_of
 from .owners import HistoryPolicy, Requester
 from .types import (
     DEFAULT_SAMPLER,
@@ -893,7 +894,11 @@ class Service:
                     raise LibraryError(reason)
                 notes.append(f"{reason}; it was left out of this render, the rest of the prompt rendered")
                 continue
-            planned.append(PlannedLora(name=info.name, path=info.path, weight=tag.weight, unet=tag.unet))
+            planned.append(
+                PlannedLora(
+                    name=info.name, path=info.path, weight=tag.weight, unet=tag.unet, lbw=ratios_of(tag.lbw)
+                )
+            )
         for tag in prompt.negative_loras:
             notes.append(
                 f"<lora:{tag.name}:…> in the negative prompt is not applied when the assistant is off"

@@ -53,6 +53,7 @@ class LoraTag:
     span: tuple[int, int] | None = None
     tag_type: str = "lora"  # "lora" or "lyco", as written
     raw: str = ""  # the exact source text of the tag, "" when built by code
+    lbw: str = ""  # LoRA block weights as written after ``lbw=`` (a preset or numbers, assistant.lbw)
 
     @property
     def te_weight(self) -> float:
@@ -71,6 +72,8 @@ class LoraTag:
             parts.append(str(self.dyn))
         if parts[1:] == ["1"]:
             parts = [self.name, "1"]
+        if self.lbw:
+            parts.append(f"lbw={self.lbw}")
         return f"<{self.tag_type}:{':'.join(parts)}>"
 
 
@@ -205,6 +208,9 @@ class PlannedLora:
     negative_weight: float | None = None
     negative_unet: float | None = None
     hash: str = ""  # A1111 LoRA hash (first 12 hex of sha256 after the header), "" if unknown
+    #: LoRA block weights (``lbw=`` of sd-webui-lora-block-weight, :mod:`assistant.lbw`): the 26
+    #: ratios ``BASE IN00…IN11 M00 OUT00…OUT11`` the weights are multiplied by per block, or None
+    lbw: tuple[float, ...] | None = None
 
     @property
     def te_weight(self) -> float:

@@ -26,6 +26,7 @@ from ..backend import ENGINE_KINDS, EngineOptions, create_engine
 from ..blend import Plan, blind_box
 from ..config import Settings
 from ..errors import LoraMixerError, PromptError
+from ..lbw import ratios_of
 from ..limits import (
     BLINDBOX_CELLS,
     BLINDBOX_DEFAULT,
@@ -336,7 +337,12 @@ def _as_written(positive: str, negative: str, library: Any) -> tuple[str, list[P
     text = positive
     for tag in sorted(prompt.positive_loras, key=lambda t: t.span[0] if t.span else -1, reverse=True):
         info = library.resolve(tag.name)
-        loras.insert(0, PlannedLora(name=info.name, path=info.path, weight=tag.weight, unet=tag.unet))
+        loras.insert(
+            0,
+            PlannedLora(
+                name=info.name, path=info.path, weight=tag.weight, unet=tag.unet, lbw=ratios_of(tag.lbw)
+            ),
+        )
         if tag.span is not None and info.name != tag.name:
             start, end = tag.span
             text = text[:start] + text[start:end].replace(tag.name, info.name, 1) + text[end:]

@@ -111,10 +111,15 @@ class LoraState:
 
     names: tuple[str, ...] = ()
     weights: tuple[Mapping[str, float], ...] = ()
+    #: LoRA block weights (:mod:`assistant.lbw`): per adapter None or the 26 block ratios its UNet
+    #: layers' weights are multiplied by (empty: none has any)
+    ratios: tuple[Sequence[float] | None, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.weights):
             raise ValueError(f"{len(self.names)} adapter names but {len(self.weights)} weight dicts")
+        if self.ratios and len(self.ratios) != len(self.names):
+            raise ValueError(f"{len(self.names)} adapter names but {len(self.ratios)} block-ratio entries")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +158,7 @@ class AdapterCache:
         self.base = base  # the loaded model's base ("sd15" | "sd2" | "sdxl"): files are checked against it
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # resolved path -> entry
         self._layers: dict[str, list[Any]] | None = None  # component -> PEFT tuner layers
-        self._named: dict[str, list[tuple[str, Any]]] | None = None  # component -> (path, layer)
+        self._blocks: list[int] | None = None  # lbw block index per UNet layer (see blocks())
         self._keymap: Any = None  # KeyMap of the pipeline, built on the first LyCORIS load
         #: resolved path -> (size, mtime) and the error its load raised: the same file is not
         #: read again for every cell of a grid (a changed file is tried again)
@@ -222,7 +227,12 @@ class AdapterCache:
         self.loads += 1
         return adapter
 
-    def activate(self, names: Sequence[str], weights: Sequence[Mapping[str, float]]) -> None:
+    def activate(
+        self,
+        names: Sequence[str],
+        weights: Sequence[Mapping[str, float]],
+        ratios: Sequence[Sequence[float] | None] = (),
+    ) -> None:
         """Set the COMPLETE LoRA state of every PEFT layer: ``names`` active with ``weights``.
 
         For each layer of each component, from the arguments alone (nothing is read back first):
@@ -247,13 +257,45 @@ class AdapterCache:
             raise ValueError(f"{len(names)} adapter names but {len(weights)} weight dicts")
         active = list(names)
         disabled = not active
+        blocked = any(r is not None for r in ratios)
         for component, layers in self._layer_index().items():
             values = [float(w.get(component, 1.0)) for w in weights]
-            for layer in layers:
+            blocks = self.blocks(component) if blocked else None
+            for index, layer in enumerate(layers):
                 layer._disable_adapters = disabled
                 layer._active_adapter = list(active)
-                for adapter, value in zip(active, values, strict=True):
-                    layer.set_scale(adapter, value)
+                for i, (adapter, value) in enumerate(zip(active, values, strict=True)):
+                    ratio = ratios[i] if blocks is not None else None
+                    if ratio is not None and blocks is not None and blocks[index] >= 0:
+                        layer.set_scale(adapter, value * float(ratio[blocks[index]]))
+                    else:
+                        layer.set_scale(adapter, value)
+
+    def block_of(self, component: str, path: str) -> int:
+        """The lbw block index (:data:`assistant.lbw.BLOCKS26`) of the UNet layer at ``path``, -1
+        for text-encoder layers (their ``BASE`` ratio is in their weight) and layers in no block."""
+        if component != "unet":
+            return -1
+        from ..lbw import BLOCKS26
+        from .keymap import KeyMap
+
+        if self._keymap is None:
+            self._keymap = KeyMap(self.pipe)
+        block = self._keymap.block("unet", re.sub(r"(\.base_layer)+$", "", path))
+        return BLOCKS26.index(block) if block in BLOCKS26 else -1
+
+    def blocks(self, component: str) -> list[int]:
+        """Per layer of :meth:`_layer_index` ``[component]``: its block's index in
+        :data:`assistant.lbw.BLOCKS26` (``BASE`` for text encoders), -1 for UNet layers in no block."""
+        if component != "unet":
+            return [0] * len(self._layer_index().get(component, []))
+        if self._blocks is None:
+            paths = {id(m): n for n, m in self.pipe.unet.named_modules()}
+            self._blocks = [
+                self.block_of("unet", paths.get(id(layer), ""))
+                for layer in self._layer_index().get("unet", [])
+            ]
+        return self._blocks
 
     def verify(self, state: LoraState) -> list[str]:
         """Every way the pipeline's LoRA layers differ from ``state`` (empty: they match).
@@ -268,9 +310,11 @@ class AdapterCache:
         problems: list[str] = []
         names = list(state.names)
         enabled = bool(names)
+        ratios = dict(zip(names, state.ratios, strict=True)) if state.ratios else {}
         for component, layers in self._index_now().items():
             values = {a: float(w.get(component, 1.0)) for a, w in zip(names, state.weights, strict=True)}
             for where, layer in layers:
+                block = self.block_of(component, where) if ratios else -1
                 found: list[str] = []
                 if bool(layer.disable_adapters) == enabled:
                     found.append("disabled, needs enabled" if enabled else "enabled, needs disabled")
@@ -279,7 +323,11 @@ class AdapterCache:
                     found.append(f"active adapters {active}, needs {names}")
                 for adapter in names:
                     if adapter in layer.scaling:
-                        want = _scale(layer, adapter, values[adapter])
+                        ratio = ratios.get(adapter)
+                        value = values[adapter]
+                        if ratio is not None and block >= 0:
+                            value = value * float(ratio[block])
+                        want = _scale(layer, adapter, value)
                         if layer.scaling[adapter] != want:
                             found.append(f"{adapter} scale {layer.scaling[adapter]!r}, needs {want!r}")
                 if getattr(layer, "merged", False):
@@ -360,6 +408,7 @@ class AdapterCache:
         """After adapters were added or deleted: re-index the layers, freeze every parameter again
         (PEFT turns grads on for a new adapter, and for the one it activates when deleting)."""
         self._layers = None
+        self._blocks = None
         freeze(self.pipe)
 
     def _delete(self, key: str) -> None:

@@ -138,6 +138,12 @@ class _Applied:
     #: what the user must know about this mix: LoRAs left out (and why), parts of files not applied
     notes: list[str] = field(default_factory=list)
     left_out: list[PlannedLora] = field(default_factory=list)  # the LoRAs those notes leave out
+    #: per adapter, its LoRA block ratios (26, assistant.lbw) or None
+    ratios: list[tuple[float, ...] | None] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> bool:
+        return any(r is not None for r in self.ratios)
 
 
 class Engine:
@@ -240,6 +246,7 @@ class Engine:
             assert self._adapters is not None
             names: list[str] = []
             weights: list[dict[str, float]] = []
+            ratios: list[tuple[float, ...] | None] = []
             for lora in loras:
                 if not any(
                     (lora.te_weight, lora.unet_weight, lora.uncond_te_weight, lora.uncond_unet_weight)
@@ -249,14 +256,17 @@ class Engine:
                 if adapter is None:
                     raise EngineStateError(f"LoRA {lora.name!r} ({lora.path}) is needed but not loaded")
                 parts = self._adapters.components(adapter)
-                wanted = {p: float(lora.unet_weight if p == "unet" else lora.te_weight) for p in parts}
+                base = lora.lbw[0] if lora.lbw is not None else 1.0
+                wanted = {p: float(lora.unet_weight if p == "unet" else lora.te_weight * base) for p in parts}
                 if adapter in names:  # the same file twice: one adapter, the weights added (A1111)
                     i = names.index(adapter)
                     weights[i] = _added(weights[i], wanted)
                 else:
                     names.append(adapter)
                     weights.append(wanted)
-            return LoraState(tuple(names), tuple(weights))
+                    ratios.append(lora.lbw)
+            blocked = any(r is not None for r in ratios)
+            return LoraState(tuple(names), tuple(weights), tuple(ratios) if blocked else ())
 
     def check_state(self, state: LoraState) -> None:
         """Raise :class:`EngineStateError` unless every LoRA layer is exactly in ``state``."""
@@ -400,12 +410,18 @@ class Engine:
             # 5. Denoise + decode, the uncond rows with their own UNet weights when split
             mark = time.perf_counter()
             row_scales = _uncond_row_scales(applied, request.batch_size) if applied.split and guidance else {}
+            row_ratios = {
+                name: [ratio]
+                for name, ratio in zip(applied.names, applied.ratios, strict=True)
+                if name in row_scales and ratio is not None
+            }
             images, vae_note = self._run(
                 embeddings,
                 generators,
                 request,
                 num_images_per_prompt=request.batch_size,
                 row_scales=row_scales,
+                row_ratios=row_ratios,
                 progress=progress,
                 cancel=cancel,
             )
@@ -543,15 +559,22 @@ class Engine:
                 if note not in applied.notes:
                     applied.notes.append(note)
             parts = self._adapters.components(adapter)
-            cond, uncond = _weight_dict(parts, te, unet), _weight_dict(parts, u_te, u_unet)
+            base = lora.lbw[0] if lora.lbw is not None else 1.0  # lbw BASE: the text encoders
+            cond, uncond = _weight_dict(parts, te * base, unet), _weight_dict(parts, u_te * base, u_unet)
             if adapter in applied.names:  # the same file twice: A1111 applies both, so the weights add
                 i = applied.names.index(adapter)
+                if lora.lbw != applied.ratios[i]:
+                    raise GenerationError(
+                        f"LoRA '{lora.name}' is written twice with different block weights (lbw=); "
+                        "write it once, or give both tags the same lbw"
+                    )
                 applied.cond[i] = _added(applied.cond[i], cond)
                 applied.uncond[i] = _added(applied.uncond[i], uncond)
             else:
                 applied.names.append(adapter)
                 applied.cond.append(cond)
                 applied.uncond.append(uncond)
+                applied.ratios.append(lora.lbw)
             applied.split = applied.split or lora.split_branches
             if lora.hash:
                 applied.hashes[lora.name] = lora.hash
@@ -562,7 +585,7 @@ class Engine:
                 "LoRA weights for the negative prompt (a <lora:…> tag in the negative prompt) are not "
                 "supported by this build yet: the per-row weight module (assistant.engine.rows) is missing."
             )
-        self._adapters.activate(applied.names, applied.cond)
+        self._adapters.activate(applied.names, applied.cond, applied.ratios)
         return applied
 
     def _encode(
@@ -577,11 +600,11 @@ class Engine:
         if not split or applied.uncond == applied.cond:
             return cond, info
         assert self._adapters is not None
-        self._adapters.activate(applied.names, applied.uncond)
+        self._adapters.activate(applied.names, applied.uncond, applied.ratios)
         try:
             uncond, uncond_info = self._encoder.encode_pair(request.prompt, request.negative, **options)
         finally:
-            self._adapters.activate(applied.names, applied.cond)
+            self._adapters.activate(applied.names, applied.cond, applied.ratios)
         merged = {k: v for k, v in cond.items() if not k.startswith("negative_")}
         merged |= {k: v for k, v in uncond.items() if k.startswith("negative_")}
         used = {**info.used, **uncond_info.used}
@@ -595,6 +618,7 @@ class Engine:
         *,
         num_images_per_prompt: int,
         row_scales: Mapping[str, list[float]],
+        row_ratios: Mapping[str, list[Any]] | None = None,
         progress: Progress | None,
         cancel: threading.Event | None,
     ) -> tuple[np.ndarray, str]:
@@ -636,7 +660,11 @@ class Engine:
             call["generator"] = generators
         else:  # Philox (RNG: NV): the starting noise is drawn here, the rest by the sampler's steps
             call["latents"] = latents
-        rows = self._row_scaler().unet_rows(row_scales) if row_scales else contextlib.nullcontext()
+        rows = (
+            self._row_scaler().unet_rows(row_scales, row_ratios or None)
+            if row_scales
+            else contextlib.nullcontext()
+        )
         try:
             with rows:
                 if request.init_image is None and request.hires is None:
@@ -672,7 +700,7 @@ class Engine:
         embeds: list[dict[str, torch.Tensor]] = []
         encodings: list[PairInfo] = []
         for applied in applied_cells:
-            self._adapters.activate(applied.names, applied.cond)
+            self._adapters.activate(applied.names, applied.cond, applied.ratios)
             kwargs, encoded = self._encode(first, applied, split=applied.split and guidance)
             embeds.append(kwargs)
             encodings.append(encoded)
@@ -690,6 +718,14 @@ class Engine:
                 cond_rows[n] += [cond_w.get("unet", 0.0)] * batch
                 uncond_rows[n] += [uncond_w.get("unet", 0.0)] * batch
         scales = {n: (uncond_rows[n] + cond_rows[n]) if guidance else cond_rows[n] for n in names}
+        # LoRA block weights per row (assistant.lbw): each cell's ratios on its rows
+        ratio_rows: dict[str, list[Any]] = {}
+        for n in names:
+            per_cell = [dict(zip(a.names, a.ratios, strict=True)).get(n) for a in applied_cells]
+            if all(r is None for r in per_cell):
+                continue
+            cond_ratios = [r for r in per_cell for _ in range(batch)]
+            ratio_rows[n] = cond_ratios + cond_ratios if guidance else cond_ratios
         seed = seeds_per_cell[0][0]
         self._pipe.scheduler = make_scheduler(
             self._base_scheduler_config(), first.sampler, first.scheduler, seed
@@ -701,6 +737,7 @@ class Engine:
             first,
             num_images_per_prompt=1,
             row_scales=scales,
+            row_ratios=ratio_rows,
             progress=progress,
             cancel=cancel,
         )
@@ -739,7 +776,9 @@ class Engine:
         if self._rows is None:
             from .rows import RowScaler
 
-            self._rows = RowScaler(self._pipe)
+            adapters = self._adapters
+            assert adapters is not None
+            self._rows = RowScaler(self._pipe, block_of=adapters.block_of)
         return self._rows
 
     def _refresh_rows(self) -> None:

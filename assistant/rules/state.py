@@ -136,6 +136,7 @@ class RuleState:
                     (start, start + len(raw)),
                     new.tag_type,
                     raw,
+                    new.lbw,
                 )
             )
             shift += len(raw) - (tag.span[1] - tag.span[0])
@@ -159,6 +160,7 @@ class RuleState:
                     (start + shift, start + shift + len(raw)),
                     tag.tag_type,
                     raw,
+                    tag.lbw,
                 )
             )
             shift += len(raw) - (end - start)
@@ -260,6 +262,7 @@ def _shift(tag: LoraTag, by: int) -> LoraTag:
         (tag.span[0] + by, tag.span[1] + by),
         tag.tag_type,
         tag.raw,
+        tag.lbw,
     )
 
 
@@ -301,6 +304,7 @@ def with_weights(tag: LoraTag, weight: float, unet: float | None) -> LoraTag:
         tag.span,
         tag.tag_type,
         tag.raw,
+        tag.lbw,
     )
 
 

@@ -1,0 +1,1 @@
+"""LoRA block weights (lbw=)."""
