@@ -250,12 +250,29 @@ def _request_to_dict(request: GenerationRequest) -> dict[str, Any]:
     return data
 
 
+def _planned_from_dict(values: dict[str, Any]) -> PlannedLora:
+    """A plan file's LoRA; its block weights (a JSON list) back to the 26 ratios."""
+    lbw = values.get("lbw")
+    if lbw is not None:
+        try:
+            ratios = tuple(float(r) for r in lbw)
+        except (TypeError, ValueError):
+            ratios = ()
+        if len(ratios) != 26:
+            raise PlanError(
+                f"LoRA '{values.get('name')}' in this plan has block weights (lbw) that are not 26 numbers"
+            )
+        values["lbw"] = ratios
+    return PlannedLora(**values)
+
+
 def _request_from_dict(data: Mapping[str, Any]) -> GenerationRequest:
     known = {f.name for f in dataclasses.fields(GenerationRequest)}
     values = {k: v for k, v in data.items() if k in known}
     lora_fields = {f.name for f in dataclasses.fields(PlannedLora)}
     values["loras"] = tuple(
-        PlannedLora(**{k: v for k, v in lora.items() if k in lora_fields}) for lora in data.get("loras", ())
+        _planned_from_dict({k: v for k, v in lora.items() if k in lora_fields})
+        for lora in data.get("loras", ())
     )
     values["extra"] = dict(data.get("extra") or {})
     if values.get("init_image") is not None:

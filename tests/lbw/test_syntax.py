@@ -100,3 +100,35 @@ def test_infotext_round_trip() -> None:
     assert back.prompt == text
     (tag,) = parse(back.prompt).loras
     assert parse_lbw(tag.lbw) == parse_lbw("1,0,0,0,0,1,1,1,1,1,1,1")
+
+
+def test_blind_box_cells_and_plan_files_keep_block_weights() -> None:
+    import dataclasses
+    import json
+
+    from assistant import blend
+    from assistant.blend import Plan
+    from assistant.types import PlannedLora
+
+    cat = PlannedLora("catgirl_v1", "/loras/catgirl_v1.safetensors", 0.7, lbw=parse_lbw("OUTD"))
+    cyber = PlannedLora("cyberpunk_style", "/loras/cyberpunk_style.safetensors", 0.5)
+    base = GenerationRequest(
+        prompt="1girl, <lora:catgirl_v1:0.7:lbw=OUTD>, <lora:cyberpunk_style:0.5>",
+        loras=(cat, cyber),
+        seed=7,
+        width=64,
+        height=64,
+    )
+    plan = blend.blind_box(base, n=3, seed=2)
+    for cell in plan.cells:
+        (planned,) = [p for p in cell.request.loras if p.name == "catgirl_v1"]
+        assert planned.lbw == parse_lbw("OUTD")
+        (tag,) = [t for t in parse(cell.request.prompt).loras if t.name == "catgirl_v1"]
+        assert parse_lbw(tag.lbw) == parse_lbw("OUTD")  # the cell's text (infotext) says it too
+    data = json.loads(json.dumps(plan.to_json()))
+    assert Plan.from_json(data) == plan
+    bad = json.loads(json.dumps(plan.to_json()))
+    bad["cells"][0]["request"]["loras"][0]["lbw"] = [1, 2]
+    with pytest.raises(Exception, match="not 26 numbers"):
+        Plan.from_json(bad)
+    assert dataclasses.asdict(cat)["lbw"] == parse_lbw("OUTD")
