@@ -59,6 +59,10 @@ class Settings:
     recipes_dir: str = str(PRESETS_DIR / "recipes")
     adapter_cache_size: int = 8
     low_vram: bool = False
+    #: Renders of at least this many sampling steps whose LoRA mix is the same for every step and
+    #: row run with the LoRAs fused into the UNet's weights (restored bit for bit after; see
+    #: assistant.engine.fuse); 0 never fuses. ``LORA_MIXER_FUSE_MIN_STEPS``.
+    fuse_min_steps: int = 10
     #: Whether users may switch the base model (UI menu, API). None: yes, except on a Hugging Face
     #: Space (``SPACE_ID`` is set), where one visitor's switch would change every visitor's model.
     allow_model_switch: bool | None = None
@@ -153,6 +157,11 @@ def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings
     for env, name in (("LORA_MIXER_RNG", "rng"), ("LORA_MIXER_EMPHASIS", "emphasis")):
         if os.environ.get(env):
             values[name] = os.environ[env]
+    if os.environ.get("LORA_MIXER_FUSE_MIN_STEPS"):
+        try:
+            values["fuse_min_steps"] = int(os.environ["LORA_MIXER_FUSE_MIN_STEPS"])
+        except ValueError:
+            raise PresetError("LORA_MIXER_FUSE_MIN_STEPS must be a whole number (0: never fuse)") from None
     if os.environ.get("LORA_MIXER_ADAPTER_CACHE"):
         try:
             values["adapter_cache_size"] = int(os.environ["LORA_MIXER_ADAPTER_CACHE"])
@@ -175,4 +184,7 @@ def check_settings(settings: Settings) -> Settings:
         1 <= settings.clip_skip <= MAX_CLIP_SKIP
     ):
         raise PresetError(f"clip skip {settings.clip_skip!r} is not allowed; use 1 to {MAX_CLIP_SKIP}")
+    fuse = settings.fuse_min_steps
+    if isinstance(fuse, bool) or not isinstance(fuse, int) or fuse < 0:
+        raise PresetError(f"fuse_min_steps {fuse!r} is not allowed; use a whole number, 0 to never fuse")
     return dataclasses.replace(settings, rng=rng, emphasis=emphasis)

@@ -95,6 +95,7 @@ from .checkpoints import CONFIGS_DIR, error_reason, family_of, load_single_file
 from .checks import MAX_SEED, check_request, wrap_seed
 from .device import DeviceChoice, choose_device, configure_attention
 from .encoding import A1111Encoder, PairInfo, TextualInversion
+from .fuse import FuseReport, fused, worth_fusing
 from .schedulers import make_scheduler, sampler_names, split_name
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class Engine:
         self._adapters: AdapterCache | None = None
         self._encoder: A1111Encoder | None = None
         self._rows: Any = None  # RowScaler, created on first use
+        self.last_fuse: FuseReport | None = None  # what the last fused render did (for tests, bench)
         self._passes_runner: Any = None  # Passes (img2img, hires fix), created on first use
         self._scheduler_config: dict[str, Any] | None = None  # the loaded model's, read once
 
@@ -665,8 +667,16 @@ class Engine:
             if row_scales
             else contextlib.nullcontext()
         )
+        fuse = (
+            not row_scales
+            and not self.settings.low_vram
+            and worth_fusing(steps, self.settings.fuse_min_steps)
+        )
+        fusing = fused(self._pipe.unet) if fuse else contextlib.nullcontext()
         try:
-            with rows:
+            with rows, fusing as report:
+                if report is not None:
+                    self.last_fuse = report
                 if request.init_image is None and request.hires is None:
                     with noise.philox_step_noise(self._pipe.scheduler, generators):
                         latents_out = self._pipe(**call).images
