@@ -1,5 +1,6 @@
 """The fused fast path: a render whose LoRA mix is the same for every step and every batch row runs
-with the LoRA deltas added into the UNet's own weights, then the weights are put back bit for bit.
+with the LoRA deltas added into the UNet's own weights, then the weights are put back bit for bit
+(from copies: in host memory for GPU weights).
 
 Unfused, every LoRA layer computes ``base(x) + scale * up(down(x))`` at every step (LyCORIS layers
 rebuild their weight delta); fused, ``W + ΔW`` once and the UNet runs at the speed of the model
@@ -86,6 +87,14 @@ def _deltas(unet: Any) -> tuple[list[tuple[Any, torch.Tensor | None, torch.Tenso
     return [tuple(v) for v in sums.values()], switched, ""  # type: ignore[misc]
 
 
+def _backup(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy to restore from: in host memory for GPU weights (the patched layers are most of the
+    UNet; a second copy in VRAM could run a small card out of memory), beside it otherwise."""
+    if tensor.is_cuda:
+        return tensor.detach().to("cpu", copy=True)
+    return tensor.detach().clone()
+
+
 @contextmanager
 def fused(unet: Any) -> Iterator[FuseReport]:
     """The UNet with its active LoRA deltas added into its weights for the ``with`` block."""
@@ -101,10 +110,10 @@ def fused(unet: Any) -> Iterator[FuseReport]:
         try:
             for base, weight, bias in deltas:
                 if weight is not None:
-                    saved.append((base.weight, base.weight.detach().clone()))
+                    saved.append((base.weight, _backup(base.weight)))
                     base.weight.add_(weight.to(base.weight.dtype).reshape(base.weight.shape))
                 if bias is not None:
-                    saved.append((base.bias, base.bias.detach().clone()))
+                    saved.append((base.bias, _backup(base.bias)))
                     base.bias.add_(bias.to(base.bias.dtype))
             states = [(m, m._disable_adapters) for m in switched]
             for module in switched:
