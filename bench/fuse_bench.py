@@ -6,8 +6,9 @@ Usage::
     nice -n 10 .venv/bin/python bench/fuse_bench.py [--rounds 3] [--threads 1] [--size 256]
 
 The UNet is the released SD1.5 config (859,520,964 parameters) with random weights, at
-``--size``² (latents size/8), CFG batch 2, one timestep per call; the modes run interleaved, round
-after round, so a loaded machine slows them alike. Also timed: the fuse + restore itself (what a
+``--size``² (latents size/8), CFG batch 2, one timestep per call; the modes run interleaved, in a new
+order each round, so a loaded machine slows them alike; the paired figures divide each round's
+step by the same round's no-LoRA step. Also timed: the fuse + restore itself (what a
 render pays once), and switching between two cached LoRA mixes vs loading a file again. Goals
 (issue 12): fused ≤ 1.01x the no-LoRA step; a switch ≥ 50x cheaper than a reload.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -49,6 +51,7 @@ def main() -> int:
         for tensor in [*pipe.unet.parameters(), *pipe.text_encoder.parameters()]:
             tensor.normal_(0.0, 0.02, generator=generator)
     targets = lora_targets(pipe)
+    parameters = sum(p.numel() for p in pipe.unet.parameters())
     build_seconds = time.perf_counter() - started
     folder = Path(tempfile.mkdtemp(prefix="fuse-bench-"))
     spec = LayoutSpec(rank=16, alpha=8.0)
@@ -85,8 +88,9 @@ def main() -> int:
     times: dict[str, list[float]] = {f"{k}{'-fused' if f else ''}": [] for k, f in modes}
     fuse_cost: dict[str, list[float]] = {"lora": [], "loha": []}
     step()  # warm-up
+    order = random.Random(0)
     for _ in range(args.rounds):
-        for kind, fuse in modes:
+        for kind, fuse in order.sample(modes, len(modes)):  # a new order each round: no position bias
             seconds, cost = mode(kind, fuse)
             times[f"{kind}{'-fused' if fuse else ''}"].append(seconds)
             if fuse:
@@ -108,15 +112,18 @@ def main() -> int:
 
     base = statistics.median(times["none"])
     result = {
-        "unet_parameters": sum(p.numel() for p in pipe.unet.get_base_layer().parameters())
-        if hasattr(pipe.unet, "get_base_layer")
-        else None,
+        "unet_parameters": parameters,
         "size": args.size,
         "rounds": args.rounds,
         "threads": args.threads,
         "build_seconds": round(build_seconds, 1),
         "step_seconds": {k: round(statistics.median(v), 3) for k, v in times.items()},
-        "step_vs_no_lora": {k: round(statistics.median(v) / base, 3) for k, v in times.items()},
+        "step_vs_no_lora_median": {k: round(statistics.median(v) / base, 3) for k, v in times.items()},
+        # paired: each round's step over the same round's no-LoRA step (load changes between rounds)
+        "step_vs_no_lora_paired": {
+            k: round(statistics.median(a / b for a, b in zip(v, times["none"], strict=True)), 3)
+            for k, v in times.items()
+        },
         "fuse_plus_restore_seconds": {k: round(statistics.median(v), 3) for k, v in fuse_cost.items()},
         "switch_ms": round(statistics.median(switches) * 1000, 2),
         "reload_ms": round(statistics.median(reloads) * 1000, 1),
