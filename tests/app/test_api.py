@@ -158,7 +158,9 @@ def test_loras_listing(http: httpx.Client) -> None:
     by_name = {entry["name"]: entry for entry in entries}
     assert "catgirl_v1" in by_name
     assert by_name["catgirl_v1"]["path"].endswith("catgirl_v1.safetensors")
-    assert set(by_name["catgirl_v1"]) == {"name", "alias", "path", "metadata"}
+    # A1111's four fields, and what the file is made of (issue 12)
+    assert set(by_name["catgirl_v1"]) == {"name", "alias", "path", "metadata", "algorithm", "rank"}
+    assert (by_name["catgirl_v1"]["algorithm"], by_name["catgirl_v1"]["rank"]) == ("lora", 8)
     assert all(len(json.dumps(value)) < 400 for value in by_name["catgirl_v1"]["metadata"].values())
 
 
