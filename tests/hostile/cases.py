@@ -12,6 +12,9 @@ Outcomes, as the user meets them:
 * ``"skip"``  — the request is served, the offending LoRA is *not applied* and the user is told
   (an advice warning / a note in the API's ``info``). The image then equals the baseline image of
   the same prompt without that tag, bit for bit.
+* ``"omit"``  — like ``"skip"``, but found only when the engine tries to apply the file (the
+  library cannot tell from the header): the render leaves it out with a note naming it and why
+  (issue 12's partial mixes; ``"strict": true`` makes it a 4xx).
 * ``"ok"``    — ordinary input that merely looks odd (CJK names, an unclosed ``<lora:`` that A1111
   reads as plain text): served normally.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Outcome = Literal["error", "skip", "ok"]
+Outcome = Literal["error", "skip", "omit", "ok"]
 
 #: The LoRA every normal request uses (a demo LoRA of the tiny pipeline and of the test library).
 GOOD = "catgirl_v1"
@@ -224,12 +227,13 @@ FILE_CASES: tuple[FileCase, ...] = (
     FileCase("directory", "directory", "absent", ()),
     # Valid files that still cannot work on the (tiny) SD1.5 model:
     FileCase(
-        "odd-kohya-metadata", "bad_tag_frequency", "ok", (), user="error", user_mentions=(r"load|size|shape",)
+        "odd-kohya-metadata", "bad_tag_frequency", "ok", (), user="omit", user_mentions=(r"load|size|shape",)
     ),
     FileCase("sdxl-on-sd15", "sdxl", "ok", (), user="skip", user_mentions=(r"sdxl|SDXL",)),
-    FileCase("no-matching-keys", "alien_keys", "ok", (), user="error", user_mentions=(r"key|match",)),
+    # keys that name no UNet/text-encoder layer: refused at scan time (issue 12)
+    FileCase("no-matching-keys", "alien_keys", "refused", (r"layer names",), user="skip"),
     FileCase(
-        "no-tensors", "no_tensors", "ok", (r"no LoRA tensors",), user="error", user_mentions=(r"tensor|key",)
+        "no-tensors", "no_tensors", "ok", (r"no LoRA tensors",), user="omit", user_mentions=(r"tensor|key",)
     ),
 )
 
