@@ -286,9 +286,10 @@ class AdapterCache:
 
     def blocks(self, component: str) -> list[int]:
         """Per layer of :meth:`_layer_index` ``[component]``: its block's index in
-        :data:`assistant.lbw.BLOCKS26` (``BASE`` for text encoders), -1 for UNet layers in no block."""
+        :data:`assistant.lbw.BLOCKS26`, -1 for UNet layers in no block and for text-encoder layers
+        (the engine puts ``BASE`` into their weight, see :meth:`block_of`)."""
         if component != "unet":
-            return [0] * len(self._layer_index().get(component, []))
+            return [-1] * len(self._layer_index().get(component, []))
         if self._blocks is None:
             paths = {id(m): n for n, m in self.pipe.unet.named_modules()}
             self._blocks = [

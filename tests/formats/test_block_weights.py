@@ -58,6 +58,23 @@ def lora(files: dict[str, Path], kind: str, weight: float = 0.8, lbw: str = "") 
     return PlannedLora(name=kind, path=str(files[kind]), weight=weight, lbw=parse_lbw(lbw) if lbw else None)
 
 
+def test_text_encoders_get_base_once(setup: Any) -> None:
+    """BASE 0.5: the text-encoder layers at weight x 0.5 (once), the UNet's OUT03 block at 0.25."""
+    engine, files = setup
+    lbw = "0.5,0,0,0,0,0,0,0,0.25,0,0,0,0,0,0,0,0"
+    engine.generate(request((lora(files, "locon", 0.8, lbw),)))  # the state check runs after it
+    cache = engine._adapters
+    adapter = cache.adapter_for(files["locon"])
+    for component, layers in cache._layer_index().items():
+        for layer, block in zip(layers, cache.blocks(component), strict=True):
+            if adapter in layer.scaling:
+                unit = layer.lora_alpha[adapter] / layer.r[adapter]
+                want = (
+                    0.8 * 0.5 if component != "unet" else 0.8 * (parse_lbw(lbw)[block] if block >= 0 else 1)
+                )
+                assert layer.scaling[adapter] / unit == pytest.approx(want), (component, block)
+
+
 def test_each_layer_gets_its_blocks_ratio(setup: Any) -> None:
     engine, files = setup
     engine.generate(request((lora(files, "locon", 0.8, "OUTD"),)))  # the state check runs after it
@@ -72,7 +89,7 @@ def test_each_layer_gets_its_blocks_ratio(setup: Any) -> None:
             unit = layer.lora_alpha[adapter] / layer.r[adapter]
             seen[(component, block)] = layer.scaling[adapter] / unit
     ratios = parse_lbw("OUTD")
-    assert seen[("text_encoder", 0)] == pytest.approx(0.8)  # BASE 1
+    assert seen[("text_encoder", -1)] == pytest.approx(0.8)  # BASE 1
     for (component, block), weight in seen.items():
         if component == "unet":
             assert weight == pytest.approx(0.8 * (ratios[block] if block >= 0 else 1.0)), block
