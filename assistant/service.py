@@ -892,7 +892,7 @@ class Service:
                 reason = f"LoRA '{info.name}' cannot be used: it is {info.status} ({info.problem})"
                 if strict:
                     raise LibraryError(reason)
-                notes.append(f"{reason}; it was left out of this render, the rest of the prompt rendered")
+                notes.append(f"{reason}; it was left out of this render, the rest of the prompt rendered.")
                 continue
             planned.append(
                 PlannedLora(
