@@ -24,9 +24,10 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 from .errors import PresetError
 
@@ -46,9 +47,24 @@ TINY_MODELS = ("tiny-sd15", "tiny-sdxl")
 EMBEDDED_MODEL = "tiny-shapes-sd15"
 
 
+def _folders(value: Any) -> Any:
+    """A folder list as YAML or the environment give it: one path (a string) is one folder."""
+    return (str(value),) if isinstance(value, (str, os.PathLike)) else value
+
+
+#: A list of folders; ``lora_dirs: /data/loras`` means the one folder, not its characters.
+Folders = Annotated[tuple[str, ...], BeforeValidator(_folders)]
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    lora_dirs: tuple[str, ...] = (str(DEFAULT_LORA_DIR),)
+    """The server's settings. :func:`load_settings` validates the YAML file and the environment
+    against these field types (pydantic; unknown keys are refused); code that builds a Settings
+    directly passes the right types."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    lora_dirs: Folders = (str(DEFAULT_LORA_DIR),)
     model: str | None = None
     models_dir: str = str(DEFAULT_MODELS_DIR)
     device: str | None = None
@@ -68,7 +84,7 @@ class Settings:
     allow_model_switch: bool | None = None
     vae: str | None = None  # None = "Automatic"
     vae_dir: str = str(DEFAULT_VAE_DIR)
-    embeddings_dirs: tuple[str, ...] = (str(DEFAULT_EMBEDDINGS_DIR),)
+    embeddings_dirs: Folders = (str(DEFAULT_EMBEDDINGS_DIR),)
     clip_skip: int = 1
     rng: str = "GPU"
     emphasis: str = "Original"
@@ -98,7 +114,9 @@ class Settings:
         return not self.model
 
 
-_ENV = {
+#: Environment variables read by :func:`load_settings`, and the setting each one sets. Folder
+#: lists are separated by ``os.pathsep``; flags read 1/0, true/false, yes/no, on/off.
+_ENV: dict[str, str] = {
     "LORA_MIXER_MODEL": "model",
     "LORA_MIXER_DEVICE": "device",
     "LORA_MIXER_OUTPUTS": "outputs_dir",
@@ -107,66 +125,83 @@ _ENV = {
     "LORA_MIXER_VAE": "vae",
     "LORA_MIXER_VAE_DIR": "vae_dir",
     "LORA_MIXER_MODEL_CONFIGS": "model_configs",
+    "LORA_MIXER_LORA_DIRS": "lora_dirs",
+    "LORA_MIXER_EMBEDDINGS_DIRS": "embeddings_dirs",
+    "LORA_MIXER_LOW_VRAM": "low_vram",
+    "LORA_MIXER_ALLOW_MODEL_SWITCH": "allow_model_switch",
+    "LORA_MIXER_ALLOW_TRAINING": "allow_training",
+    "LORA_MIXER_CLIP_SKIP": "clip_skip",
+    "LORA_MIXER_RNG": "rng",
+    "LORA_MIXER_EMPHASIS": "emphasis",
+    "LORA_MIXER_ADAPTER_CACHE": "adapter_cache_size",
+    "LORA_MIXER_FUSE_MIN_STEPS": "fuse_min_steps",
 }
+#: Variables whose empty value means "unset the setting" (the tiny model, auto device …); the
+#: others are ignored when empty.
+_ENV_EMPTY_IS_NONE = frozenset(
+    {"model", "device", "outputs_dir", "cache_dir", "models_dir", "vae", "vae_dir", "model_configs"}
+)
+_FOLDER_LISTS = frozenset({"lora_dirs", "embeddings_dirs"})
 
 
-def _flag(name: str, text: str) -> bool:
-    flag = text.strip().lower()
-    if flag not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-        raise PresetError(f"{name} must be 1 or 0 (or true/false)")
-    return flag in ("1", "true", "yes", "on")
+def _settings_adapter() -> TypeAdapter[Settings]:
+    return TypeAdapter(Settings)
+
+
+def _validated(values: dict[str, Any], source: str, names: dict[str, str]) -> dict[str, Any]:
+    """``values`` checked against :class:`Settings`' types; PresetError names ``source`` and the key
+    (``names`` maps a field to what the user wrote, e.g. its environment variable)."""
+    try:
+        settings = _settings_adapter().validate_python(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else ""
+            where = ".".join(str(part) for part in error["loc"][1:])
+            shown = names.get(key, key) + (f"[{where}]" if where else "")
+            if error["type"] == "unexpected_keyword_argument":
+                valid = ", ".join(sorted(f.name for f in dataclasses.fields(Settings)))
+                problems.append(f"unknown setting '{shown}'; valid: {valid}")
+            else:
+                problems.append(f"'{shown}': {error['msg']} (got {error['input']!r})")
+        raise PresetError(f"{source}: " + "; ".join(problems)) from None
+    return {key: getattr(settings, key) for key in values}
+
+
+def _file_values(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PresetError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: expected a mapping of settings at the top level")
+    return _validated({str(key): value for key, value in data.items()}, str(path), {})
+
+
+def _env_values() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for env, name in _ENV.items():
+        text = os.environ.get(env)
+        if text is None or (not text and name not in _ENV_EMPTY_IS_NONE):
+            continue
+        names[name] = env
+        if name in _FOLDER_LISTS:
+            values[name] = tuple(p for p in text.split(os.pathsep) if p)
+        else:
+            values[name] = text or None
+    return _validated(values, "environment", names)
 
 
 def load_settings(config_file: str | os.PathLike[str] | None = None) -> Settings:
-    """Defaults, then the YAML file, then the environment."""
+    """Defaults, then the YAML file, then the environment, each checked against :class:`Settings`'
+    types (a wrong type is a PresetError naming the file or variable and the key; a single folder
+    where a list of folders is meant is that one folder)."""
     values: dict[str, Any] = {}
     path = Path(config_file or os.environ.get("LORA_MIXER_CONFIG") or "lora-mixer.yaml")
     if path.is_file():
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise PresetError(f"{path}: not valid YAML ({exc})") from None
-        if not isinstance(data, dict):
-            raise PresetError(f"{path}: expected a mapping of settings at the top level")
-        known = {f.name for f in dataclasses.fields(Settings)}
-        for key, value in data.items():
-            if key not in known:
-                raise PresetError(f"{path}: unknown setting '{key}'; valid: {', '.join(sorted(known))}")
-            values[key] = tuple(value) if key in ("lora_dirs", "embeddings_dirs") else value
-    for env, name in _ENV.items():
-        if env in os.environ:
-            values[name] = os.environ[env] or None
-    if os.environ.get("LORA_MIXER_LORA_DIRS"):
-        values["lora_dirs"] = tuple(p for p in os.environ["LORA_MIXER_LORA_DIRS"].split(os.pathsep) if p)
-    for env, name in (
-        ("LORA_MIXER_LOW_VRAM", "low_vram"),
-        ("LORA_MIXER_ALLOW_MODEL_SWITCH", "allow_model_switch"),
-        ("LORA_MIXER_ALLOW_TRAINING", "allow_training"),
-    ):
-        if os.environ.get(env):
-            values[name] = _flag(env, os.environ[env])
-    if os.environ.get("LORA_MIXER_EMBEDDINGS_DIRS"):
-        values["embeddings_dirs"] = tuple(
-            p for p in os.environ["LORA_MIXER_EMBEDDINGS_DIRS"].split(os.pathsep) if p
-        )
-    if os.environ.get("LORA_MIXER_CLIP_SKIP"):
-        try:
-            values["clip_skip"] = int(os.environ["LORA_MIXER_CLIP_SKIP"])
-        except ValueError:
-            raise PresetError("LORA_MIXER_CLIP_SKIP must be a whole number from 1 to 12") from None
-    for env, name in (("LORA_MIXER_RNG", "rng"), ("LORA_MIXER_EMPHASIS", "emphasis")):
-        if os.environ.get(env):
-            values[name] = os.environ[env]
-    if os.environ.get("LORA_MIXER_FUSE_MIN_STEPS"):
-        try:
-            values["fuse_min_steps"] = int(os.environ["LORA_MIXER_FUSE_MIN_STEPS"])
-        except ValueError:
-            raise PresetError("LORA_MIXER_FUSE_MIN_STEPS must be a whole number (0: never fuse)") from None
-    if os.environ.get("LORA_MIXER_ADAPTER_CACHE"):
-        try:
-            values["adapter_cache_size"] = int(os.environ["LORA_MIXER_ADAPTER_CACHE"])
-        except ValueError:
-            raise PresetError("LORA_MIXER_ADAPTER_CACHE must be a whole number") from None
+        values.update(_file_values(path))
+    values.update(_env_values())
     return check_settings(Settings(**values))
 
 
