@@ -25,12 +25,12 @@ import difflib
 import math
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import limits
-from .errors import LoraMixerError, LoraNotFound, PromptError
+from .errors import LoraNotFound, PromptError
 from .infotext import split_sampler
 from .types import GenerationRequest, LoraTag, PlannedLora, format_weight
 
@@ -178,6 +178,16 @@ class Plan:
     @property
     def requests(self) -> list[GenerationRequest]:
         return [cell.request for cell in self.cells]
+
+    def map_loras(self, change: Callable[[tuple[PlannedLora, ...]], tuple[PlannedLora, ...]]) -> Plan:
+        """This plan with ``change`` applied to every cell's LoRAs (e.g. ``library.with_hashes``)."""
+        cells = tuple(
+            dataclasses.replace(
+                cell, request=dataclasses.replace(cell.request, loras=change(cell.request.loras))
+            )
+            for cell in self.cells
+        )
+        return dataclasses.replace(self, cells=cells)
 
     def describe(self) -> str:
         """A plain-text listing a user can reproduce every cell from."""
@@ -904,15 +914,9 @@ def _library_lora(library: Any, name: str, weight: float | None) -> PlannedLora:
     info = library.resolve(name)
     if getattr(info, "status", "ok") != "ok":
         raise PlanError(f"LoRA '{info.name}' cannot be used: {getattr(info, 'problem', '') or info.status}")
-    digest = ""
-    hashes = getattr(library, "hashes", None)
-    if callable(hashes):
-        try:
-            digest = getattr(hashes(info), "a1111", "") or ""
-        except (OSError, LookupError, ValueError, LoraMixerError):
-            digest = ""
     chosen = weight if weight is not None else (info.preferred_weight or DEFAULT_AB_WEIGHT)
-    return PlannedLora(name=info.name, path=info.path, weight=chosen, hash=digest)
+    # the hash is left empty: assistant.library.with_hashes fills it before a render (one path)
+    return PlannedLora(name=info.name, path=info.path, weight=chosen)
 
 
 def ab(

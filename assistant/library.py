@@ -60,6 +60,7 @@ import difflib
 import functools
 import hashlib
 import json
+import logging
 import marshal
 import math
 import os
@@ -76,11 +77,13 @@ from pathlib import Path
 from typing import Any, NoReturn, overload
 
 from .config import PRESETS_DIR
-from .errors import AmbiguousLoraName, LibraryError, LoraNotFound
+from .errors import AmbiguousLoraName, LibraryError, LoraMixerError, LoraNotFound
 from .layouts import analyse as analyse_layout
 from .limits import LORA_WEIGHT
 from .presets import Catalog, load_catalog
-from .types import BASES, KINDS, LoraInfo
+from .types import BASES, KINDS, LoraInfo, PlannedLora
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "BASE_LABELS",
@@ -93,6 +96,7 @@ __all__ = [
     "file_base",
     "info_to_dict",
     "read_safetensors_header",
+    "with_hashes",
 ]
 
 #: Largest safetensors JSON header we read (real LoRA headers are 10 KB – 2 MB).
@@ -1893,6 +1897,23 @@ def embedded_hash(info: LoraInfo) -> str:
     """kohya's precomputed ``sshs_model_hash`` (64 hex, lower case) from the header, "" if none."""
     embedded = str(info.metadata.get("sshs_model_hash", "")).strip().lower()
     return embedded if re.fullmatch(r"[0-9a-f]{64}", embedded) else ""
+
+
+def with_hashes(loras: Sequence[PlannedLora], library: Library) -> tuple[PlannedLora, ...]:
+    """``loras`` with each empty ``hash`` filled in with what A1111 writes in ``Lora hashes``
+    (:attr:`Hashes.infotext`): the one hashing path of Generate, blind box, A/B, sweeps, the API
+    and the CLI, so one file has one hash in every infotext. Plans leave hashes empty (they stay
+    pure and fast); a file that cannot be hashed keeps ``""``."""
+    filled: list[PlannedLora] = []
+    for lora in loras:
+        digest = lora.hash
+        if not digest:
+            try:
+                digest = library.hashes(library.resolve(lora.name)).infotext
+            except (LoraMixerError, OSError) as err:
+                _log.warning("no hash for LoRA %s: %s", lora.name, err)
+        filled.append(dataclasses.replace(lora, hash=digest) if digest != lora.hash else lora)
+    return tuple(filled)
 
 
 def _read_hash_file(file: Path) -> dict[str, list[Any]]:

@@ -1100,19 +1100,11 @@ class Service:
         The advisor leaves hashes empty (it must stay fast); the library computes one per file
         once and caches it on disk. A file that cannot be hashed keeps ``""``.
         """
-        filled: list[PlannedLora] = []
-        for lora in plan:
-            digest = lora.hash
-            if not digest:
-                try:
-                    digest = self.library.hashes(self.library.resolve(lora.name)).infotext
-                except (LoraMixerError, OSError) as err:
-                    log.warning("no hash for LoRA %s: %s", lora.name, err)
-                    digest = ""
-                if digest:
-                    self._known_hashes[lora.path] = digest
-            filled.append(dataclasses.replace(lora, hash=digest) if digest != lora.hash else lora)
-        return tuple(filled)
+        from .library import with_hashes
+
+        filled = with_hashes(plan, self.library)
+        self._known_hashes.update({lora.path: lora.hash for lora in filled if lora.hash})
+        return filled
 
     # 4. rendering --------------------------------------------------------------------------------
 
@@ -1308,10 +1300,8 @@ class Service:
         from . import analysis, grid
 
         # LoRAs a plan added (a sweep axis off the prompt) get their hash too
-        requests = [
-            dataclasses.replace(cell.request, loras=self.with_hashes(cell.request.loras))
-            for cell in plan.cells
-        ]
+        plan = plan.map_loras(self.with_hashes)
+        requests = plan.requests
         # a weight sweep without a weight-0 cell renders one more image: the effect curve's zero
         reference = analysis.reference_request(plan)
         if reference is not None:

@@ -25,8 +25,7 @@ from typing import Any
 from ..backend import ENGINE_KINDS, EngineOptions, create_engine
 from ..blend import Plan, blind_box
 from ..config import Settings
-from ..errors import LoraMixerError, PromptError
-from ..lbw import ratios_of
+from ..errors import PromptError
 from ..limits import (
     BLINDBOX_CELLS,
     BLINDBOX_DEFAULT,
@@ -236,7 +235,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
     """Load settings and the library, start the engine unless ``--dry-run``, advise, build the request."""
-    from ..library import Library
+    from ..library import Library, with_hashes
 
     if not SEED[0] <= image_seed <= SEED[1]:
         raise PromptError(f"seed {image_seed} is not a seed; use 0 to {SEED[1]}, or -1 for random")
@@ -281,7 +280,7 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
         )
         context.advice = advice
         positive, negative, plan_loras = advice.positive, advice.negative, advice.plan
-    plan_loras = [_with_hash(lora, library) for lora in plan_loras]
+    plan_loras = with_hashes(plan_loras, library)
     width, height = parse_size(args.size) if args.size else (default_size, default_size)
     image = image_fields(args, default_size)
     width, height = image.pop("width", width), image.pop("height", height)
@@ -305,17 +304,6 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
     if context.base.init_image is not None:
         context.notes.extend(context.base.init_image.notes)
     return context
-
-
-def _with_hash(lora: PlannedLora, library: Any) -> PlannedLora:
-    """Fill in the A1111 LoRA hash (the infotext's ``Lora hashes``) when the plan left it empty."""
-    if lora.hash:
-        return lora
-    try:
-        digest = library.hashes(library.resolve(lora.name)).infotext or ""
-    except (LoraMixerError, OSError):
-        return lora
-    return dataclasses.replace(lora, hash=digest)
 
 
 def _guess_base(settings: Settings) -> str:
@@ -361,7 +349,9 @@ def plan_seed(value: int | None) -> int:
 def finish(args: argparse.Namespace, context: Context, plan: Plan) -> int:
     """Print the plan; unless ``--dry-run``, render it, save grid + cells + manifest, print where."""
     from ..cli import print_json
+    from ..library import with_hashes
 
+    plan = plan.map_loras(lambda loras: with_hashes(loras, context.library))  # LoRAs a plan added
     advice = context.advice
     header: dict[str, Any] = {
         "ok": True,

@@ -306,3 +306,33 @@ def test_a_catalog_base_that_contradicts_the_file_wins_but_says_so(
     assert info.base_source.startswith("catalog (overrides ")
     assert info.base_source.endswith(", which says sdxl)")
     assert "the catalog says base sd15 but the file's" in info.problem
+
+
+def test_one_file_has_one_lora_hash_in_generate_ab_and_sweep(lora_dir: Path, scan: ScanFn) -> None:
+    """A/B and sweep cells wrote the file hash (``a1111``) where Generate wrote A1111's infotext
+    hash (the embedded ``sshs_model_hash`` when there is one); all now go through with_hashes."""
+    from assistant import blend
+    from assistant.library import with_hashes
+    from assistant.types import GenerationRequest, PlannedLora
+
+    lf.write_kohya(lora_dir, "plain")
+    lf.write_kohya(lora_dir, "kohya_hashed", metadata={"sshs_model_hash": "ab" * 32})
+    library = scan(lora_dir)
+    plain = library.resolve("plain")
+    base = GenerationRequest(
+        prompt="1girl, <lora:plain:0.6>", loras=(PlannedLora("plain", plain.path, 0.6),), seed=1
+    )
+
+    def hashed(plan: blend.Plan) -> set[str]:
+        plan = plan.map_loras(lambda loras: with_hashes(loras, library))
+        cells = plan.cells
+        return {lora.hash for cell in cells for lora in cell.request.loras if lora.name == "kohya_hashed"}
+
+    swapped = blend.ab(base, "plain", "kohya_hashed", variants=("a", "b"), library=library)
+    assert {lora.hash for cell in swapped.cells for lora in cell.request.loras} == {""}  # plans stay pure
+    swept = blend.sweep(base, blend.parse_axis("kohya_hashed=0.2,0.4"), library=library)
+    as_generated = with_hashes((PlannedLora("kohya_hashed", plain.path, 0.5),), library)[0].hash
+    assert as_generated == library.hashes("kohya_hashed").infotext == "abababababab"
+    assert hashed(swapped) == hashed(swept) == {as_generated}
+    assert with_hashes(base.loras, library)[0].hash == library.hashes("plain").a1111
+    assert with_hashes((PlannedLora("gone", "/nowhere.safetensors", 1.0),), library)[0].hash == ""
