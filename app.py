@@ -947,10 +947,18 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
                         )
                         with gr.Row():
                             steps = setting_slider(
-                                *LIMITS["steps"], value=20, step=1, label="Steps", elem_id="steps"
+                                *LIMITS["steps"],
+                                value=limits.STEPS_DEFAULT,
+                                step=1,
+                                label="Steps",
+                                elem_id="steps",
                             )
                             cfg = setting_slider(
-                                *LIMITS["cfg"], value=7.0, step=0.5, label="CFG scale", elem_id="cfg"
+                                *LIMITS["cfg"],
+                                value=limits.CFG_DEFAULT,
+                                step=0.5,
+                                label="CFG scale",
+                                elem_id="cfg",
                             )
                         with gr.Row():
                             size = service.default_size()  # the model's native size (128 embedded)

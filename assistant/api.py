@@ -66,12 +66,14 @@ from .errors import ImageError, LoraMixerError
 from .guard import BasicAuthCheck, BasicAuthPaths, LoginThrottle, OutputsGuard, client_address
 from .limits import (
     API_BODY_BYTES,
+    CFG_DEFAULT,
     DENOISING,
     DENOISING_DEFAULT,
     HIRES_SCALE,
     HIRES_STEPS,
     IMAGE_BYTES,
     PROMPT_CHARS,
+    STEPS_DEFAULT,
 )
 from .service import LIMITS, SIZE_MULTIPLE, RenderSettings, Service, model_label
 from .types import DEFAULT_SAMPLER, RESIZE_MODES, HiresFix
@@ -168,8 +170,10 @@ class _RenderRequest(BaseModel):
 
     negative_prompt: str = Field(default="", max_length=PROMPT_CHARS)
     seed: Annotated[int, _bounded_int("seed", default=-1)] = -1
-    steps: Annotated[int, _bounded_int("steps", default=20)] = 20
-    cfg_scale: Annotated[float, Field(ge=LIMITS["cfg"][0], le=LIMITS["cfg"][1], allow_inf_nan=False)] = 7.0
+    steps: Annotated[int, _bounded_int("steps", default=STEPS_DEFAULT)] = STEPS_DEFAULT
+    cfg_scale: Annotated[float, Field(ge=LIMITS["cfg"][0], le=LIMITS["cfg"][1], allow_inf_nan=False)] = (
+        CFG_DEFAULT
+    )
     width: Annotated[int, _bounded_int("width", default=512), _MULTIPLE_OF_8] = 512
     height: Annotated[int, _bounded_int("height", default=512), _MULTIPLE_OF_8] = 512
     sampler_name: str | None = Field(default=None, max_length=100)

@@ -526,7 +526,7 @@ def blind_box(
     if total is not None:
         total = _check_float("total", total, 0.0, budget, low_open=True)
     if seed is None:
-        seed = random.SystemRandom().randrange(2**31)
+        seed = limits.random_seed()
     _check_int("seed", seed, 0, 2**63 - 1)
 
     slots = _blind_box_slots(base.loras, ranges or {}, spread, per_lora_limit)

@@ -80,6 +80,13 @@ class GenerationError(LoraMixerError):
     http_status = 422
 
 
+class LimitError(PromptError, GenerationError):
+    """A value outside one of :mod:`assistant.limits`' bounds (steps, CFG, size, batch, seed, clip
+    skip, a LoRA weight …): the one error type for a limit, wherever it is checked (render settings,
+    the API, the CLI, the engine's last check). It is a PromptError and a GenerationError, so code
+    written against either keeps catching it."""
+
+
 class LoraLoadError(GenerationError):
     """A LoRA file could not be loaded into the pipeline; the pipeline was left as before."""
 

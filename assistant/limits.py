@@ -8,6 +8,7 @@ README embeds that table between ``<!-- limits -->`` markers and a test keeps th
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "BLINDBOX_CELLS",
     "BLINDBOX_DEFAULT",
     "CFG",
+    "CFG_DEFAULT",
     "CLIP_SKIP",
     "COMMAND_CHARS",
     "DENOISING",
@@ -38,11 +40,13 @@ __all__ = [
     "SIZE",
     "SIZE_MULTIPLE",
     "STEPS",
+    "STEPS_DEFAULT",
     "SWEEP_CELLS",
     "SWEEP_DEFAULT_VALUES",
     "SWEEP_VALUES",
     "Limit",
     "markdown_table",
+    "random_seed",
 ]
 
 # -- text ------------------------------------------------------------------------------------------
@@ -78,6 +82,10 @@ SWEEP_CELLS = 64
 
 STEPS = (1, 150)
 CFG = (0.0, 30.0)
+#: The defaults of the UI, the API, the CLI and a bare GenerationRequest: A1111's txt2img ones
+#: (the CLI said 28 before; one number now).
+STEPS_DEFAULT = 20
+CFG_DEFAULT = 7.0
 SIZE = (64, 2048)
 SIZE_MULTIPLE = 8
 BATCH_SIZE = (1, 8)
@@ -116,6 +124,12 @@ API_BODY_BYTES = IMAGE_BYTES * 4 // 3 + 1024 * 1024
 INFOTEXT_CHARS = 2 * PROMPT_CHARS + 8_000
 
 
+def random_seed() -> int:
+    """A fresh seed in :data:`SEED`'s range: what ``-1`` becomes, and a plan seed nobody gave. The
+    one place LoRA Mixer draws a seed from nothing (seeded draws inside a plan use its RNG)."""
+    return secrets.randbelow(SEED[1] + 1)
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
     """One user-facing limit as the README lists it."""
@@ -142,8 +156,8 @@ LIMITS: tuple[Limit, ...] = (
     Limit("blind box cells", f"{_range(BLINDBOX_CELLS)} (default {BLINDBOX_DEFAULT})"),
     Limit("values on one sweep axis", f"{_range(SWEEP_VALUES)} (default {SWEEP_DEFAULT_VALUES})"),
     Limit("cells of one sweep or A/B grid", _n(SWEEP_CELLS)),
-    Limit("steps", _range(STEPS)),
-    Limit("CFG scale", _range(CFG)),
+    Limit("steps", f"{_range(STEPS)} (default {STEPS_DEFAULT})"),
+    Limit("CFG scale", f"{_range(CFG)} (default {_n(CFG_DEFAULT)})"),
     Limit("width, height", f"{_range(SIZE)}, a multiple of {SIZE_MULTIPLE}"),
     Limit("batch size / batch count", f"{_range(BATCH_SIZE)} / {_range(BATCH_COUNT)}"),
     Limit("seed", f"-1 (random) or 0 to {_n(SEED[1])}"),

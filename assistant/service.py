@@ -39,7 +39,15 @@ from .backend import Engine, EngineInfo, EngineOptions, ScaledEngine, create_eng
 from .blend import BLINDBOX_DEFAULT_CELLS
 from .config import EMBEDDED_MODEL, TINY_MODELS, VAE_AUTOMATIC, VAE_NONE, Settings
 from .engine.checks import wrap_seed
-from .errors import Cancelled, GenerationError, LibraryError, LoraMixerError, ModelSwitchDisabled, PromptError
+from .errors import (
+    Cancelled,
+    GenerationError,
+    LibraryError,
+    LimitError,
+    LoraMixerError,
+    ModelSwitchDisabled,
+    PromptError,
+)
 from .img2img import sampling_steps
 from .lbw import ratios_of
 from .owners import HistoryPolicy, Requester
@@ -174,8 +182,8 @@ class RenderSettings:
 
     sampler: str = DEFAULT_SAMPLER
     scheduler: str | None = None
-    steps: int = 20
-    cfg: float = 7.0
+    steps: int = limits.STEPS_DEFAULT
+    cfg: float = limits.CFG_DEFAULT
     width: int = 512
     height: int = 512
     seed: int = -1
@@ -196,7 +204,7 @@ class RenderSettings:
     strict_loras: bool = False
 
     def validated(self) -> RenderSettings:
-        """This object with numbers normalised, or :class:`PromptError` naming value and range."""
+        """This object with numbers normalised, or :class:`LimitError` naming value and range."""
         values: dict[str, Any] = {}
         for name in ("steps", "width", "height", "batch_size", "n_iter", "seed"):
             values[name] = _whole(name, getattr(self, name))
@@ -204,19 +212,19 @@ class RenderSettings:
         for name, value in values.items():
             low, high = LIMITS[name]
             if not low <= value <= high:
-                raise PromptError(
+                raise LimitError(
                     f"{_LABELS[name]} {_fmt(value)} is out of range; "
                     f"use a value from {_fmt(low)} to {_fmt(high)}"
                 )
         for name in ("width", "height"):
             if values[name] % SIZE_MULTIPLE:
-                raise PromptError(
+                raise LimitError(
                     f"{_LABELS[name]} {values[name]} is not a multiple of {SIZE_MULTIPLE}; "
                     f"try {values[name] // SIZE_MULTIPLE * SIZE_MULTIPLE or SIZE_MULTIPLE}"
                 )
         pixels = values["width"] * values["height"] * values["batch_size"] * values["n_iter"]
         if pixels > MAX_PIXELS_PER_ACTION:
-            raise PromptError(
+            raise LimitError(
                 f"{values['width']}x{values['height']} x {values['batch_size'] * values['n_iter']} images is "
                 f"too much for one call; keep width x height x images under {MAX_PIXELS_PER_ACTION:,} pixels"
             )
@@ -225,7 +233,7 @@ class RenderSettings:
         if self.clip_skip is not None:
             values["clip_skip"] = _whole("clip skip", self.clip_skip)
             if not 1 <= values["clip_skip"] <= MAX_CLIP_SKIP:
-                raise PromptError(
+                raise LimitError(
                     f"clip skip {values['clip_skip']} is out of range; use a value from 1 to {MAX_CLIP_SKIP}"
                 )
         try:
@@ -1195,7 +1203,7 @@ class Service:
         """Render a prepared request ``n_iter`` times (seeds continue like A1111's batch count)."""
         requests = [request]
         if n_iter > 1:
-            base_seed = request.seed if request.seed != -1 else _random_seed()
+            base_seed = request.seed if request.seed != -1 else limits.random_seed()
             requests = [
                 dataclasses.replace(request, seed=wrap_seed(base_seed + i * request.batch_size))
                 for i in range(n_iter)
@@ -1284,7 +1292,7 @@ class Service:
             positive, negative, (settings or RenderSettings()).validated(), use_assistant=use_assistant
         )
         if request.seed == -1:
-            request = dataclasses.replace(request, seed=_random_seed())
+            request = dataclasses.replace(request, seed=limits.random_seed())
         return request, advice
 
     def _render_plan(
@@ -1805,9 +1813,3 @@ def _embedded_available() -> bool:
     from .engine.embedded import available
 
     return available()
-
-
-def _random_seed() -> int:
-    import secrets
-
-    return secrets.randbelow(2**32 - 1)

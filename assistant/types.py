@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .limits import CFG_DEFAULT, STEPS_DEFAULT
+
 Kind = Literal["character", "clothing", "concept", "style", "other"]
 Base = Literal["sd15", "sd2", "sdxl", "unknown"]
 
@@ -330,8 +332,8 @@ class GenerationRequest:
     negative: str = ""
     loras: tuple[PlannedLora, ...] = ()
     seed: int = -1
-    steps: int = 28
-    cfg: float = 7.0
+    steps: int = STEPS_DEFAULT
+    cfg: float = CFG_DEFAULT
     sampler: str = DEFAULT_SAMPLER
     scheduler: str | None = None
     width: int = 512

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import random
 import re
 import sys
 from pathlib import Path
@@ -29,12 +28,15 @@ from ..errors import PromptError
 from ..limits import (
     BLINDBOX_CELLS,
     BLINDBOX_DEFAULT,
+    CFG_DEFAULT,
     DENOISING,
     DENOISING_DEFAULT,
     HIRES_DENOISING_DEFAULT,
     SEED,
     SIZE,
     SIZE_MULTIPLE,
+    STEPS_DEFAULT,
+    random_seed,
 )
 from ..types import BASES, DEFAULT_SAMPLER, GenerationRequest, PlannedLora
 from . import add_lora_dir_argument, add_model_options, model_settings, settings_with_lora_dirs
@@ -57,8 +59,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, grid: bool = True) 
         "prompt", help='the positive prompt, e.g. "1girl, <lora:catgirl_v1:0.6>, <lora:cyberpunk_style:0.5>"'
     )
     parser.add_argument("--negative", default="", metavar="TEXT", help="the negative prompt")
-    parser.add_argument("--steps", type=int, default=None, metavar="N", help="sampling steps (default 28)")
-    parser.add_argument("--cfg", type=float, default=None, metavar="X", help="CFG scale (default 7)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=STEPS_DEFAULT,
+        metavar="N",
+        help=f"sampling steps (default {STEPS_DEFAULT})",
+    )
+    parser.add_argument(
+        "--cfg", type=float, default=CFG_DEFAULT, metavar="X", help=f"CFG scale (default {CFG_DEFAULT:g})"
+    )
     parser.add_argument(
         "--sampler", default=None, metavar="NAME", help=f"A1111 sampler name (default '{DEFAULT_SAMPLER}')"
     )
@@ -289,8 +299,8 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
         negative=negative,
         loras=tuple(plan_loras),
         seed=image_seed,
-        steps=28 if args.steps is None else args.steps,
-        cfg=7.0 if args.cfg is None else args.cfg,
+        steps=args.steps,
+        cfg=args.cfg,
         sampler=args.sampler or DEFAULT_SAMPLER,
         scheduler=args.scheduler,
         width=width,
@@ -343,7 +353,7 @@ def _as_written(positive: str, negative: str, library: Any) -> tuple[str, list[P
 
 def plan_seed(value: int | None) -> int:
     """The given seed, or a fresh one (printed, so the run can be repeated)."""
-    return random.SystemRandom().randrange(2**31) if value is None or value < 0 else value
+    return random_seed() if value is None or value < 0 else value
 
 
 def finish(args: argparse.Namespace, context: Context, plan: Plan) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import limits
-from ..errors import GenerationError
+from ..errors import GenerationError, LimitError
 from ..types import GenerationRequest
 from .schedulers import split_name
 
@@ -61,8 +61,8 @@ def wrap_seed(seed: int) -> int:
     return seed % (MAX_SEED + 1)
 
 
-def _bad(what: str, value: object, allowed: str) -> GenerationError:
-    return GenerationError(f"{what} {value!r} is not allowed; use {allowed}.")
+def _bad(what: str, value: object, allowed: str) -> LimitError:
+    return LimitError(f"{what} {value!r} is not allowed; use {allowed}.")
 
 
 def _whole(value: object) -> bool:

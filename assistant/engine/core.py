@@ -72,7 +72,6 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -83,6 +82,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import limits
 from ..backend import EngineInfo
 from ..config import Settings
 from ..errors import Cancelled, GenerationError, LoraLoadError
@@ -92,7 +92,7 @@ from . import embedded, noise, tiny
 from . import vae as vae_module
 from .adapters import AdapterCache, LoraState, freeze
 from .checkpoints import CONFIGS_DIR, error_reason, family_of, load_single_file
-from .checks import MAX_SEED, check_request, wrap_seed
+from .checks import check_request, wrap_seed
 from .device import DeviceChoice, choose_device, configure_attention
 from .encoding import A1111Encoder, PairInfo, TextualInversion
 from .fuse import FuseReport, fused, worth_fusing
@@ -390,7 +390,7 @@ class Engine:
         info = self.load()
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        seed = secrets.randbelow(MAX_SEED + 1) if request.seed == -1 else request.seed
+        seed = limits.random_seed() if request.seed == -1 else request.seed
         seeds = batch_seeds(seed, request.batch_size)
         if cancel is not None and cancel.is_set():
             raise Cancelled("Generation cancelled before it started.")
@@ -696,7 +696,7 @@ class Engine:
         batch = first.batch_size
         seeds_per_cell = []
         for cell in cells:
-            seed = secrets.randbelow(MAX_SEED + 1) if cell.seed == -1 else cell.seed
+            seed = limits.random_seed() if cell.seed == -1 else cell.seed
             seeds_per_cell.append(batch_seeds(seed, batch))
         guidance = first.cfg > 1
         # 1. one adapter set for all cells: the union of their adapters

@@ -166,7 +166,7 @@ def test_save_builds_infotext_when_the_engine_gave_none(tmp_path) -> None:
     info = infotext.read_png(saved.cell_paths[0])
     assert info is not None
     assert info.lora_hashes == {"catgirl_v1": "0123456789ab"}
-    assert (info.sampler, info.schedule_type, info.steps) == ("DPM++ 2M", "Karras", 28)
+    assert (info.sampler, info.schedule_type, info.steps) == ("DPM++ 2M", "Karras", 20)
 
 
 def test_save_rejects_missing_results(tmp_path) -> None:

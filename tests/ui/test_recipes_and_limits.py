@@ -73,3 +73,55 @@ def test_one_limit_per_thing_in_the_readme_the_api_schema_and_the_parser() -> No
     assert MAX_LORA_WEIGHT == DEFAULT_LIMITS.max_weight == limits.LORA_WEIGHT[1]
     assert limits.SIZE[1] == MAX_SIZE
     assert "41,000" not in readme
+
+
+def test_one_default_for_steps_and_cfg_in_the_ui_the_api_the_cli_and_a_request() -> None:
+    """The CLI rendered 28 steps where the UI and the API rendered 20: one number now (A1111's)."""
+    import argparse
+
+    from assistant.commands.blindbox import add_common_arguments
+    from assistant.service import RenderSettings
+    from assistant.types import GenerationRequest
+
+    parser = argparse.ArgumentParser()
+    add_common_arguments(parser)
+    cli = parser.parse_args(["1girl"])
+    api = Txt2ImgRequest(prompt="1girl")
+    for steps, cfg in (
+        (cli.steps, cli.cfg),
+        (api.steps, api.cfg_scale),
+        (RenderSettings().steps, RenderSettings().cfg),
+        (GenerationRequest("x").steps, GenerationRequest("x").cfg),
+    ):
+        assert (steps, cfg) == (limits.STEPS_DEFAULT, limits.CFG_DEFAULT) == (20, 7.0)
+
+
+def test_one_error_type_for_one_limit_wherever_it_is_checked() -> None:
+    """Steps 0 was a PromptError from the render settings and a GenerationError from the engine's
+    check; both are now a LimitError (which is both, so older handlers keep working)."""
+    import pytest
+
+    from assistant.engine.checks import check_request
+    from assistant.errors import GenerationError, LimitError, PromptError
+    from assistant.service import RenderSettings
+    from assistant.types import GenerationRequest, PlannedLora
+
+    with pytest.raises(LimitError, match="steps 0 is out of range; use a value from 1 to 150"):
+        RenderSettings(steps=0).validated()
+    with pytest.raises(LimitError, match="steps 0 is not allowed; use a whole number from 1 to 150"):
+        check_request(GenerationRequest("x", steps=0))
+    too_strong = PlannedLora("x", "/x.safetensors", limits.LORA_WEIGHT[1] + 1)
+    with pytest.raises(LimitError, match=r"LoRA weight for 'x' 3\.0 is not allowed"):
+        check_request(GenerationRequest("x", loras=(too_strong,)))
+    assert issubclass(LimitError, PromptError)
+    assert issubclass(LimitError, GenerationError)
+
+
+def test_seeds_drawn_from_nothing_come_from_one_helper() -> None:
+    from assistant.commands.blindbox import plan_seed
+
+    drawn = {limits.random_seed() for _ in range(200)}
+    assert all(limits.SEED[0] < seed <= limits.SEED[1] for seed in drawn)
+    assert max(drawn) >= 2**31  # the CLI and the blind box drew below 2**31 only
+    assert plan_seed(7) == 7
+    assert 0 <= plan_seed(-1) <= limits.SEED[1]
