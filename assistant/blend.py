@@ -1051,10 +1051,19 @@ _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _RANGE_DASH = re.compile(
     rf"^\s*({_NUMBER})\s*-\s*({_NUMBER})\s*(?:\(\s*({_NUMBER})\s*\)|\[\s*(\d+)\s*\])?\s*$"
 )
-_RANGE_DOTS = re.compile(
-    rf"^\s*({_NUMBER})\s*\.\.\s*({_NUMBER})\s*(?:[x×]\s*(\d+)|\(\s*({_NUMBER})\s*\)|\[\s*(\d+)\s*\])?\s*$",
-    re.IGNORECASE,
-)
+#: What may follow a ``from..to`` range (:func:`assistant.limits.split_range`): ``x5``, ``(+0.2)``, ``[5]``.
+_RANGE_SUFFIX = re.compile(rf"^(?:[x×*]\s*(\d+)|\(\s*({_NUMBER})\s*\)|\[\s*(\d+)\s*\])?$", re.IGNORECASE)
+
+
+def weight_axis(name: str, weights: Sequence[float]) -> Axis:
+    """A LoRA weight axis from numbers already read (``/sweep NAME 0.2..1.0x5``, the default
+    sweep): the same values and checks as :func:`parse_axis` gives its text, without writing the
+    numbers out as text to read them again."""
+    spec = f"{name}=" + ",".join(format_weight(w) for w in weights)
+    values = [_axis_value(spec, "lora", float(w)) for w in weights]
+    if len(values) > MAX_AXIS_VALUES:
+        raise PlanError(f"axis '{spec}' has {len(values)} values; at most {MAX_AXIS_VALUES} are allowed")
+    return Axis(kind="lora", values=tuple(values), target=name, spec=spec)
 
 
 def parse_axis(spec: str) -> Axis:
@@ -1125,22 +1134,23 @@ def _axis_item(spec: str, kind: AxisKind, item: str) -> list[Any]:
 
 def _expand_range(spec: str, kind: AxisKind, item: str) -> list[float]:
     integer = kind in ("seed", "steps")
-    if (m := _RANGE_DOTS.match(item)) is not None:
+    if (m := _RANGE_DASH.match(item)) is not None:  # A1111's X/Y/Z form: step 1 unless given
         start, end = float(m.group(1)), float(m.group(2))
-        count = m.group(3) or m.group(5)
-        step = m.group(4)
+        count, step = m.group(4), m.group(3)
+        if count is None and step is None:
+            step = "1" if end >= start else "-1"
+        return _range_values(spec, item, start, end, count=count, step=step)
+    span = limits.split_range(item)
+    if span is not None and (m := _RANGE_SUFFIX.match(span[2])) is not None:
+        start, end = span[0], span[1]
+        count = m.group(1) or m.group(3)
+        step = m.group(2)
         if count is None and step is None:
             if not integer:
                 raise PlanError(
                     f"axis '{spec}': say how many values '{item}' gives, e.g. '{item}x5', or its step, "
                     f"e.g. '{item} (+0.1)'"
                 )
-            step = "1" if end >= start else "-1"
-        return _range_values(spec, item, start, end, count=count, step=step)
-    if (m := _RANGE_DASH.match(item)) is not None:
-        start, end = float(m.group(1)), float(m.group(2))
-        count, step = m.group(4), m.group(3)
-        if count is None and step is None:
             step = "1" if end >= start else "-1"
         return _range_values(spec, item, start, end, count=count, step=step)
     try:

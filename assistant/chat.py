@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import limits
 from .advisor import advise
+from .blend import weight_axis
 from .errors import AmbiguousLoraName, LoraMixerError, LoraNotFound
 from .rules.config import RulesConfig, default_rules_config
 from .rules.state import kind_zh
@@ -166,10 +167,8 @@ _LIBRARY_WORDS = re.compile(
     r"|有哪些\s*lora|lora\s*列表|列出",
     re.IGNORECASE,
 )
-_SWEEP_RANGE = re.compile(
-    r"^(?P<start>-?\d+(?:\.\d+)?)\s*(?:\.\.|~|\uff5e|-(?=\d)|to)\s*(?P<stop>-?\d+(?:\.\d+)?)(?:\s*[x×*]\s*(?P<count>\d+))?$",
-    re.IGNORECASE,
-)
+#: What may follow ``/sweep NAME from..to`` (:func:`assistant.limits.split_range`): ``x5``.
+_SWEEP_COUNT = re.compile(r"^(?:[x×*]\s*(?P<count>\d+))?$", re.IGNORECASE)
 
 
 def language_of(text: str) -> Language:
@@ -341,13 +340,14 @@ def _sweep_args(words: list[str]) -> dict[str, Any]:
     if len(words) == 1:
         start, stop, count = 0.2, 1.0, SWEEP_DEFAULT_COUNT
     else:
-        match = _SWEEP_RANGE.match("".join(words[1:]))
-        if match is None:
+        span = limits.split_range("".join(words[1:]))
+        match = _SWEEP_COUNT.match(span[2]) if span is not None else None
+        if span is None or match is None:
             given = " ".join(words[1:])
             return _error(
                 f"'{given}' is not a range; {usage}", f"'{given}' 不是范围;{usage_zh}", name=words[0]
             )
-        start, stop = float(match["start"]), float(match["stop"])
+        start, stop = span[0], span[1]
         count = int(match["count"]) if match["count"] else SWEEP_DEFAULT_COUNT
     if not SWEEP_MIN_COUNT <= count <= SWEEP_MAX_COUNT:
         return _error(
@@ -363,7 +363,8 @@ def _sweep_args(words: list[str]) -> dict[str, Any]:
         )
     step = (stop - start) / (count - 1) if count > 1 else 0.0
     weights = [round(start + i * step, 4) for i in range(count)]
-    return {"name": words[0], "start": start, "stop": stop, "count": count, "weights": weights}
+    axis = weight_axis(words[0], weights)
+    return {"name": words[0], "start": start, "stop": stop, "count": count, "weights": weights, "axis": axis}
 
 
 # ----------------------------------------------------------------------------------------------

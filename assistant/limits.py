@@ -8,6 +8,7 @@ README embeds that table between ``<!-- limits -->`` markers and a test keeps th
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ __all__ = [
     "Limit",
     "markdown_table",
     "random_seed",
+    "split_range",
 ]
 
 # -- text ------------------------------------------------------------------------------------------
@@ -128,6 +130,25 @@ def random_seed() -> int:
     """A fresh seed in :data:`SEED`'s range: what ``-1`` becomes, and a plan seed nobody gave. The
     one place LoRA Mixer draws a seed from nothing (seeded draws inside a plan use its RNG)."""
     return secrets.randbelow(SEED[1] + 1)
+
+
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+#: How users write a span of values, once: ``0.4..0.7``, ``0.4~0.7``, ``0.4～0.7``, ``0.4-0.7``,
+#: ``0.4 to 0.7`` (a recipe's ``range:``, the CLI's ``--range``, ``/sweep``, a sweep axis).
+_RANGE = re.compile(
+    rf"^\s*(?P<low>{_NUMBER})\s*(?:\.\.|~|\uff5e|-(?=\s*[\d.])|to)\s*(?P<high>{_NUMBER})(?P<rest>.*?)\s*$",
+    re.IGNORECASE,
+)
+
+
+def split_range(text: str) -> tuple[float, float, str] | None:
+    """``"0.2..1.0x5"`` -> ``(0.2, 1.0, "x5")``: the two ends and what follows them (a count or a
+    step, for the caller to read); None when ``text`` does not start with a range. The bounds are
+    not checked here (each caller quotes its own limit)."""
+    match = _RANGE.match(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    return float(match["low"]), float(match["high"]), match["rest"].strip()
 
 
 @dataclass(frozen=True, slots=True)

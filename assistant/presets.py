@@ -45,7 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import PresetError
-from .limits import CFG, LORA_WEIGHT, SEED, SIZE, SIZE_MULTIPLE, STEPS
+from .limits import CFG, LORA_WEIGHT, SEED, SIZE, SIZE_MULTIPLE, STEPS, split_range
 from .types import BASES, KINDS
 
 __all__ = [
@@ -280,15 +280,12 @@ def load_catalog(path: str | os.PathLike[str]) -> Catalog:
 # Recipes
 # ----------------------------------------------------------------------------------------------
 
-_RANGE_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*\.\.\s*(-?\d+(?:\.\d+)?)\s*$")
-
-
 def parse_range(text: str) -> tuple[float, float]:
     """``"0.4..0.7"`` -> ``(0.4, 0.7)``; raises ValueError with the allowed form otherwise."""
-    match = _RANGE_RE.match(text) if isinstance(text, str) else None
-    if not match:
+    span = split_range(text)
+    if span is None or span[2]:
         raise ValueError(f"must look like '0.4..0.7' (low..high), got {text!r}")
-    low, high = float(match[1]), float(match[2])
+    low, high, _rest = span
     if low > high:
         raise ValueError(f"low end {low:g} is above high end {high:g} in {text!r}")
     if low < WEIGHT_MIN or high > WEIGHT_MAX:

@@ -64,6 +64,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .blend import Axis
     from .chat import ChatMemory
     from .library import Library
     from .pnginfo import ImageReport
@@ -1266,8 +1267,8 @@ class Service:
         negative: str = "",
         settings: RenderSettings | None = None,
         *,
-        x_axis: str = "",
-        y_axis: str = "",
+        x_axis: str | Axis = "",
+        y_axis: str | Axis = "",
         use_assistant: bool = True,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
@@ -1276,8 +1277,7 @@ class Service:
         from . import blend
 
         request, advice = self._plan_base(positive, negative, settings, use_assistant)
-        x = blend.parse_axis(x_axis) if x_axis and x_axis.strip() else None
-        y = blend.parse_axis(y_axis) if y_axis and y_axis.strip() else None
+        x, y = _axis(x_axis), _axis(y_axis)
         if x is None and y is None:
             raise PromptError(
                 "a sweep needs at least one axis, e.g. 'catgirl_v1: 0.2, 0.5, 0.8' or 'cfg: 4, 7, 10'"
@@ -1476,7 +1476,6 @@ class Service:
         return Turn(markdown, report.prompt, report.negative, "pnginfo", fill=fill)
 
     def _chat_job(self, reply: Any, settings: RenderSettings, apply_changes: bool) -> RenderJob:
-        from .types import format_weight
 
         intent = reply.intent
         args = intent.args
@@ -1496,10 +1495,9 @@ class Service:
             return self.action_turn(
                 "ab", positive, negative, settings, apply_changes=apply_changes, a=args["a"], b=args["b"]
             ).job  # type: ignore[return-value]
-        if intent.kind == "sweep":
-            axis = f"{args['name']}=" + ",".join(format_weight(w) for w in args["weights"])
+        if intent.kind == "sweep":  # the axis the chat read: not written out and parsed again
             return self.action_turn(
-                "sweep", positive, negative, settings, apply_changes=apply_changes, x_axis=axis
+                "sweep", positive, negative, settings, apply_changes=apply_changes, x_axis=args["axis"]
             ).job  # type: ignore[return-value]
         advice = reply.advice
         if apply_changes:
@@ -1545,8 +1543,8 @@ class Service:
         seed: int | None = None,
         a: str | None = None,
         b: str | None = None,
-        x_axis: str = "",
-        y_axis: str = "",
+        x_axis: str | Axis = "",
+        y_axis: str | Axis = "",
     ) -> Turn:
         """A button (Generate, Blind box, A/B, Sweep): the advice and the plan now, the render later.
 
@@ -1570,8 +1568,7 @@ class Service:
         elif kind == "ab":
             plan = blend.ab(request, a or None, b or None, library=self.library)
         elif kind == "sweep":
-            x = blend.parse_axis(x_axis) if x_axis and x_axis.strip() else None
-            y = blend.parse_axis(y_axis) if y_axis and y_axis.strip() else None
+            x, y = _axis(x_axis), _axis(y_axis)
             if x is None and y is None:
                 x, lead = _default_sweep_axis(request)
             plan = blend.sweep(request, x, y, library=self.library)  # an axis LoRA may be off the prompt
@@ -1739,12 +1736,22 @@ def _default_sweep_axis(request: GenerationRequest) -> tuple[Any, str]:
             "the prompt to sweep (open 'Blind box, A/B and sweep options' to set the axes)"
         )
     name = request.loras[0].name
-    spec = f"{name}=0..1x{limits.SWEEP_DEFAULT_VALUES}"
+    count = limits.SWEEP_DEFAULT_VALUES
     lead = (
         f"No sweep axis was set, so this sweeps the prompt's first LoRA, `{name}`, from 0 to 1 in "
         f"{limits.SWEEP_DEFAULT_VALUES} steps (set the axes under 'Blind box, A/B and sweep options')."
     )
-    return blend.parse_axis(spec), lead
+    return blend.weight_axis(name, [i / (count - 1) for i in range(count)]), lead
+
+
+def _axis(axis: str | Axis | None) -> Axis | None:
+    """A sweep axis as the UI and API send it (text, :func:`assistant.blend.parse_axis` syntax) or
+    as the chat read it already (an Axis); None for no axis."""
+    from . import blend
+
+    if axis is None or isinstance(axis, blend.Axis):
+        return axis
+    return blend.parse_axis(axis) if axis.strip() else None
 
 
 def _describe_plan(plan: Any) -> str:

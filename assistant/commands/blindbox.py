@@ -37,6 +37,7 @@ from ..limits import (
     SIZE_MULTIPLE,
     STEPS_DEFAULT,
     random_seed,
+    split_range,
 )
 from ..types import BASES, DEFAULT_SAMPLER, GenerationRequest, PlannedLora
 from . import add_lora_dir_argument, add_model_options, model_settings, settings_with_lora_dirs
@@ -484,13 +485,11 @@ def _progress_printer(cells: int, *, quiet: bool) -> Any:
 
 
 def _range(text: str) -> tuple[str, tuple[float, float]]:
-    match = re.fullmatch(r"\s*([^=:]+?)\s*[=:]\s*(-?[\d.]+)\s*(?:\.\.|,|~)\s*(-?[\d.]+)\s*", text)
-    if match is None:
+    match = re.fullmatch(r"\s*([^=:]+?)\s*[=:](.*)", text)
+    span = split_range(match.group(2).replace(",", "..", 1)) if match is not None else None
+    if match is None or span is None or span[2]:
         raise argparse.ArgumentTypeError(f"'{text}' is not NAME=LOW..HIGH (e.g. catgirl_v1=0.4..0.7)")
-    try:
-        return match.group(1), (float(match.group(2)), float(match.group(3)))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}': LOW and HIGH must be numbers") from None
+    return match.group(1), (span[0], span[1])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -472,3 +472,42 @@ def test_axis_validation() -> None:
         Axis(kind="colour", values=(1,))  # type: ignore[arg-type]
     axis = Axis(kind="cfg", values=(7.0,))
     assert axis.header(7.0) == "CFG Scale: 7"
+
+
+# ---- one range grammar -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.4..0.7", (0.4, 0.7, "")),
+        ("0.2..1.0x5", (0.2, 1.0, "x5")),
+        ("0.2 to 1.0", (0.2, 1.0, "")),
+        ("0.2\uff5e0.6x3", (0.2, 0.6, "x3")),
+        ("-0.5..-0.2", (-0.5, -0.2, "")),
+        ("0.3 - 0.6", (0.3, 0.6, "")),
+        ("abc", None),
+        ("0.4", None),
+    ],
+)
+def test_one_range_grammar(text: str, expected: tuple[float, float, str] | None) -> None:
+    """Recipes' ``range:``, the CLI's ``--range``, ``/sweep`` and sweep axes read ranges with
+    limits.split_range (four regexes before, each accepting other separators)."""
+    from assistant import limits
+    from assistant.commands.blindbox import _range
+    from assistant.presets import parse_range
+
+    assert limits.split_range(text) == expected
+    if expected is not None and not expected[2]:
+        assert parse_range(text) == expected[:2]
+        assert _range(f"x={text}") == ("x", expected[:2])
+
+
+def test_a_weight_axis_from_numbers_is_the_parsed_axis() -> None:
+    """``/sweep`` and the default sweep build their axis from numbers (no text round trip)."""
+    built = blend.weight_axis("catgirl_v1", [0.2, 0.6, 1.0])
+    parsed = blend.parse_axis("catgirl_v1=0.2..1.0x3")
+    assert (built.kind, built.target, built.values) == (parsed.kind, parsed.target, parsed.values)
+    assert built == blend.parse_axis(built.spec)
+    with pytest.raises(PlanError, match="outside"):
+        blend.weight_axis("catgirl_v1", [0.2, 9.0])

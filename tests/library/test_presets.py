@@ -197,12 +197,15 @@ def test_load_recipes_of_a_missing_folder_is_empty(tmp_path: Path) -> None:
     assert load_recipes(tmp_path / "none") == {}
 
 
-@pytest.mark.parametrize(("text", "expected"), [("0.4..0.7", (0.4, 0.7)), (" -1 .. 1 ", (-1.0, 1.0))])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0.4..0.7", (0.4, 0.7)), (" -1 .. 1 ", (-1.0, 1.0)), ("0.4-0.7", (0.4, 0.7)), ("0.4~0.7", (0.4, 0.7))],
+)
 def test_parse_range(text: str, expected: tuple[float, float]) -> None:
     assert parse_range(text) == expected
 
 
-@pytest.mark.parametrize("text", ["0.4-0.7", "1..3", "a..b", ""])
+@pytest.mark.parametrize("text", ["0.4..0.7x5", "1..3", "a..b", ""])
 def test_parse_range_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"0\.4\.\.0\.7|within|above"):
         parse_range(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.blend import parse_axis, weight_axis
 from assistant.chat import ChatContext, ChatReply, format_advice, language_of, respond, route
 from assistant.presets import load_recipes
 from assistant.rules.config import DEFAULT_RULES_PATH
@@ -77,11 +78,19 @@ def test_route_symptom_ids_and_faq_ids() -> None:
                 "stop": 1.0,
                 "count": 5,
                 "weights": [0.2, 0.4, 0.6, 0.8, 1.0],
+                "axis": weight_axis("catgirl_v1", [0.2, 0.4, 0.6, 0.8, 1.0]),
             },
         ),
         (
             "/sweep soft_light 0..0.6x4",
-            {"name": "soft_light", "start": 0.0, "stop": 0.6, "count": 4, "weights": [0.0, 0.2, 0.4, 0.6]},
+            {
+                "name": "soft_light",
+                "start": 0.0,
+                "stop": 0.6,
+                "count": 4,
+                "weights": [0.0, 0.2, 0.4, 0.6],
+                "axis": parse_axis("soft_light=0,0.2,0.4,0.6"),
+            },
         ),
         ("/loras cyber", {"filter": "cyber"}),
         ("/recipe cyber_hotpot", {"name": "cyber_hotpot"}),
