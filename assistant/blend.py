@@ -32,7 +32,8 @@ from typing import Any, Literal
 from . import limits
 from .errors import LoraNotFound, PromptError
 from .infotext import split_sampler
-from .types import GenerationRequest, LoraTag, PlannedLora, format_weight
+from .prompt import encoder_text, retag
+from .types import GenerationRequest, PlannedLora, format_weight
 
 __all__ = [
     "AXIS_KINDS",
@@ -303,64 +304,12 @@ def _request_from_dict(data: Mapping[str, Any]) -> GenerationRequest:
 # Prompt text and labels
 # ----------------------------------------------------------------------------------------------
 
-_TAG = re.compile(r"<(lora|lyco):([^:>]+)((?::[^>]*)?)>", re.IGNORECASE)
-
-
 def _key(name: str) -> str:
     return name.strip().casefold()
 
 
-def _render_tag(lora: PlannedLora, tag_type: str = "lora") -> str:
-    unet = lora.unet if lora.unet is not None and lora.unet != lora.weight else None
-    lbw = ",".join(f"{r:g}" for r in lora.lbw) if lora.lbw is not None else ""  # all 26 blocks
-    return LoraTag(name=lora.name, weight=lora.weight, unet=unet, tag_type=tag_type.lower(), lbw=lbw).render()
-
-
-def retag_prompt(prompt: str, managed: Sequence[str], wanted: Sequence[PlannedLora]) -> str:
-    """``prompt`` with its ``<lora:…>`` tags made to match ``wanted``.
-
-    Tags naming one of ``managed`` (case-insensitive) are rewritten to the weight in ``wanted``
-    or, when that LoRA is not wanted, removed with their separating comma. Wanted LoRAs with no
-    tag are appended. Tags of other LoRAs and all other text stay as written.
-    """
-    managed_keys = {_key(n) for n in managed} | {_key(lora.name) for lora in wanted}
-    by_key = {_key(lora.name): lora for lora in wanted}
-    seen: set[str] = set()
-    pieces: list[tuple[int, int, str]] = []  # (start, end, replacement) in text order
-    for match in _TAG.finditer(prompt):
-        key = _key(match.group(2))
-        if key not in managed_keys:
-            continue
-        if key in by_key and key not in seen:
-            seen.add(key)
-            pieces.append((match.start(), match.end(), _render_tag(by_key[key], match.group(1))))
-        else:
-            pieces.append((match.start(), match.end(), ""))
-    text = prompt
-    for start, end, replacement in reversed(pieces):
-        if replacement:
-            text = text[:start] + replacement + text[end:]
-            continue
-        before, after = text[:start], text[end:]
-        if (m := re.search(r"\s*,\s*$", before)) is not None:
-            before = before[: m.start()]
-        elif (m := re.match(r"\s*,\s*", after)) is not None:
-            after = after[m.end() :]
-        elif before.endswith(" ") and after.startswith(" "):
-            after = after[1:]
-        text = before + after
-    missing = [lora for lora in wanted if _key(lora.name) not in seen]
-    for lora in missing:
-        tag = _render_tag(lora)
-        stripped = text.rstrip()
-        if not stripped:
-            text = tag
-        elif stripped.endswith(","):
-            text = f"{stripped} {tag}"
-        else:
-            text = f"{stripped}, {tag}"
-    return text
-
+#: A cell's prompt with its LoRA tags made to match the cell: the prompt module's one tag rewriter.
+retag_prompt = retag
 
 _VERSION_TOKEN = re.compile(r"^(v\d+([._]\d+)*|\d+)$", re.IGNORECASE)
 
@@ -899,7 +848,7 @@ def _vary_prompts(template: str, n: int, seed: int, wildcards_dir: str | None) -
 def _varied_part(template: str, prompt: str) -> str:
     """The comma-separated pieces of ``prompt`` that are not in ``template`` (for labels)."""
     fixed = {p.strip() for p in template.split(",")}
-    parts = [p.strip() for p in _TAG.sub("", prompt).split(",")]
+    parts = [p.strip() for p in encoder_text(prompt).split(",")]
     varied = [p for p in parts if p and p not in fixed]
     text = ", ".join(varied)
     return text if len(text) <= 40 else text[:39] + "…"

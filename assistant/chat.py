@@ -27,6 +27,7 @@ from . import limits
 from .advisor import advise
 from .blend import weight_axis
 from .errors import AmbiguousLoraName, LoraMixerError, LoraNotFound
+from .prompt import mentions_lora_tag
 from .rules.config import RulesConfig, default_rules_config
 from .rules.state import kind_zh
 from .types import Advice, LoraInfo, format_weight
@@ -150,7 +151,6 @@ class ChatReply:
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
-_TAG = re.compile(r"<\s*(lora|lyco)\s*:", re.IGNORECASE)
 _ATTENTION = re.compile(r"\([^()]*:\s*-?\d+(\.\d+)?\s*\)")
 _NEGATIVE_LINE = re.compile(r"(?im)^\s*(negative prompt|negative|负面提示词|反向提示词)\s*[:\uff1a]\s*")
 _QUESTION = re.compile(
@@ -193,7 +193,7 @@ def route(message: str, config: RulesConfig | None = None) -> Intent:
     if command:
         return _route_command(text, language)
     config = config if config is not None else default_rules_config()
-    if _TAG.search(text):
+    if mentions_lora_tag(text):
         complaint = _complaint_with_prompt(text, config)
         if complaint is not None:
             return Intent("troubleshoot", complaint, language, text)
@@ -223,7 +223,7 @@ def _complaint_with_prompt(text: str, config: RulesConfig) -> dict[str, Any] | N
         return None
     head, rest = text[: end.start()], text[end.end() :].strip()
     symptoms, faq = config.match_symptoms(head), config.match_faq(head)
-    if not (symptoms or faq) or not _TAG.search(rest):
+    if not (symptoms or faq) or not mentions_lora_tag(rest):
         return None
     return {"symptoms": symptoms, "faq": faq, **_prompt_args(rest)}
 
@@ -580,7 +580,7 @@ def _troubleshoot_reply(intent: Intent, context: ChatContext, config: RulesConfi
             parts.append(_weight_advice(context, lang, config.strength.cap))
     advice = None
     symptoms = intent.args.get("symptoms", [])
-    negative_tags = "negative-weight" in intent.args.get("faq", []) and _TAG.search(context.negative)
+    negative_tags = "negative-weight" in intent.args.get("faq", []) and mentions_lora_tag(context.negative)
     memory = context.memory.aged()
     if context.positive.strip() and (symptoms or negative_tags):
         advice = advise(
@@ -723,7 +723,7 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
             return _reply(f"用法错误:{args.get('error_zh') or args['error']}", intent, context)
         return _reply(f"Cannot read that: {args['error']}", intent, context)
     if intent.kind == "blindbox":
-        if not _TAG.search(context.positive):
+        if not mentions_lora_tag(context.positive):
             text = (
                 f"盲盒需要提示词里至少有一个 `<lora:…>`,例如 `{_EXAMPLE}`。"
                 if lang == "zh"

@@ -73,7 +73,7 @@ from typing import NamedTuple
 
 from . import limits as _limits
 from .errors import PromptError
-from .types import ExtraTag, LoraTag, Prompt
+from .types import ExtraTag, LoraTag, PlannedLora, Prompt
 
 __all__ = [
     "PromptLimits",
@@ -82,12 +82,14 @@ __all__ = [
     "encoder_text",
     "has_term",
     "insert_terms",
+    "mentions_lora_tag",
     "parse",
     "parse_attention",
     "remove_tag",
     "render",
     "reorder_tags",
     "replace_tag",
+    "retag",
     "split_terms",
 ]
 
@@ -125,6 +127,8 @@ _LORA_TYPES = frozenset({"lora", "lyco"})
 _TAG = re.compile(r"<(\w+):([^>]+)>")
 #: An unclosed LoRA tag left in the text (A1111 reads it as words).
 _EMPTY_TAG = re.compile(r"<(?:lora|lyco):>", re.IGNORECASE)
+#: The start of a LoRA tag as a person may type it (``< lora :`` too): "is this a prompt with LoRAs?"
+_TAG_START = re.compile(r"<\s*(?:lora|lyco)\s*:", re.IGNORECASE)
 _UNCLOSED = re.compile(r"<(?:lora|lyco):[^,<>\n]*", re.IGNORECASE)
 #: A1111's attention tokenizer, verbatim (modules/prompt_parser.py).
 _RE_ATTENTION = re.compile(
@@ -643,8 +647,23 @@ def _render_tag(tag: LoraTag) -> str:
         raise PromptError(f"LoRA '{_show(tag.name)}': {exc}") from None
 
 
+def _edit_tags(text: str, edits: Sequence[tuple[int, int, str | None]], appended: Sequence[str]) -> str:
+    """``text`` with tag ``edits`` (start, end, new text or None = remove, in text order) and the
+    ``appended`` tags at the end: the one way tags are rewritten (:func:`render`, :func:`retag`),
+    with one comma tidying (:func:`_tidy_join`, :func:`append_terms`)."""
+    out = text
+    # apply edits right to left so earlier offsets stay valid
+    for start, end, new in reversed(edits):
+        out = _tidy_join(out[:start], out[end:]) if new is None else out[:start] + new + out[end:]
+    return append_terms(out, appended) if appended else out
+
+
+def _lora_slots(text: str) -> list[_RawTag]:
+    return [t for t in _scan_tags(text) if t.tag_type.lower() in _LORA_TYPES]
+
+
 def _render_side(text: str, tags: Sequence[LoraTag], in_negative: bool) -> str:
-    slots = [t for t in _scan_tags(text) if t.tag_type.lower() in _LORA_TYPES]
+    slots = _lora_slots(text)
     by_span = {t.span: t for t in tags if t.span is not None}
     placed: set[tuple[int, int]] = set()
     edits: list[tuple[int, int, str | None]] = []  # (start, end, new text or None = remove)
@@ -659,14 +678,65 @@ def _render_side(text: str, tags: Sequence[LoraTag], in_negative: bool) -> str:
         if tag.raw == raw and _same_as_written(tag, slot, raw, in_negative):
             continue
         edits.append((slot.start, slot.end, _render_tag(tag)))
-    out = text
-    # apply edits right to left so earlier offsets stay valid
-    for start, end, new in reversed(edits):
-        out = _tidy_join(out[:start], out[end:]) if new is None else out[:start] + new + out[end:]
     extra = [_render_tag(t) for t in tags if t.span is None or t.span not in placed]
-    if extra:
-        out = append_terms(out, extra)
-    return out
+    return _edit_tags(text, edits, extra)
+
+
+def retag(text: str, managed: Iterable[str], wanted: Sequence[PlannedLora]) -> str:
+    """``text`` with its LoRA tags made to match ``wanted`` (a plan's cell).
+
+    Tags naming one of ``managed`` or ``wanted`` (case-insensitive) are rewritten to the wanted
+    weights (kept byte for byte when they already say them) or, when that LoRA is not wanted (or
+    is tagged twice), removed with their separator. Wanted LoRAs without a tag are appended. Tags
+    of other LoRAs and all other text stay as written. Never raises for an unreadable tag of
+    another LoRA (it is left alone).
+    """
+    from .lbw import ratios_of
+
+    keys = {_name_key(n) for n in managed} | {_name_key(lora.name) for lora in wanted}
+    by_key = {_name_key(lora.name): lora for lora in wanted}
+    seen: set[str] = set()
+    edits: list[tuple[int, int, str | None]] = []
+    for slot in _lora_slots(text):
+        raw = text[slot.start : slot.end]
+        try:
+            written: _TagValues | None = _tag_values(
+                slot.tag_type, slot.args, raw, False, _allowed(DEFAULT_LIMITS)
+            )
+        except PromptError:
+            written = None
+        key = _name_key(written.name if written is not None else slot.args.split(":", 1)[0])
+        if key not in keys:
+            continue
+        lora = by_key.get(key)
+        if lora is None or key in seen:
+            edits.append((slot.start, slot.end, None))
+            continue
+        seen.add(key)
+        if written is not None and written.name == lora.name:
+            says = (written.te, written.te if written.unet is None else written.unet, ratios_of(written.lbw))
+            if says == (lora.weight, lora.unet_weight, lora.lbw):
+                continue  # already says it
+        dyn = written.dyn if written is not None else None
+        tag_type = written.tag_type if written is not None else slot.tag_type.lower()
+        edits.append((slot.start, slot.end, _render_tag(_planned_tag(lora, dyn=dyn, tag_type=tag_type))))
+    appended = [_render_tag(_planned_tag(lora)) for lora in wanted if _name_key(lora.name) not in seen]
+    return _edit_tags(text, edits, appended)
+
+
+def _planned_tag(lora: PlannedLora, *, dyn: int | None = None, tag_type: str = "lora") -> LoraTag:
+    unet = lora.unet if lora.unet is not None and lora.unet != lora.weight else None
+    lbw = ",".join(f"{r:g}" for r in lora.lbw) if lora.lbw is not None else ""  # all 26 blocks
+    return LoraTag(name=lora.name, weight=lora.weight, unet=unet, dyn=dyn, tag_type=tag_type, lbw=lbw)
+
+
+def _name_key(name: str) -> str:
+    return name.strip().casefold()
+
+
+def mentions_lora_tag(text: str) -> bool:
+    """Whether ``text`` starts a LoRA tag anywhere (``<lora:``, ``< lyco :`` …), closed or not."""
+    return "<" in text and _TAG_START.search(text) is not None
 
 
 def _same_as_written(tag: LoraTag, slot: _RawTag, raw: str, in_negative: bool) -> bool:

@@ -511,3 +511,20 @@ def test_a_weight_axis_from_numbers_is_the_parsed_axis() -> None:
     assert built == blend.parse_axis(built.spec)
     with pytest.raises(PlanError, match="outside"):
         blend.weight_axis("catgirl_v1", [0.2, 9.0])
+
+
+def test_retag_is_the_prompt_modules_rewriter_with_its_tidying() -> None:
+    """blend had its own tag regex and comma tidying; cells are now retagged by prompt.retag."""
+    from assistant import prompt
+
+    assert blend.retag_prompt is prompt.retag
+    # a tag that already says the weight is kept as written (render's rule), dyn is kept
+    assert prompt.retag("<lora:catgirl_v1:0.70>, 1girl", [], [CAT]) == "<lora:catgirl_v1:0.70>, 1girl"
+    assert prompt.retag("<lora:catgirl_v1:1:1:8>", [], [CAT]) == "<lora:catgirl_v1:0.7:0.7:8>"
+    # an unreadable tag of another LoRA is left alone; a comment line stays last
+    text = "1girl, <lora:broken:abc>, <lora:catgirl_v1:0.2>\n# notes"
+    assert prompt.retag(text, [], [CAT]) == "1girl, <lora:broken:abc>, <lora:catgirl_v1:0.7>\n# notes"
+    assert prompt.retag("1girl,\n# notes", [], [CAT]) == "1girl, <lora:catgirl_v1:0.7>\n# notes"
+    # a LoRA tagged twice keeps its first tag; removal tidies like render
+    twice = "a, <lora:catgirl_v1:0.2>, (b:1.1), <lora:CATGIRL_V1:0.3>, c"
+    assert prompt.retag(twice, [], [CAT]) == "a, <lora:catgirl_v1:0.7>, (b:1.1), c"

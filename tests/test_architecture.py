@@ -1,0 +1,38 @@
+"""Meta tests of the code's shape: one grammar, one limits table, one hashing path (issue 17).
+
+Each guards a rule from docs/architecture.md that review found broken once; they read the
+source as text (fast, no imports of the heavy parts).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted([ROOT / "app.py", *(ROOT / "assistant").rglob("*.py")])
+
+
+def _code(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def test_one_lora_tag_grammar_in_the_prompt_module() -> None:
+    """Five modules had their own ``<lora:…>`` regex; only assistant/prompt.py may have one."""
+    pattern = re.compile(r"re\.(?:compile|search|match|fullmatch|finditer|sub)\([^)]*lora\|lyco", re.I)
+    owners = sorted(str(p.relative_to(ROOT)) for p in SOURCES if pattern.search(_code(p)))
+    assert owners == ["assistant/prompt.py"]
+
+
+def test_seeds_are_drawn_in_one_place() -> None:
+    """Seeds were drawn in four places with different ranges; limits.random_seed is the one."""
+    pattern = re.compile(r"SystemRandom\(\)|secrets\.randbelow|random\.rand")  # unseeded draws
+    drawers = sorted(str(p.relative_to(ROOT)) for p in SOURCES if pattern.search(_code(p)))
+    assert drawers == ["assistant/limits.py"]
+
+
+def test_lora_hashes_come_from_one_path() -> None:
+    """A/B and sweep cells wrote another hash than Generate; library.with_hashes is the one."""
+    pattern = re.compile(r"\.hashes\(.*\)\.(?:a1111|infotext)\b")
+    users = sorted(str(p.relative_to(ROOT)) for p in SOURCES if pattern.search(_code(p)))
+    assert users == ["assistant/library.py"]
