@@ -370,9 +370,9 @@ class Recipe(BaseModel):
 
     def tags(self) -> str:
         """The recipe's LoRAs as A1111 tags, e.g. ``<lora:catgirl_v1:0.5>, <lora:soft_light:0.4>``."""
-        from .types import format_weight
+        from .types import LoraTag
 
-        return ", ".join(f"<lora:{lora.name}:{format_weight(lora.weight)}>" for lora in self.loras)
+        return ", ".join(LoraTag(name=lora.name, weight=lora.weight).render() for lora in self.loras)
 
 
 _RECIPE_FIELDS: dict[str, tuple[str, ...]] = {

@@ -83,6 +83,7 @@ __all__ = [
     "has_term",
     "insert_terms",
     "mentions_lora_tag",
+    "missing_terms",
     "parse",
     "parse_attention",
     "remove_tag",
@@ -1035,6 +1036,21 @@ def has_term(text: str, term: str) -> bool:
         return False
     present = _term_set(text)
     return all(t in present for t in wanted)
+
+
+def missing_terms(text: str, terms: Iterable[str]) -> tuple[str, ...]:
+    """The ``terms`` that ``text`` lacks (:func:`has_term`), stripped, each once, in order: the
+    one "add what is missing" rule (trigger words of a card click, a recipe's terms, negative
+    terms of the rules)."""
+    missing: list[str] = []
+    seen: set[str] = set()
+    for given in terms:
+        term = given.strip()
+        key = _norm(term)
+        if key and key not in seen and not has_term(text, term):
+            seen.add(key)
+            missing.append(term)
+    return tuple(missing)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ All functions take and return A1111 prompt text; tag positions come from
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 from ..types import LoraInfo, LoraTag
@@ -26,20 +25,6 @@ class SliderSpec:
     weight: float
 
 
-def _append(text: str, addition: str) -> str:
-    text = text.rstrip()
-    if not text:
-        return addition
-    separator = " " if text.endswith(",") else ", "
-    return f"{text}{separator}{addition}"
-
-
-def _mentions(text: str, phrase: str) -> bool:
-    """``phrase`` appears in ``text`` as whole words, case-insensitively."""
-    pattern = r"(?<![\w])" + re.escape(phrase.strip()) + r"(?![\w])"
-    return re.search(pattern, text, flags=re.IGNORECASE) is not None
-
-
 def lora_tag_for(info: LoraInfo) -> str:
     """``<lora:name:weight>`` with the LoRA's preferred weight (0.8 when it has none)."""
     weight = info.preferred_weight if info.preferred_weight is not None else DEFAULT_CARD_WEIGHT
@@ -51,17 +36,14 @@ def insert_lora(positive: str, info: LoraInfo) -> str:
 
     A LoRA already tagged in the prompt is not added twice (its missing triggers still are).
     """
-    from ..prompt import parse
+    from ..prompt import append_terms, missing_terms, parse
 
     positive = positive or ""
     present = {tag.name.lower() for tag in parse(positive).positive_loras}
     text = positive
     if info.name.lower() not in present and not any(a.lower() in present for a in info.aliases):
-        text = _append(text, lora_tag_for(info))
-    for trigger in info.triggers:
-        if trigger.strip() and not _mentions(text, trigger):
-            text = _append(text, trigger.strip())
-    return text
+        text = append_terms(text, [lora_tag_for(info)])
+    return append_terms(text, missing_terms(text, info.triggers))
 
 
 def sliders_for(positive: str) -> list[SliderSpec]:
@@ -90,16 +72,6 @@ def set_lora_weight(positive: str, index: int, weight: float) -> str:
     start, end = tag.span  # type: ignore[misc]
     new_tag = dataclasses.replace(tag, weight=round(float(weight), 4)).render()
     return positive[:start] + new_tag + positive[end:]
-
-
-def recipe_prompt(positive: str, recipe_tags: str, recipe_prompt_text: str) -> str:
-    """The recipe's LoRA tags and prompt terms appended to ``positive`` (duplicates skipped)."""
-    text = positive or ""
-    for part in (recipe_prompt_text, recipe_tags):
-        for piece in (p.strip() for p in (part or "").split(",")):
-            if piece and piece.lower() not in text.lower():
-                text = _append(text, piece)
-    return text
 
 
 # -- recipes: one applied at a time ------------------------------------------------------------------
@@ -183,26 +155,16 @@ def apply_recipe(
     if recipe is None:
         return positive, negative, updates, AppliedRecipe(), [], restored
     # 2. the new recipe's LoRA tags and terms, missing ones only
-    tags = recipe.tags()  # type: ignore[attr-defined]
-    terms = _terms(recipe.prompt)  # type: ignore[attr-defined]
-    negative_terms = _terms(recipe.negative)  # type: ignore[attr-defined]
-    present = {p.casefold() for p in _terms(positive)}
-    added_terms = tuple(t for t in terms if t.casefold() not in present)
-    from ..prompt import parse
+    from ..prompt import append_terms, missing_terms, parse
 
+    added_terms = missing_terms(positive, _terms(recipe.prompt))  # type: ignore[attr-defined]
     have = {t.name.casefold() for t in parse(positive).positive_loras} if positive.strip() else set()
-    added_loras = tuple(n for n in recipe.lora_names() if n.casefold() not in have)  # type: ignore[attr-defined]
-    new_positive = positive
-    for piece in [*added_terms, *(t.strip() for t in tags.split(",") if t.strip())]:
-        name = piece[6:].split(":", 1)[0] if piece.startswith("<lora:") else None
-        if name is not None and name not in added_loras:
-            continue
-        new_positive = _append(new_positive, piece)
-    present_negative = {p.casefold() for p in _terms(negative)}
-    added_negative = tuple(t for t in negative_terms if t.casefold() not in present_negative)
-    new_negative = negative
-    for piece in added_negative:
-        new_negative = _append(new_negative, piece)
+    new_loras = [lora for lora in recipe.loras if lora.name.casefold() not in have]  # type: ignore[attr-defined]
+    added_loras = tuple(lora.name for lora in new_loras)
+    tags = [LoraTag(name=lora.name, weight=lora.weight).render() for lora in new_loras]
+    new_positive = append_terms(positive, [*added_terms, *tags])
+    added_negative = missing_terms(negative, _terms(recipe.negative))  # type: ignore[attr-defined]
+    new_negative = append_terms(negative, added_negative)
     # 3. its settings, remembering what they were before any recipe
     set_now: list[str] = []
     for key, value in wanted.items():

@@ -76,9 +76,15 @@ def test_set_lora_weight_out_of_range_index_keeps_text() -> None:
     assert prompts.set_lora_weight("<lora:a:0.8>", 3, 0.1) == "<lora:a:0.8>"
 
 
-def test_recipe_prompt_skips_terms_already_present() -> None:
-    merged = prompts.recipe_prompt("1girl, neon", "<lora:a:0.5>", "neon, city")
-    assert merged == "1girl, neon, city, <lora:a:0.5>"
+def test_adding_missing_terms_is_one_rule() -> None:
+    """A card click, a recipe and the rules add the terms a prompt lacks with prompt.missing_terms
+    (the card click looked for words anywhere, the recipe for whole pieces, the rules for terms)."""
+    from assistant.prompt import missing_terms
+
+    have = "1girl, (cat ears:1.2), neon"
+    assert missing_terms(have, ["cat ears", "CAT EARS", " city ", "city", "neon", ""]) == ("city",)
+    clicked = prompts.insert_lora("1girl, (Cat Ears:1.1),", CATGIRL)
+    assert clicked == "1girl, (Cat Ears:1.1), <lora:catgirl_v1:0.7>, catgirl"
 
 
 # -- cards ----------------------------------------------------------------------------------------
