@@ -12,32 +12,24 @@ run; order, trigger words (added in the new LoRA order) and the strength budget 
 positive prompt; symptom fixes adjust
 what the general rules left; negative-prompt rules next, so their reasons quote final weights;
 the embedding and clip-skip rules only warn, last.
+
+A new rule is one module here (``ID``, a Bad/Good docstring, ``apply``), one golden case in
+``tests/cases/<id>_*.yaml`` and one line in :data:`REGISTRY`; tests/rules/test_meta.py checks that
+every module is registered and documented, and that the README's rule table lists the registry.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from . import (
-    base_model,
-    clip_skip,
-    duplicates,
-    embedding_base,
-    negative_embedding,
-    negative_tags,
-    negative_text,
-    order,
-    resolve_names,
-    strength_budget,
-    symptom_fixes,
-    trigger_words,
-)
 from .config import RulesConfig, default_rules_config, load_rules_config, parse_rules_config
 from .state import RuleState
 
 __all__ = [
+    "REGISTRY",
     "RULES",
     "RULE_IDS",
     "Rule",
@@ -65,28 +57,29 @@ class Rule:
         return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
 
 
-def _rule(module: ModuleType) -> Rule:
+#: The registry: the rule modules of this package, in the order the advisor runs them.
+REGISTRY: tuple[str, ...] = (
+    "resolve_names",
+    "duplicates",
+    "base_model",
+    "order",
+    "trigger_words",
+    "strength_budget",
+    "symptom_fixes",
+    "negative_tags",
+    "negative_text",
+    "embedding_base",
+    "negative_embedding",
+    "clip_skip",
+)
+
+
+def _rule(name: str) -> Rule:
+    module = importlib.import_module(f"{__name__}.{name}")
     return Rule(id=module.ID, doc=module.__doc__ or "", apply=module.apply, module=module)
 
 
-#: The registry, in the order the advisor runs it.
-RULES: tuple[Rule, ...] = tuple(
-    _rule(m)
-    for m in (
-        resolve_names,
-        duplicates,
-        base_model,
-        order,
-        trigger_words,
-        strength_budget,
-        symptom_fixes,
-        negative_tags,
-        negative_text,
-        embedding_base,
-        negative_embedding,
-        clip_skip,
-    )
-)
+RULES: tuple[Rule, ...] = tuple(_rule(name) for name in REGISTRY)
 
 RULE_IDS: tuple[str, ...] = tuple(r.id for r in RULES)
 
