@@ -9,8 +9,8 @@ explained in ``Advice.warnings``; nothing is dropped silently.
 
 Hashes: ``PlannedLora.hash`` is left ``""`` on purpose. The A1111 hash is a sha256 over the whole
 file (hundreds of MB for some LoRAs); the advisor runs on every keystroke-sized request and must
-stay under a millisecond, so whoever renders fills it in just before the engine runs
-(``Service.with_hashes`` for the app and the API, ``commands.blindbox.prepare`` for the CLI), from
+stay under a millisecond, so whoever renders fills it in just before the engine runs, through
+the one hashing path :func:`assistant.library.with_hashes` (the app, the API and the CLI), from
 the library's hash cache (on disk, keyed by path, size and mtime).
 """
 
@@ -31,7 +31,51 @@ if TYPE_CHECKING:
     from .library import Library
     from .prompt import PromptLimits
 
-__all__ = ["advise", "run_rules"]
+__all__ = ["advise", "as_written", "run_rules"]
+
+
+def as_written(
+    positive: str, negative: str, *, library: Library, strict: bool = True
+) -> tuple[str, tuple[PlannedLora, ...], list[str]]:
+    """The prompt's own LoRA tags as the plan, the assistant off: ``(positive, plan, notes)``.
+
+    The one "as written" rule of the app, the API and the CLI: every positive tag must resolve
+    (LoraNotFound with did-you-mean) to a loadable file (LibraryError); a tag written with an
+    alias is renamed to the file's name in ``positive`` (so a plan that rewrites the weights keeps
+    one tag per LoRA); tags in the negative prompt are not applied (A1111 does the same) and a
+    note says so, as it does for what the parser noticed (unclosed tags, other extra networks).
+    A file the library flagged as unusable raises LibraryError when ``strict``, and is otherwise
+    left out with a note naming it and why. Block weights (``lbw=``) go into the plan.
+    """
+    from .errors import LibraryError
+
+    prompt = parse(positive, negative)
+    notes: list[str] = list(prompt.notes)  # unclosed tags, unreadable numbers: said either way
+    notes += [f"{extra.raw} is kept in the text but not applied" for extra in prompt.extras]
+    planned: list[PlannedLora] = []
+    left_out: list[str] = []
+    text = positive
+    for tag in reversed(prompt.positive_loras):  # right to left: earlier spans stay valid
+        info = library.resolve(tag.name)
+        if not info.loadable:
+            reason = f"LoRA '{info.name}' cannot be used: it is {info.status} ({info.problem})"
+            if strict:
+                raise LibraryError(reason)
+            left_out.insert(0, f"{reason}; it was left out of this render, the rest of the prompt rendered")
+            continue
+        lbw = ratios_of(tag.lbw)
+        planned.insert(
+            0, PlannedLora(name=info.name, path=info.path, weight=tag.weight, unet=tag.unet, lbw=lbw)
+        )
+        if tag.span is not None and info.name != tag.name:
+            start, end = tag.span
+            text = text[:start] + text[start:end].replace(tag.name, info.name, 1) + text[end:]
+    notes += left_out
+    notes += [
+        f"<lora:{tag.name}:…> in the negative prompt is not applied when the assistant is off"
+        for tag in prompt.negative_loras
+    ]
+    return text, tuple(planned), notes
 
 
 def advise(

@@ -42,7 +42,6 @@ from .engine.checks import wrap_seed
 from .errors import (
     Cancelled,
     GenerationError,
-    LibraryError,
     LimitError,
     LoraMixerError,
     ModelSwitchDisabled,
@@ -882,37 +881,12 @@ class Service:
     def plan_as_written(
         self, positive: str, negative: str = "", *, strict: bool = True
     ) -> tuple[tuple[PlannedLora, ...], list[str]]:
-        """The LoRAs of a prompt applied exactly as written (assistant off), with notes.
+        """The LoRAs of a prompt applied exactly as written (assistant off), with notes
+        (:func:`assistant.advisor.as_written`, the rule the CLI uses too)."""
+        from .advisor import as_written
 
-        Every tag must resolve (LoraNotFound with did-you-mean otherwise). A file the library
-        flagged as unusable (refused layout, unreadable) raises LibraryError when ``strict``, and
-        is otherwise left out with a note naming it and why. Tags in the negative prompt are not
-        applied — A1111 does the same — and a note says so.
-        """
-        from .prompt import parse
-
-        prompt = parse(positive, negative)
-        notes: list[str] = list(prompt.notes)  # unclosed tags, unreadable numbers: said either way
-        notes += [f"{extra.raw} is kept in the text but not applied" for extra in prompt.extras]
-        planned: list[PlannedLora] = []
-        for tag in prompt.positive_loras:
-            info = self.library.resolve(tag.name)
-            if not info.loadable:
-                reason = f"LoRA '{info.name}' cannot be used: it is {info.status} ({info.problem})"
-                if strict:
-                    raise LibraryError(reason)
-                notes.append(f"{reason}; it was left out of this render, the rest of the prompt rendered.")
-                continue
-            planned.append(
-                PlannedLora(
-                    name=info.name, path=info.path, weight=tag.weight, unet=tag.unet, lbw=ratios_of(tag.lbw)
-                )
-            )
-        for tag in prompt.negative_loras:
-            notes.append(
-                f"<lora:{tag.name}:…> in the negative prompt is not applied when the assistant is off"
-            )
-        return tuple(planned), notes
+        _positive, planned, notes = as_written(positive, negative, library=self.library, strict=strict)
+        return planned, notes
 
     def prepare(
         self,
@@ -937,7 +911,11 @@ class Service:
             advice = self._advise_for(positive, negative, symptoms, settings)
             request = settings.request(advice.positive, advice.negative, self.with_hashes(advice.plan))
             return request, advice, image_notes
-        loras, notes = self.plan_as_written(positive, negative, strict=settings.strict_loras)
+        from .advisor import as_written
+
+        positive, loras, notes = as_written(
+            positive, negative, library=self.library, strict=settings.strict_loras
+        )
         return settings.request(positive, negative, self.with_hashes(loras)), None, notes + image_notes
 
     def _advise_for(

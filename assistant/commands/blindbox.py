@@ -39,7 +39,7 @@ from ..limits import (
     random_seed,
     split_range,
 )
-from ..types import BASES, DEFAULT_SAMPLER, GenerationRequest, PlannedLora
+from ..types import BASES, DEFAULT_SAMPLER, GenerationRequest
 from . import add_lora_dir_argument, add_model_options, model_settings, settings_with_lora_dirs
 
 #: Image size when none is given: the tiny demo model's (assistant.engine.tiny.TINY_DEFAULT_SIZE)
@@ -280,7 +280,9 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
                 "Demo model: the tiny built-in pipeline would render (random weights, noise images)."
             )
     if args.no_assistant:
-        positive, plan_loras, notes = _as_written(args.prompt, args.negative, library)
+        from ..advisor import as_written
+
+        positive, plan_loras, notes = as_written(args.prompt, args.negative, library=library)
         negative = args.negative
         context.notes.extend(notes)
     else:
@@ -321,35 +323,6 @@ def _guess_base(settings: Settings) -> str:
     if settings.uses_tiny_model:
         return "sd15"
     return "sdxl" if "xl" in str(settings.model).lower() else "sd15"
-
-
-def _as_written(positive: str, negative: str, library: Any) -> tuple[str, list[PlannedLora], list[str]]:
-    """The prompt's own LoRA tags as the plan (``--no-assistant``), aliases renamed to file names.
-
-    Renaming keeps one tag per LoRA when a plan rewrites the weights (``<lora:catgirl:…>`` would
-    otherwise stay next to the plan's ``<lora:catgirl_v1:…>``).
-    """
-    from ..prompt import parse
-
-    prompt = parse(positive, negative)
-    loras: list[PlannedLora] = []
-    text = positive
-    for tag in sorted(prompt.positive_loras, key=lambda t: t.span[0] if t.span else -1, reverse=True):
-        info = library.resolve(tag.name)
-        loras.insert(
-            0,
-            PlannedLora(
-                name=info.name, path=info.path, weight=tag.weight, unet=tag.unet, lbw=ratios_of(tag.lbw)
-            ),
-        )
-        if tag.span is not None and info.name != tag.name:
-            start, end = tag.span
-            text = text[:start] + text[start:end].replace(tag.name, info.name, 1) + text[end:]
-    notes = [
-        f"<lora:{t.name}:…> in the negative prompt is not applied with --no-assistant"
-        for t in prompt.negative_loras
-    ]
-    return text, loras, notes
 
 
 def plan_seed(value: int | None) -> int:

@@ -182,3 +182,19 @@ def test_model_switching_is_off_on_a_shared_space_unless_allowed(
     assert load_settings("/nonexistent.yaml").model_switch_allowed is True
     service.settings = dataclasses.replace(service.settings, allow_model_switch=True)
     assert service.switch_model("tiny-sdxl").base == "sdxl"
+
+
+def test_assistant_off_renames_an_alias_so_a_plan_keeps_one_tag_per_lora(service: Service) -> None:
+    """The CLI renamed an alias tag to the file name (assistant off) and the service did not, so
+    the app's blind box with 'apply changes' off drew cells with two tags for one LoRA. Both use
+    advisor.as_written now."""
+    from assistant import blend
+    from assistant.service import RenderSettings
+
+    request, advice, _notes = service.prepare(
+        "1girl, <lora:catgirl:0.7>", "", RenderSettings(seed=1), use_assistant=False
+    )
+    assert advice is None
+    assert request.prompt == "1girl, <lora:catgirl_v1:0.7>"
+    for cell in blend.blind_box(request, n=3, seed=1).cells:
+        assert cell.request.prompt.count("<lora:") == 1
