@@ -1,12 +1,12 @@
-"""Markdown the assistant writes into the conversation for button actions and renders."""
+"""Markdown helpers for the conversation: the demo banner and how messages with tags are shown.
+
+The assistant's replies (advice, plans, renders) are written by :mod:`assistant.chat` and the service
+(``chat.format_advice``, ``service.render_summary``); this module does not format them again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
-
-from ..types import Advice
 
 TINY_BANNER = (
     "**Demo model in use: images are noise.** No Stable Diffusion checkpoint is configured, so LoRA "
@@ -46,57 +46,6 @@ def user_text(message: str) -> str:
         fence = "~~~~" if "~~~" in message else "~~~"
         return f"{fence}\n{message}\n{fence}"
     return inline_code(message)
-
-
-def advice_markdown(advice: Advice | None, *, applied: bool = True) -> str:
-    """The rewritten prompt, each change with its reason, and the warnings."""
-    if advice is None:
-        return "_Assistant off: the prompt was rendered exactly as written._"
-    lines: list[str] = []
-    if advice.changes:
-        verb = "Changes" if applied else "Suggested changes (not applied)"
-        lines.append(f"**{verb}**")
-        for change in advice.changes:
-            lines.append(
-                f"- `{change.rule}`: {_code(change.before)} → {_code(change.after)} — {change.reason}"
-            )
-    else:
-        lines.append("**No changes needed** — the prompt already follows the rules.")
-    if advice.warnings:
-        lines.append("")
-        lines.append("**Warnings**")
-        lines.extend(f"- ⚠ {w.message}" for w in advice.warnings)
-    if advice.changes and applied:
-        lines.append("")
-        lines.append(f"**Prompt:** {_code(advice.positive)}")
-        if advice.negative:
-            lines.append(f"**Negative:** {_code(advice.negative)}")
-    return "\n".join(lines)
-
-
-def render_markdown(seeds: Sequence[int], paths: Sequence[str], notes: Sequence[str] = ()) -> str:
-    """Seeds and saved files of a render."""
-    seed_text = ", ".join(str(s) for s in seeds) if seeds else "?"
-    names = ", ".join(_code(Path(p).name) for p in paths[:4])
-    if len(paths) > 4:
-        names += f" … (+{len(paths) - 4})"
-    lines = [f"Seed{'s' if len(seeds) != 1 else ''} {seed_text} · saved {names}"]
-    lines.extend(f"- {note}" for note in notes)
-    return "\n".join(lines)
-
-
-def plan_markdown(kind: str, plan: Any, grid_path: str) -> str:
-    """Title, seed and cell labels of a blind box / A/B / sweep grid."""
-    title = getattr(plan, "title", "") or kind
-    seed = getattr(plan, "seed", None)
-    cells = getattr(plan, "cells", ())
-    shown_seed = seed is not None and "seed" not in str(title)
-    lines = [f"**{title}**" + (f" · seed {seed}" if shown_seed else "")]
-    labels = [getattr(c, "label", "") for c in cells]
-    if any(labels):
-        lines.extend(f"{i + 1}. {label}" for i, label in enumerate(labels) if label)
-    lines.append(f"saved {_code(Path(grid_path).name)} in {_code(Path(grid_path).parent.name)}")
-    return "\n".join(lines)
 
 
 def training_plan(options: Any, dataset: Any) -> str:

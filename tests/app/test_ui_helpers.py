@@ -11,7 +11,7 @@ from PIL import Image
 
 from assistant.errors import PromptError
 from assistant.service import RenderSettings
-from assistant.types import Advice, AdviceWarning, Change, LoraInfo
+from assistant.types import LoraInfo
 from assistant.ui import cards, messages, prompts
 
 CATGIRL = LoraInfo(
@@ -120,32 +120,6 @@ def test_thumbnail_of_unreadable_preview_falls_back(tmp_path: Path) -> None:
     bad.write_bytes(b"not a png")
     thumb = cards.thumbnail(dataclasses.replace(CATGIRL, preview=str(bad)), tmp_path)
     assert Image.open(thumb).size == (cards.THUMB_SIZE, cards.THUMB_SIZE)
-
-
-# -- messages -------------------------------------------------------------------------------------
-
-
-def test_advice_markdown_lists_changes_and_warnings() -> None:
-    advice = Advice(
-        positive="1girl, cat ears, <lora:catgirl_v1:0.7>",
-        negative="",
-        changes=(Change("trigger-words", "", "cat ears", "catgirl_v1 needs its trigger"),),
-        warnings=(AdviceWarning("base-model", "watercolor_xl is an SDXL LoRA"),),
-    )
-    text = messages.advice_markdown(advice)
-    assert "`trigger-words`" in text
-    assert "catgirl_v1 needs its trigger" in text
-    assert "watercolor_xl is an SDXL LoRA" in text
-    assert "Prompt:" in text
-    assert "not applied" in messages.advice_markdown(advice, applied=False)
-    assert "exactly as written" in messages.advice_markdown(None)
-
-
-def test_render_markdown_names_seeds_and_files() -> None:
-    text = messages.render_markdown([5, 6], ["/o/00001-5.png", "/o/00002-6.png"], ["note"])
-    assert "Seeds 5, 6" in text
-    assert "00002-6.png" in text
-    assert "- note" in text
 
 
 # -- settings validation (shared by UI and API) ----------------------------------------------------
