@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChatContext", "ChatMemory", "ChatReply", "Intent", "IntentKind", "respond", "route"]
+__all__ = ["ChatAction", "ChatContext", "ChatMemory", "ChatReply", "Intent", "IntentKind", "respond", "route"]
 
 IntentKind = Literal[
     "advise", "img2img", "blindbox", "ab", "sweep", "library", "recipe", "troubleshoot", "help", "unknown"
@@ -130,11 +130,23 @@ class ChatContext:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatAction:
+    """What a reply asks to render, decided once here: the service runs it with one switch.
+
+    ``kind`` is the button it stands for; ``options`` its arguments (``n`` for a blind box, ``a``
+    and ``b`` for an A/B, ``x_axis`` — an :class:`~assistant.blend.Axis` — for a sweep).
+    """
+
+    kind: Literal["generate", "blindbox", "ab", "sweep"]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ChatReply:
     """The markdown answer, the intent behind it, the advice (if any) and the prompt boxes.
 
     ``positive``/``negative`` are what the UI boxes should hold after this turn (unchanged boxes
-    are passed through).
+    are passed through). ``action`` is the render this message asks for (None: only the answer).
     """
 
     text: str
@@ -143,6 +155,7 @@ class ChatReply:
     positive: str = ""
     negative: str = ""
     memory: ChatMemory = field(default_factory=ChatMemory)
+    action: ChatAction | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -434,7 +447,26 @@ def respond(message: str, context: ChatContext) -> ChatReply:
     # the next prompt; every other message ages it. The boxes' negative prompt is remembered so the
     # next prompt can say it carries it.
     memory = reply.memory if reply.memory is not _KEEP else context.memory.aged()
-    return dataclasses.replace(reply, memory=dataclasses.replace(memory, negative=reply.negative))
+    memory = dataclasses.replace(memory, negative=reply.negative)
+    return dataclasses.replace(reply, memory=memory, action=_action(reply))
+
+
+def _action(reply: ChatReply) -> ChatAction | None:
+    """The render a reply asks for: a prompt (or recipe, or img2img) renders its advice; the plan
+    commands render their grid of the prompt box; an error or a plain answer renders nothing."""
+    intent = reply.intent
+    args = intent.args
+    if "error" in args:
+        return None
+    if intent.kind in ("advise", "recipe", "img2img"):
+        return ChatAction("generate") if reply.advice is not None else None
+    if intent.kind == "blindbox":
+        return ChatAction("blindbox", {"n": int(args["n"])})
+    if intent.kind == "ab":
+        return ChatAction("ab", {"a": args["a"], "b": args["b"]})
+    if intent.kind == "sweep":
+        return ChatAction("sweep", {"x_axis": args["axis"]})
+    return None
 
 
 #: A reply whose handler left the conversation memory alone (``respond`` ages it).

@@ -64,7 +64,7 @@ from .types import (
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .blend import Axis
-    from .chat import ChatMemory
+    from .chat import ChatAction, ChatMemory, ChatReply
     from .library import Library
     from .pnginfo import ImageReport
 
@@ -1373,7 +1373,6 @@ class Service:
         if intent.kind == "img2img" and intent.args.get("strength") is not None:
             settings = dataclasses.replace(settings, denoising_strength=float(intent.args["strength"]))
             fill["denoising_strength"] = float(intent.args["strength"])
-        renders = intent.kind in ("advise", "recipe", "img2img", "blindbox", "ab", "sweep")
         turn = Turn(
             markdown=reply.text,
             positive=reply.positive,
@@ -1383,16 +1382,14 @@ class Service:
             memory=reply.memory,
             fill=fill,
         )
-        if "error" in intent.args or not renders:
-            if image is not None and not renders:
+        if reply.action is None:  # an answer, an error, or an empty prompt answered with help
+            if image is not None and "error" not in intent.args:
                 unused = "_(The image you attached is not used by this message.)_"
                 turn = dataclasses.replace(turn, markdown=f"{turn.markdown}\n\n{unused}")
             return turn
-        if intent.kind in ("advise", "recipe", "img2img") and reply.advice is None:
-            return turn  # e.g. an empty prompt answered with help
         try:
             settings = settings.validated()
-            job = self._chat_job(reply, settings, apply_changes)
+            job = self._chat_job(reply.action, reply, settings, apply_changes)
         except LoraMixerError as err:
             return dataclasses.replace(turn, markdown=f"{reply.text}\n\n⚠ {err}")
         if settings.init_image is not None:
@@ -1453,31 +1450,20 @@ class Service:
             )
         return Turn(markdown, report.prompt, report.negative, "pnginfo", fill=fill)
 
-    def _chat_job(self, reply: Any, settings: RenderSettings, apply_changes: bool) -> RenderJob:
-
-        intent = reply.intent
-        args = intent.args
-        seed = settings.seed if settings.seed != -1 else None
-        positive, negative = reply.positive, reply.negative
-        if intent.kind == "blindbox":
-            return self.action_turn(
-                "blindbox",
-                positive,
-                negative,
-                settings,
-                apply_changes=apply_changes,
-                n=int(args["n"]),
-                seed=seed,
-            ).job  # type: ignore[return-value]
-        if intent.kind == "ab":
-            return self.action_turn(
-                "ab", positive, negative, settings, apply_changes=apply_changes, a=args["a"], b=args["b"]
-            ).job  # type: ignore[return-value]
-        if intent.kind == "sweep":  # the axis the chat read: not written out and parsed again
-            return self.action_turn(
-                "sweep", positive, negative, settings, apply_changes=apply_changes, x_axis=args["axis"]
-            ).job  # type: ignore[return-value]
+    def _chat_job(
+        self, action: ChatAction, reply: ChatReply, settings: RenderSettings, apply_changes: bool
+    ) -> RenderJob:
+        """The render a chat reply asks for: its advice as a Generate, or a button's plan."""
+        if action.kind != "generate":
+            options = dict(action.options)
+            if action.kind == "blindbox":
+                options["seed"] = settings.seed if settings.seed != -1 else None
+            turn = self.action_turn(
+                action.kind, reply.positive, reply.negative, settings, apply_changes=apply_changes, **options
+            )
+            return turn.job  # type: ignore[return-value]
         advice = reply.advice
+        assert advice is not None  # a "generate" action is only made for a reply with advice
         if apply_changes:
             request = settings.request(advice.positive, advice.negative, self.with_hashes(advice.plan))
             notes: list[str] = []

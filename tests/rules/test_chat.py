@@ -503,3 +503,30 @@ def test_a_negative_weight_on_a_character_lora_is_warned() -> None:
 def test_one_image_blind_box_is_singular() -> None:
     assert "1 image," in respond("/blindbox 1", WITH_PROMPT).text
     assert "1 images" not in respond("/blindbox 1", WITH_PROMPT).text
+
+
+@pytest.mark.parametrize(
+    ("message", "context", "kind", "options"),
+    [
+        ("1girl, <lora:catgirl_v1:0.8>", EMPTY, "generate", {}),
+        ("/blindbox 4", WITH_PROMPT, "blindbox", {"n": 4}),
+        ("/ab catgirl_v1 cyberpunk_style", WITH_PROMPT, "ab", {"a": "catgirl_v1", "b": "cyberpunk_style"}),
+        (
+            "/sweep catgirl_v1 0.2..0.6x3",
+            WITH_PROMPT,
+            "sweep",
+            {"x_axis": parse_axis("catgirl_v1=0.2,0.4,0.6")},
+        ),
+        ("/help", WITH_PROMPT, None, None),
+        ("/blindbox 99", WITH_PROMPT, None, None),
+        ("/loras", WITH_PROMPT, None, None),
+    ],
+)
+def test_a_reply_carries_the_one_action_the_service_runs(message, context, kind, options) -> None:
+    """The service switched on the intent a second time; the reply now says what to render."""
+    action = respond(message, context).action
+    if kind is None:
+        assert action is None
+    else:
+        assert action is not None
+        assert (action.kind, dict(action.options)) == (kind, options)
