@@ -63,7 +63,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .blend import Axis
+    from .blend import Axis, Plan
     from .chat import ChatAction, ChatMemory, ChatReply
     from .library import Library
     from .pnginfo import ImageReport
@@ -1214,11 +1214,10 @@ class Service:
         cancel: threading.Event | None = None,
     ) -> PlanRendered:
         """``n`` random LoRA-weight mixes of the prompt, rendered as a labelled grid."""
-        from . import blend
-
-        request, advice = self._plan_base(positive, negative, settings, use_assistant)
-        plan = blend.blind_box(request, n=int(n), seed=seed)
-        return self._render_plan("blindbox", plan, advice, progress=progress, cancel=cancel)
+        plan, advice, _lead = self.plan(
+            "blindbox", positive, negative, settings, use_assistant=use_assistant, n=int(n), seed=seed
+        )
+        return self.render_plan(plan, advice, progress=progress, cancel=cancel)
 
     def ab(
         self,
@@ -1233,11 +1232,10 @@ class Service:
         cancel: threading.Event | None = None,
     ) -> PlanRendered:
         """An A/B strip at one fixed seed (see :func:`assistant.blend.ab` for ``a``/``b``)."""
-        from . import blend
-
-        request, advice = self._plan_base(positive, negative, settings, use_assistant)
-        plan = blend.ab(request, a or None, b or None, library=self.library)
-        return self._render_plan("ab", plan, advice, progress=progress, cancel=cancel)
+        plan, advice, _lead = self.plan(
+            "ab", positive, negative, settings, use_assistant=use_assistant, a=a, b=b
+        )
+        return self.render_plan(plan, advice, progress=progress, cancel=cancel)
 
     def sweep(
         self,
@@ -1251,17 +1249,49 @@ class Service:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> PlanRendered:
-        """An X/Y sweep; axes in :func:`assistant.blend.parse_axis` syntax, e.g. ``cfg=4,7,10``."""
+        """An X/Y sweep; axes in :func:`assistant.blend.parse_axis` syntax, e.g. ``cfg=4,7,10``
+        (none: the prompt's first LoRA from 0 to 1)."""
+        plan, advice, _lead = self.plan(
+            "sweep", positive, negative, settings, use_assistant=use_assistant, x_axis=x_axis, y_axis=y_axis
+        )
+        return self.render_plan(plan, advice, progress=progress, cancel=cancel)
+
+    def plan(
+        self,
+        kind: str,
+        positive: str,
+        negative: str = "",
+        settings: RenderSettings | None = None,
+        *,
+        use_assistant: bool = True,
+        **options: Any,
+    ) -> tuple[Plan, Advice | None, str]:
+        """A blind box, A/B or sweep of the prompt, not rendered: ``(plan, advice, lead)``.
+
+        The one way the buttons, the chat, the API and the CLI build a grid: the base request is
+        prepared like a Generate (advice or the prompt as written, a drawn seed), then
+        :mod:`assistant.blend` plans it with ``options`` (``n``, ``seed``, ``ranges`` … for a blind
+        box; ``a``, ``b``, ``variants`` for an A/B; ``x_axis``, ``y_axis`` — text or an Axis — for
+        a sweep). ``lead`` says what was assumed (a sweep without an axis sweeps the first LoRA).
+        """
         from . import blend
 
         request, advice = self._plan_base(positive, negative, settings, use_assistant)
-        x, y = _axis(x_axis), _axis(y_axis)
-        if x is None and y is None:
-            raise PromptError(
-                "a sweep needs at least one axis, e.g. 'catgirl_v1: 0.2, 0.5, 0.8' or 'cfg: 4, 7, 10'"
-            )
-        plan = blend.sweep(request, x, y, library=self.library)  # an axis LoRA may be off the prompt
-        return self._render_plan("sweep", plan, advice, progress=progress, cancel=cancel)
+        lead = ""
+        if kind == "blindbox":
+            plan = blend.blind_box(request, **options)
+        elif kind == "ab":
+            a, b = options.pop("a", None), options.pop("b", None)
+            plan = blend.ab(request, a or None, b or None, library=self.library, **options)
+        elif kind == "sweep":
+            x, y = _axis(options.pop("x_axis", "")), _axis(options.pop("y_axis", ""))
+            if x is None and y is None:
+                x, lead = _default_sweep_axis(request)
+            # an axis LoRA may be off the prompt: the library is asked
+            plan = blend.sweep(request, x, y, library=self.library, **options)
+        else:
+            raise PromptError(f"unknown action '{kind}'; use generate, blindbox, ab or sweep")
+        return plan, advice, lead
 
     def _plan_base(
         self, positive: str, negative: str, settings: RenderSettings | None, use_assistant: bool
@@ -1273,17 +1303,23 @@ class Service:
             request = dataclasses.replace(request, seed=limits.random_seed())
         return request, advice
 
-    def _render_plan(
+    def render_plan(
         self,
-        kind: str,
-        plan: Any,
-        advice: Advice | None,
+        plan: Plan,
+        advice: Advice | None = None,
         *,
-        progress: ProgressFn | None,
-        cancel: threading.Event | None,
+        folder: str | Path | None = None,
+        batched: bool = True,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
         on_wait: WaitFn | None = None,
     ) -> PlanRendered:
+        """Render a plan and save it (:func:`assistant.grid.save`: grid, cells with A1111 infotext,
+        manifest) in ``folder`` (None: the next numbered folder of the outputs): the one image-saving
+        path of plans, for the app, the API and the CLI."""
         from . import analysis, grid
+
+        kind = plan.kind
 
         # LoRAs a plan added (a sweep axis off the prompt) get their hash too
         plan = plan.map_loras(self.with_hashes)
@@ -1292,11 +1328,13 @@ class Service:
         reference = analysis.reference_request(plan)
         if reference is not None:
             requests.append(reference)
-        results = self._render(requests, progress=progress, cancel=cancel, what=kind, on_wait=on_wait)
+        results = self._render(
+            requests, progress=progress, cancel=cancel, what=kind, batched=batched, on_wait=on_wait
+        )
         reference_result = results.pop() if reference is not None else None
         with self._save_lock:
-            folder = self._next_folder(kind)
-            saved = grid.save(plan, results, folder, reference=reference_result)
+            target = Path(folder) if folder is not None else self._next_folder(kind)
+            saved = grid.save(plan, results, target, reference=reference_result)
         return PlanRendered(
             kind=kind,
             plan=plan,
@@ -1516,7 +1554,6 @@ class Service:
         prompt, an impossible plan), before anything is queued. A sweep with no axis sweeps the
         prompt's first LoRA from 0 to 1 and says so.
         """
-        from . import blend
         from .chat import format_advice
 
         settings = (settings or RenderSettings()).validated()
@@ -1525,19 +1562,14 @@ class Service:
             job = self._generate_job(request, settings.n_iter, advice, notes)
             text = format_advice(advice) if advice is not None else _AS_WRITTEN
             return Turn(text, *self._boxes(advice, positive, negative), kind, advice, job=job)
-        request, advice = self._plan_base(positive, negative, settings, apply_changes)
-        lead = ""
-        if kind == "blindbox":
-            plan = blend.blind_box(request, n=int(n), seed=seed)
-        elif kind == "ab":
-            plan = blend.ab(request, a or None, b or None, library=self.library)
-        elif kind == "sweep":
-            x, y = _axis(x_axis), _axis(y_axis)
-            if x is None and y is None:
-                x, lead = _default_sweep_axis(request)
-            plan = blend.sweep(request, x, y, library=self.library)  # an axis LoRA may be off the prompt
-        else:
-            raise PromptError(f"unknown action '{kind}'; use generate, blindbox, ab or sweep")
+        options: dict[str, Any] = {
+            "blindbox": {"n": int(n), "seed": seed},
+            "ab": {"a": a, "b": b},
+            "sweep": {"x_axis": x_axis, "y_axis": y_axis},
+        }.get(kind, {})
+        plan, advice, lead = self.plan(
+            kind, positive, negative, settings, use_assistant=apply_changes, **options
+        )
         text = format_advice(advice) if advice is not None else _AS_WRITTEN
         text = "\n\n".join(p for p in (lead, text, _describe_plan(plan)) if p)
 
@@ -1546,7 +1578,7 @@ class Service:
             cancel: threading.Event | None = None,
             on_wait: WaitFn | None = None,
         ) -> PlanRendered:
-            return self._render_plan(kind, plan, advice, progress=progress, cancel=cancel, on_wait=on_wait)
+            return self.render_plan(plan, advice, progress=progress, cancel=cancel, on_wait=on_wait)
 
         _check_requests(plan.requests)
         steps = sum(sampling_steps(cell.request) for cell in plan.cells)
