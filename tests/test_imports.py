@@ -21,6 +21,7 @@ PURE_MODULES = [
     "assistant.rules",
     "assistant.service",
     "assistant.backend",
+    "assistant.fake_engine",
     "assistant.owners",
     "assistant.auth",
     "assistant.guard",
