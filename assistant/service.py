@@ -354,7 +354,10 @@ def _finite(name: str, value: Any) -> float:
     except (TypeError, ValueError):
         raise PromptError(f"{_LABELS[name]} must be a number, not {value!r}") from None
     if not math.isfinite(number):
-        raise PromptError(f"{_LABELS[name]} must be a finite number, not {value!r}")
+        low, high = LIMITS[name]
+        raise LimitError(
+            f"{_LABELS[name]} {value!r} is not a finite number; use a value from {_fmt(low)} to {_fmt(high)}"
+        )
     return number
 
 
@@ -401,6 +404,8 @@ class PlanRendered:
     notes: tuple[str, ...] = ()
     extra_images: tuple[str, ...] = ()
     analysis: dict[str, Any] | None = None
+    #: what saving the grid noticed (a label font missing, labels shortened …)
+    saved_notes: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
@@ -515,17 +520,24 @@ class Service:
         self._recipes: dict[str, Any] | None = None
         self._known_hashes: dict[str, str] = {}
         self._training: Any | None = None
+        #: the base family advice assumes before a model has loaded (the CLI's ``--base`` in a dry
+        #: run); None: guessed from the configured model's name
+        self.assumed_base: str | None = None
+        self._hash_on_load = True
         self.started_at = time.monotonic()
 
     # 1. lifecycle ------------------------------------------------------------------------------
 
-    def start(self, *, background: bool = True) -> None:
-        """Scan the library now and load the engine (in a daemon thread when ``background``)."""
+    def start(self, *, background: bool = True, hash_library: bool = True) -> None:
+        """Scan the library now and load the engine (in a daemon thread when ``background``);
+        then hash the library for the listings in a daemon thread unless ``hash_library`` is
+        False (a one-shot command: renders hash the files they use anyway)."""
         self.library  # noqa: B018 - scans on first access
         with self._start_lock:
             if self._started:
                 return
             self._started = True
+            self._hash_on_load = hash_library
         if background:
             threading.Thread(target=self._load_engine, name="engine-load", daemon=True).start()
         else:
@@ -545,7 +557,8 @@ class Service:
         finally:
             self._ready.set()
             # then, not before: on two cores hashing would slow the model's start
-            threading.Thread(target=self._hash_library, name="hash-loras", daemon=True).start()
+            if self._hash_on_load:
+                threading.Thread(target=self._hash_library, name="hash-loras", daemon=True).start()
 
     def wait_ready(self, timeout: float | None = 300.0) -> EngineInfo | None:
         """The loaded engine's ``EngineInfo``; raises GenerationError when loading failed."""
@@ -871,12 +884,18 @@ class Service:
 
     @property
     def base(self) -> str:
-        """The loaded model's base family (sd15 until a model has loaded)."""
+        """The loaded model's base family (before a model has loaded: :attr:`assumed_base`, or
+        sdxl for a configured model whose name says XL, else sd15)."""
         return self._base()
 
     def _base(self) -> str:
         base = getattr(self._engine_info, "base", None)
-        return base if isinstance(base, str) and base else "sd15"
+        if isinstance(base, str) and base:
+            return base
+        if self.assumed_base:
+            return self.assumed_base
+        model = str(self.settings.model or "").lower()
+        return "sdxl" if "xl" in model else "sd15"
 
     def plan_as_written(
         self, positive: str, negative: str = "", *, strict: bool = True
@@ -1178,8 +1197,10 @@ class Service:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
         on_wait: WaitFn | None = None,
+        folder: str | Path | None = None,
     ) -> Rendered:
-        """Render a prepared request ``n_iter`` times (seeds continue like A1111's batch count)."""
+        """Render a prepared request ``n_iter`` times (seeds continue like A1111's batch count) and
+        save the images (:meth:`save_results`, in ``folder`` when given)."""
         requests = [request]
         if n_iter > 1:
             base_seed = request.seed if request.seed != -1 else limits.random_seed()
@@ -1191,7 +1212,7 @@ class Service:
         results = self._render(
             requests, progress=progress, cancel=cancel, what="generating", batched=False, on_wait=on_wait
         )
-        paths = self.save_results(results)
+        paths = self.save_results(results, folder=folder)
         warnings = [w for result in results for w in result.warnings]
         return Rendered(
             request=request,
@@ -1346,6 +1367,7 @@ class Service:
             notes=(saved.summary,) if saved.summary else (),
             extra_images=tuple(str(p) for p in saved.extra_paths),
             analysis=saved.analysis,
+            saved_notes=tuple(saved.notes),
         )
 
     # 5. turns: what one chat message or button asks for, decided before anything renders -------
@@ -1655,13 +1677,20 @@ class Service:
         folder.mkdir()
         return folder
 
-    def save_results(self, results: Sequence[GenerationResult]) -> list[str]:
-        """Save every image as ``outputs/<day>/<nnnnn>-<seed>.png`` with its infotext chunk."""
+    def save_results(
+        self, results: Sequence[GenerationResult], *, folder: str | Path | None = None
+    ) -> list[str]:
+        """Save every image as ``outputs/<day>/<nnnnn>-<seed>.png`` (or ``<folder>/<nnnnn>-<seed>.png``)
+        with its infotext chunk: the one image-saving path of single renders (app, API, CLI)."""
         from .infotext import png_info
 
         paths: list[str] = []
         with self._save_lock:
-            day = self._day_dir()
+            if folder is not None:
+                day = Path(folder)
+                day.mkdir(parents=True, exist_ok=True)
+            else:
+                day = self._day_dir()
             number = self._next_number(day)
             for result in results:
                 for image, text, seed in zip(result.images, result.infotexts, result.seeds, strict=False):

@@ -227,17 +227,26 @@ def parse_size(text: str) -> tuple[int, int]:
 
 @dataclasses.dataclass
 class Context:
-    """What a plan command has once the prompt is advised: the base request and its sources."""
+    """What a command has once the prompt is prepared: the service it runs on and the base request.
+
+    The service is the app's and the API's (:class:`assistant.service.Service`): the prompt goes
+    through its ``prepare`` (advice, or the prompt as written), hashes through its one hashing
+    path, and renders are saved by its ``render``/``render_plan``. A dry run never starts its
+    engine (torch is not imported).
+    """
 
     settings: Settings
-    library: Any
+    service: Any
     base: GenerationRequest
-    engine: Any = None
     tiny: bool = True
     banner: str = ""
     backend: str = "in-process"
     notes: list[str] = dataclasses.field(default_factory=list)
     advice: Any = None
+
+    @property
+    def library(self) -> Any:
+        return self.service.library
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -245,33 +254,28 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
-    """Load settings and the library, start the engine unless ``--dry-run``, advise, build the request."""
-    from ..library import Library, with_hashes
+    """Load settings, the library and (unless ``--dry-run``) the engine into a Service, then
+    prepare the prompt through it (advice or as written, hashes) into the base request."""
+    from ..service import RenderSettings, Service
 
     if not SEED[0] <= image_seed <= SEED[1]:
         raise PromptError(f"seed {image_seed} is not a seed; use 0 to {SEED[1]}, or -1 for random")
     if not args.prompt.strip() and not getattr(args, "init_image", None):  # img2img may have none
         raise PromptError("the prompt is empty; describe what to draw, e.g. '1girl, <lora:catgirl_v1:0.6>'")
     settings = _settings(args)
-    library = Library.scan(
-        list(settings.lora_dirs),
-        catalog=settings.catalog,
-        cache_dir=settings.cache_dir,
-        embedding_dirs=settings.embeddings_dirs,
-    )
-    context = Context(settings=settings, library=library, base=GenerationRequest(prompt=""))
-    context.notes.extend(library.notes)
-    base_family = args.base or _guess_base(settings)
-    default_size = TINY_SIZE if settings.uses_tiny_model else REAL_SIZE
     options = EngineOptions.from_env(kind=args.engine, ray_address=args.ray_address, replicas=args.replicas)
+    engine = None if args.dry_run else create_engine(settings, options)
+    service = Service(settings, engine=engine, engine_options=options)
+    service.assumed_base = args.base
+    context = Context(settings=settings, service=service, base=GenerationRequest(prompt=""))
+    context.notes.extend(service.library.notes)
+    default_size = TINY_SIZE if settings.uses_tiny_model else REAL_SIZE
     if not args.dry_run:
-        engine = create_engine(settings, options)
-        info = engine.info
-        context.engine = engine
+        service.start(background=False, hash_library=False)
+        info = service.wait_ready()
         context.tiny = bool(info.is_tiny)
         context.banner = info.banner
         context.backend = info.backend or "in-process"
-        base_family = info.base
         default_size = info.default_size
     else:
         context.tiny = settings.uses_tiny_model
@@ -279,50 +283,25 @@ def prepare(args: argparse.Namespace, *, image_seed: int) -> Context:
             context.banner = (
                 "Demo model: the tiny built-in pipeline would render (random weights, noise images)."
             )
-    if args.no_assistant:
-        from ..advisor import as_written
-
-        positive, plan_loras, notes = as_written(args.prompt, args.negative, library=library)
-        negative = args.negative
-        context.notes.extend(notes)
-    else:
-        from ..advisor import advise
-
-        advice = advise(
-            args.prompt, args.negative, library=library, base=base_family, clip_skip=settings.clip_skip
-        )
-        context.advice = advice
-        positive, negative, plan_loras = advice.positive, advice.negative, advice.plan
-    plan_loras = with_hashes(plan_loras, library)
     width, height = parse_size(args.size) if args.size else (default_size, default_size)
     image = image_fields(args, default_size)
-    width, height = image.pop("width", width), image.pop("height", height)
-    context.base = GenerationRequest(
-        prompt=positive,
-        negative=negative,
-        loras=tuple(plan_loras),
-        seed=image_seed,
-        steps=args.steps,
-        cfg=args.cfg,
+    render = RenderSettings(
         sampler=args.sampler or DEFAULT_SAMPLER,
         scheduler=args.scheduler,
-        width=width,
-        height=height,
-        clip_skip=settings.clip_skip,
-        rng=settings.rng,
-        emphasis=settings.emphasis,
+        steps=args.steps,
+        cfg=args.cfg,
+        width=image.pop("width", width),
+        height=image.pop("height", height),
+        seed=image_seed,
         **image,
     )
+    request, advice, notes = service.prepare(
+        args.prompt, args.negative, render, use_assistant=not args.no_assistant
+    )
+    context.base, context.advice = request, advice
+    context.notes.extend(notes)
     check_image_fields(context.base)
-    if context.base.init_image is not None:
-        context.notes.extend(context.base.init_image.notes)
     return context
-
-
-def _guess_base(settings: Settings) -> str:
-    if settings.uses_tiny_model:
-        return "sd15"
-    return "sdxl" if "xl" in str(settings.model).lower() else "sd15"
 
 
 def plan_seed(value: int | None) -> int:
@@ -333,9 +312,8 @@ def plan_seed(value: int | None) -> int:
 def finish(args: argparse.Namespace, context: Context, plan: Plan) -> int:
     """Print the plan; unless ``--dry-run``, render it, save grid + cells + manifest, print where."""
     from ..cli import print_json
-    from ..library import with_hashes
 
-    plan = plan.map_loras(lambda loras: with_hashes(loras, context.library))  # LoRAs a plan added
+    plan = plan.map_loras(context.service.with_hashes)  # LoRAs a plan added (the one hashing path)
     advice = context.advice
     header: dict[str, Any] = {
         "ok": True,
@@ -373,52 +351,49 @@ def finish(args: argparse.Namespace, context: Context, plan: Plan) -> int:
             print_json(header)
         return 0
 
-    from ..grid import save
-
     out = Path(args.out) if args.out else Path(context.settings.outputs_dir) / f"{plan.kind}-{plan.seed}"
-    from ..analysis import reference_request
-
     progress = _progress_printer(len(plan.cells), quiet=bool(args.json))
-    requests = plan.requests
-    reference = reference_request(plan)  # a weight sweep's effect curve needs weight 0
-    if reference is not None:
-        requests = [*requests, reference]
-    results = list(context.engine.generate_many(requests, batched=not args.sequential, progress=progress))
-    reference_result = results.pop() if reference is not None else None
+    # the service's plan renderer: the same rendering and saving (grid.save) as the app's buttons
+    rendered = context.service.render_plan(
+        plan, advice, folder=out, batched=not args.sequential, progress=progress
+    )
+    results = list(rendered.results)
     if progress is not None:
         print(file=sys.stderr)
-    saved = save(plan, results, out, reference=reference_result)
     total = sum(float(r.timings.get("total", 0.0)) for r in results)
     if args.json:
         header.update(
             {
-                "grid": str(saved.grid_path),
+                "grid": str(rendered.grid_path),
                 "cells": [
                     {
                         "file": str(path),
                         "label": cell.label,
                         "seed": result.seeds[0] if result.seeds else None,
                     }
-                    for path, cell, result in zip(saved.cell_paths, plan.cells, results, strict=True)
+                    for path, cell, result in zip(
+                        rendered.cell_paths, rendered.plan.cells, results, strict=True
+                    )
                 ],
-                "manifest": str(saved.manifest_path),
-                "analysis": saved.analysis,
-                "analysis_image": str(saved.extra_paths[0]) if saved.extra_paths else None,
-                "grid_notes": list(saved.notes),
+                "manifest": str(rendered.manifest_path),
+                "analysis": rendered.analysis,
+                "analysis_image": str(rendered.extra_images[0]) if rendered.extra_images else None,
+                "grid_notes": list(rendered.saved_notes),
                 "warnings": [w for r in results for w in r.warnings],
             }
         )
         print_json(header)
     else:
-        print(f"grid: {saved.grid_path}")
-        print(f"cells: {saved.cell_paths[0].parent}/cell-01.png … cell-{len(saved.cell_paths):02d}.png")
-        print(f"manifest: {saved.manifest_path}")
-        if saved.summary:
-            print(saved.summary.replace("**", "").replace("`", ""))
-            print(f"analysis: {saved.extra_paths[0]}")
+        print(f"grid: {rendered.grid_path}")
+        cells = len(rendered.cell_paths)
+        print(f"cells: {Path(rendered.cell_paths[0]).parent}/cell-01.png … cell-{cells:02d}.png")
+        print(f"manifest: {rendered.manifest_path}")
+        for summary in rendered.notes:  # what the grid's analysis found
+            print(summary.replace("**", "").replace("`", ""))
+            print(f"analysis: {rendered.extra_images[0]}")
         if total:
             print(f"rendered {len(results)} cells ({total:.1f} s of engine time)")
-        for note in saved.notes:
+        for note in rendered.saved_notes:
             print(f"note: {note}", file=sys.stderr)
         for result in results:
             for warning in result.warnings:
@@ -446,7 +421,7 @@ def _progress_printer(cells: int, *, quiet: bool) -> Any:
     if quiet or not sys.stderr.isatty():
         return None
 
-    def show(done: int, total: int) -> None:
+    def show(done: int, total: int, _what: str = "") -> None:
         print(f"\rrendering {cells} cells: step {done}/{total}", end="", file=sys.stderr, flush=True)
 
     return show

@@ -66,11 +66,14 @@ def run(args: argparse.Namespace) -> int:
         report["request"]["init_image"] = report.get("init_image")
         _emit(args, report, [])
         return 0
-    engine = context.engine
-    report["model"] = engine.info.model_name
-    result = engine.generate(request, progress=_progress(args.json), cancel=threading.Event())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = _save(result, out_dir)
+    service = context.service
+    report["model"] = service.engine_info.model_name
+    # the service's render and save path (the app's Generate): <nnnnn>-<seed>.png with the infotext
+    rendered = service.render(
+        request, progress=_progress(args.json), cancel=threading.Event(), folder=out_dir
+    )
+    result = rendered.results[0]
+    files = [Path(p) for p in rendered.paths]
     report["images"] = [
         {"path": str(path), "seed": seed, "infotext": text}
         for path, seed, text in zip(files, result.seeds, result.infotexts, strict=True)
@@ -83,23 +86,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save(result: Any, out_dir: Path) -> list[Path]:
-    """One PNG per image, named like A1111's ``<index>-<seed>.png``, with its infotext chunk."""
-    from ..infotext import png_info
-
-    existing = len(list(out_dir.glob("*.png")))
-    paths = []
-    for offset, (image, seed, text) in enumerate(
-        zip(result.images, result.seeds, result.infotexts, strict=True)
-    ):
-        path = out_dir / f"{existing + offset:05d}-{seed}.png"
-        image.save(path, pnginfo=png_info(text))
-        paths.append(path)
-    return paths
-
-
 def _progress(quiet: bool) -> Any:
-    def show(step: int, total: int) -> None:
+    def show(step: int, total: int, _what: str = "") -> None:
         if not quiet:
             end = "\n" if step == total else ""
             print(f"\rstep {step}/{total}", end=end, file=sys.stderr, flush=True)

@@ -201,3 +201,43 @@ def test_blindbox_renders_grid_cells_and_manifest(tmp_path, monkeypatch, capsys)
     assert curve["reference"] == "extra render"  # no weight-0 cell: one more render at weight 0
     assert curve["effect_percent"][1] > curve["effect_percent"][0] > 0
     assert curve["verdict"] in ("sweet-spot", "growing", "flat")
+
+
+def test_the_cli_renders_and_saves_through_the_service(tmp_path, monkeypatch, capsys) -> None:
+    """The CLI built its own Library and Engine, advised, hashed and saved by itself; it now runs
+    on the app's Service (prepare, with_hashes, render_plan/render): the fake engine shows it."""
+    from assistant.cli import main
+    from assistant.commands import blindbox
+    from assistant.fake_engine import FakeEngine
+    from assistant.infotext import read_png
+    from assistant.service import Service
+
+    fake = FakeEngine()
+    monkeypatch.setattr(blindbox, "create_engine", lambda settings, options: fake)
+    monkeypatch.setenv("LORA_MIXER_MODEL", "")
+    monkeypatch.setenv("LORA_MIXER_CACHE", str(tmp_path / "cache"))
+    rendered: list[str] = []
+    real_render_plan = Service.render_plan
+
+    def render_plan(self, plan, *args, **kwargs):
+        rendered.append(plan.kind)
+        return real_render_plan(self, plan, *args, **kwargs)
+
+    monkeypatch.setattr(Service, "render_plan", render_plan)
+    out = tmp_path / "ab"
+    args = ["ab", PROMPT, "--a", "catgirl_v1", "--b", "add_detail", "--seed", "4", "--steps", "2"]
+    assert main([*args, "--size", "64x64", "--out", str(out), "--json"]) == 0
+    assert rendered == ["ab"]
+    report = json.loads(capsys.readouterr().out)
+    swapped = read_png(out / report["cells"][1]["file"])  # B: add_detail, a LoRA off the prompt
+    assert swapped is not None
+    from assistant.config import DEFAULT_LORA_DIR
+    from assistant.library import Library
+
+    library = Library.scan([str(DEFAULT_LORA_DIR)])
+    assert swapped.lora_hashes["add_detail"] == library.hashes("add_detail").infotext
+    assert len(fake.requests) == len(report["cells"])
+    single = tmp_path / "one"
+    args = ["generate", PROMPT, "--steps", "2", "--size", "64x64", "--seed", "9", "--out", str(single)]
+    assert main(args) == 0
+    assert [p.name for p in single.glob("*.png")] == ["00000-9.png"]
