@@ -428,9 +428,9 @@ def blind_box(
     seed: int | None = 0,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     total: float | None = None,
-    budget: float = 1.2,
-    spread: float = 0.15,
-    per_lora_limit: float = 1.0,
+    budget: float = limits.BLINDBOX_BUDGET_DEFAULT,
+    spread: float = limits.BLINDBOX_SPREAD_DEFAULT,
+    per_lora_limit: float = limits.BLINDBOX_PER_LORA_DEFAULT,
     cell_seeds: bool = False,
     wildcards_dir: str | None = None,
     vary_prompt: bool = False,
@@ -469,14 +469,14 @@ def blind_box(
     names = [lora.name for lora in base.loras]
     if len({_key(n_) for n_ in names}) != len(names):
         raise PlanError(f"the prompt names a LoRA twice ({', '.join(names)}); keep one tag per LoRA")
-    budget = _check_float("budget", budget, 0.0, 10.0, low_open=True)
-    spread = _check_float("spread", spread, 0.0, 2.0)
+    budget = _check_float("budget", budget, *limits.BLINDBOX_BUDGET, low_open=True)
+    spread = _check_float("spread", spread, *limits.BLINDBOX_SPREAD)
     per_lora_limit = _check_float("per_lora_limit", per_lora_limit, 0.0, MAX_AXIS_WEIGHT, low_open=True)
     if total is not None:
         total = _check_float("total", total, 0.0, budget, low_open=True)
     if seed is None:
         seed = limits.random_seed()
-    _check_int("seed", seed, 0, 2**63 - 1)
+    _check_int("seed", seed, 0, 2**63 - 1)  # a plan seed seeds random.Random: any whole number
 
     slots = _blind_box_slots(base.loras, ranges or {}, spread, per_lora_limit)
     positive = [i for i, s in enumerate(slots) if s.low >= 0 and s.high > 0]

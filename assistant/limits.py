@@ -16,8 +16,13 @@ __all__ = [
     "API_BODY_BYTES",
     "BATCH_COUNT",
     "BATCH_SIZE",
+    "BLINDBOX_BUDGET",
+    "BLINDBOX_BUDGET_DEFAULT",
     "BLINDBOX_CELLS",
     "BLINDBOX_DEFAULT",
+    "BLINDBOX_PER_LORA_DEFAULT",
+    "BLINDBOX_SPREAD",
+    "BLINDBOX_SPREAD_DEFAULT",
     "CFG",
     "CFG_DEFAULT",
     "CLIP_SKIP",
@@ -74,6 +79,13 @@ LORA_WEIGHT = (-2.0, 2.0)
 #: Cells of one blind box (``/blindbox N``, the Blind box slider, the CLI's ``-n``).
 BLINDBOX_CELLS = (1, 16)
 BLINDBOX_DEFAULT = 8
+#: A blind box's total |weight| per cell (default: the strength budget of presets/rules.yaml),
+#: the ± spread around each planned weight, and the largest |weight| of one LoRA in a cell.
+BLINDBOX_BUDGET = (0.0, 10.0)
+BLINDBOX_BUDGET_DEFAULT = 1.2
+BLINDBOX_SPREAD = (0.0, 2.0)
+BLINDBOX_SPREAD_DEFAULT = 0.15
+BLINDBOX_PER_LORA_DEFAULT = 1.0
 #: Values on one sweep axis (``/sweep NAME 0.2..1.0xN``, ``catgirl_v1=…``, ``--x``).
 SWEEP_VALUES = (1, 16)
 SWEEP_DEFAULT_VALUES = 5

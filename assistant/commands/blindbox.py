@@ -26,8 +26,11 @@ from ..blend import Plan, blind_box
 from ..config import Settings
 from ..errors import PromptError
 from ..limits import (
+    BLINDBOX_BUDGET_DEFAULT,
     BLINDBOX_CELLS,
     BLINDBOX_DEFAULT,
+    BLINDBOX_PER_LORA_DEFAULT,
+    BLINDBOX_SPREAD_DEFAULT,
     CFG_DEFAULT,
     DENOISING,
     DENOISING_DEFAULT,
@@ -471,12 +474,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--total", type=float, default=None, help="sum the split LoRAs' weights to this")
     parser.add_argument(
-        "--budget", type=float, default=1.2, help="most total |weight| per cell (default 1.2)"
+        "--budget",
+        type=float,
+        default=BLINDBOX_BUDGET_DEFAULT,
+        help=f"most total |weight| per cell (default {BLINDBOX_BUDGET_DEFAULT:g})",
     )
     parser.add_argument(
-        "--spread", type=float, default=0.15, help="± around each planned weight (default 0.15)"
+        "--spread",
+        type=float,
+        default=BLINDBOX_SPREAD_DEFAULT,
+        help=f"± around each planned weight (default {BLINDBOX_SPREAD_DEFAULT:g})",
     )
-    parser.add_argument("--limit", type=float, default=1.0, help="most |weight| of one LoRA (default 1)")
+    parser.add_argument(
+        "--limit",
+        type=float,
+        default=BLINDBOX_PER_LORA_DEFAULT,
+        help=f"most |weight| of one LoRA (default {BLINDBOX_PER_LORA_DEFAULT:g})",
+    )
     parser.add_argument(
         "--max-cells",
         type=int,
