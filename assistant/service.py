@@ -394,7 +394,7 @@ class PlanRendered:
     """A blind box / A/B / sweep: the plan, each cell's result and the saved grid."""
 
     kind: str
-    plan: Any  # assistant.blend.Plan
+    plan: Plan
     results: tuple[GenerationResult, ...]
     grid_path: str
     cell_paths: tuple[str, ...]
@@ -409,7 +409,7 @@ class PlanRendered:
 
     @property
     def title(self) -> str:
-        return str(getattr(self.plan, "title", self.kind))
+        return self.plan.title or self.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,7 +607,7 @@ class Service:
     @property
     def uses_tiny_model(self) -> bool:
         info = self._engine_info
-        return bool(getattr(info, "is_tiny", self.settings.uses_tiny_model))
+        return info.is_tiny if info is not None else self.settings.uses_tiny_model
 
     def status_line(self) -> str:
         """One line for the UI header: model, device, LoRA count, or loading/failed."""
@@ -617,13 +617,15 @@ class Service:
             state = f"model failed to load: {self._engine_error}"
         else:
             info = self._engine_info
-            family = getattr(info, "family", "")
-            state = f"model **{getattr(info, 'model_name', '?')}**" + (f" ({family})" if family else "")
-            state += f" on {getattr(info, 'device', '?')}"
-            if getattr(info, "vae_name", ""):
-                state += f" · VAE {info.vae_name}"
-            if info is not None and info.backend:
-                state += f" · {info.backend}"
+            if info is None:
+                state = "model **?**"
+            else:
+                state = f"model **{info.model_name}**" + (f" ({info.family})" if info.family else "")
+                state += f" on {info.device}"
+                if info.vae_name:
+                    state += f" · VAE {info.vae_name}"
+                if info.backend:
+                    state += f" · {info.backend}"
         library = self._library
         count = len(library.loadable()) if library is not None else 0
         return f"{state} · {count} LoRA{'s' if count != 1 else ''} in the library"
@@ -651,10 +653,10 @@ class Service:
     def current_model(self) -> str:
         """The ``--model`` value of the running pipeline (a tiny one's name when it runs)."""
         info = self._engine_info
-        if info is not None and getattr(info, "model_name", "") == EMBEDDED_MODEL:
+        if info is not None and info.model_name == EMBEDDED_MODEL:
             return EMBEDDED_MODEL
-        if info is not None and getattr(info, "is_tiny", False):
-            return TINY_MODELS[1] if getattr(info, "base", "") == "sdxl" else TINY_MODELS[0]
+        if info is not None and info.is_tiny:
+            return TINY_MODELS[1] if info.base == "sdxl" else TINY_MODELS[0]
         return self.settings.model or (EMBEDDED_MODEL if _embedded_available() else TINY_MODELS[0])
 
     def banner(self) -> str:
@@ -664,9 +666,9 @@ class Service:
 
         info = self._engine_info
         if info is not None:
-            if not getattr(info, "is_tiny", False):
+            if not info.is_tiny:
                 return ""
-            return EMBEDDED_BANNER if getattr(info, "model_name", "") == EMBEDDED_MODEL else TINY_BANNER
+            return EMBEDDED_BANNER if info.model_name == EMBEDDED_MODEL else TINY_BANNER
         if self.settings.model and self.settings.model != EMBEDDED_MODEL:
             return TINY_BANNER if self.settings.model in TINY_MODELS else ""
         return EMBEDDED_BANNER if _embedded_available() else TINY_BANNER
@@ -675,7 +677,7 @@ class Service:
         """The image size renders default to: the model's native size (128 for the embedded one)."""
         info = self._engine_info
         if info is not None:
-            return int(getattr(info, "default_size", 512))
+            return info.default_size
         if not self.settings.model or self.settings.model == EMBEDDED_MODEL:
             return 128 if _embedded_available() else 256
         return 256 if self.settings.model in TINY_MODELS else 512
@@ -889,9 +891,8 @@ class Service:
         return self._base()
 
     def _base(self) -> str:
-        base = getattr(self._engine_info, "base", None)
-        if isinstance(base, str) and base:
-            return base
+        if self._engine_info is not None and self._engine_info.base:
+            return self._engine_info.base
         if self.assumed_base:
             return self.assumed_base
         model = str(self.settings.model or "").lower()
@@ -970,7 +971,7 @@ class Service:
             "randn_source": self.settings.rng,
             "emphasis": self.settings.emphasis,
             "sd_vae": self.settings.vae or VAE_AUTOMATIC,
-            "sd_vae_loaded": getattr(info, "vae_name", "") or None,
+            "sd_vae_loaded": (info.vae_name if info is not None else "") or None,
         }
 
     def set_options(
@@ -1029,9 +1030,9 @@ class Service:
         another base. ``shape`` is the vector width and ``vectors`` their count, as in A1111.
         """
         info = self._engine_info
-        loaded_names = set(getattr(info, "embeddings", ()))
+        loaded_names = set(info.embeddings if info is not None else ())
         out: dict[str, dict[str, Any]] = {"loaded": {}, "skipped": {}}
-        for entry in getattr(self.library, "embeddings", ()):
+        for entry in self.library.embeddings:
             if not entry.loadable:
                 continue
             item = {
@@ -1080,7 +1081,7 @@ class Service:
             library,
             hashes_of=hashes_of,
             base=self._base(),
-            model_name=str(getattr(engine_info, "model_name", "") or ""),
+            model_name=engine_info.model_name if engine_info is not None else "",
             server={
                 "clip_skip": self.settings.clip_skip,
                 "rng": self.settings.rng,
@@ -1779,9 +1780,9 @@ def _axis(axis: str | Axis | None) -> Axis | None:
     return blend.parse_axis(axis) if axis.strip() else None
 
 
-def _describe_plan(plan: Any) -> str:
+def _describe_plan(plan: Plan) -> str:
     """A plan before it renders: its title and each cell's label."""
-    cells = list(getattr(plan, "cells", ()))
+    cells = list(plan.cells)
     lines = [f"**{plan.title}** — {len(cells)} cell{'s' if len(cells) != 1 else ''}"]
     labels = [cell.label for cell in cells if cell.label]
     if labels and len(labels) <= 16:
