@@ -27,6 +27,7 @@ from . import limits
 from .advisor import advise
 from .blend import weight_axis
 from .errors import AmbiguousLoraName, LoraMixerError, LoraNotFound
+from .messages import HELP, Language, _t, format_advice, say
 from .prompt import mentions_lora_tag
 from .rules.config import RulesConfig, default_rules_config
 from .rules.state import kind_zh
@@ -42,7 +43,6 @@ __all__ = ["ChatAction", "ChatContext", "ChatMemory", "ChatReply", "Intent", "In
 IntentKind = Literal[
     "advise", "img2img", "blindbox", "ab", "sweep", "library", "recipe", "troubleshoot", "help", "unknown"
 ]
-Language = Literal["en", "zh"]
 
 # Every bound is assistant.limits' number, so the chat quotes the same limit as the parser, the
 # API schema and the README.
@@ -244,12 +244,7 @@ def _complaint_with_prompt(text: str, config: RulesConfig) -> dict[str, Any] | N
 def _too_long(length: int, limit: int, language: Language) -> str:
     what = "one prompt" if limit == MAX_MESSAGE_CHARS else "a command"
     what_zh = "一条提示词" if limit == MAX_MESSAGE_CHARS else "一条命令"
-    if language == "zh":
-        return f"这条消息有 {length:,} 个字符,太长了(上限 {limit:,},即{what_zh}的长度)。请缩短后再发。"
-    return (
-        f"That message is {length:,} characters long; the limit is {limit:,} characters ({what}). "
-        "Please shorten it."
-    )
+    return say("too_long", language, length=length, limit=limit, what=what, what_zh=what_zh)
 
 
 def _is_prompt_command(text: str) -> bool:
@@ -294,7 +289,7 @@ def _route_command(text: str, language: Language) -> Intent:
         return Intent("blindbox", _blindbox_args(words), language, text)
     if command == "ab":
         if len(words) != 2:
-            return Intent("ab", _error("usage: /ab NAME_A NAME_B", "用法:/ab 名字A 名字B"), language, text)
+            return Intent("ab", _error("ab_usage"), language, text)
         return Intent("ab", {"a": words[0], "b": words[1]}, language, text)
     if command == "sweep":
         return Intent("sweep", _sweep_args(words), language, text)
@@ -311,11 +306,7 @@ def _img2img_args(rest: str) -> dict[str, Any]:
         strength = None
         tail = rest
     if strength is not None and not low <= strength <= high:  # NaN fails this too
-        return _error(
-            f"the denoising strength must lie between {low:g} and {high:g} (got {head}); "
-            "usage: /img2img 0.4 [prompt]",
-            f"重绘幅度必须在 {low:g} 到 {high:g} 之间(现在是 {head});用法:/img2img 0.4 [提示词]",
-        )
+        return _error("strength_range", low=low, high=high, given=head)
     args = {"strength": strength, **_prompt_args(tail.strip())}
     if not args["positive"]:
         args["positive"] = None
@@ -328,52 +319,35 @@ def _blindbox_args(words: list[str]) -> dict[str, Any]:
     try:
         n = int(words[0])
     except ValueError:
-        return _error(
-            f"'{words[0]}' is not a whole number; usage: /blindbox N ({BLINDBOX_MIN} to {BLINDBOX_MAX})",
-            f"'{words[0]}' 不是整数;用法:/blindbox N({BLINDBOX_MIN} 到 {BLINDBOX_MAX})",
-        )
+        return _error("blindbox_not_int", given=words[0], low=BLINDBOX_MIN, high=BLINDBOX_MAX)
     if not BLINDBOX_MIN <= n <= BLINDBOX_MAX:
-        return _error(
-            f"/blindbox takes {BLINDBOX_MIN} to {BLINDBOX_MAX} images, not {n}",
-            f"/blindbox 只能出 {BLINDBOX_MIN} 到 {BLINDBOX_MAX} 张图,不能是 {n}",
-        )
+        return _error("blindbox_range", low=BLINDBOX_MIN, high=BLINDBOX_MAX, n=n)
     return {"n": n}
 
 
-def _error(en: str, zh: str, **args: Any) -> dict[str, Any]:
-    """Intent arguments that could not be read: the message in both languages."""
-    return {**args, "error": en, "error_zh": zh}
+def _error(key: str, *, name: str | None = None, **fields: Any) -> dict[str, Any]:
+    """Intent arguments that could not be read: the message ``key`` in both languages (and the
+    LoRA ``name`` the command was about, when it got that far)."""
+    args: dict[str, Any] = {} if name is None else {"name": name}
+    return {**args, "error": say(key, "en", **fields), "error_zh": say(key, "zh", **fields)}
 
 
 def _sweep_args(words: list[str]) -> dict[str, Any]:
-    usage = "usage: /sweep NAME 0.2..1.0x5 (from..to, x number of steps)"
-    usage_zh = "用法:/sweep 名字 0.2..1.0x5(起..止,x 步数)"
     if not words:
-        return _error(usage, usage_zh)
+        return _error("sweep_usage")
     if len(words) == 1:
         start, stop, count = 0.2, 1.0, SWEEP_DEFAULT_COUNT
     else:
         span = limits.split_range("".join(words[1:]))
         match = _SWEEP_COUNT.match(span[2]) if span is not None else None
         if span is None or match is None:
-            given = " ".join(words[1:])
-            return _error(
-                f"'{given}' is not a range; {usage}", f"'{given}' 不是范围;{usage_zh}", name=words[0]
-            )
+            return _error("sweep_not_range", name=words[0], given=" ".join(words[1:]))
         start, stop = span[0], span[1]
         count = int(match["count"]) if match["count"] else SWEEP_DEFAULT_COUNT
     if not SWEEP_MIN_COUNT <= count <= SWEEP_MAX_COUNT:
-        return _error(
-            f"a sweep takes {SWEEP_MIN_COUNT} to {SWEEP_MAX_COUNT} steps, not {count}",
-            f"扫描只能取 {SWEEP_MIN_COUNT} 到 {SWEEP_MAX_COUNT} 步,不能是 {count}",
-            name=words[0],
-        )
+        return _error("sweep_count", name=words[0], low=SWEEP_MIN_COUNT, high=SWEEP_MAX_COUNT, count=count)
     if not (WEIGHT_MIN <= start <= WEIGHT_MAX and WEIGHT_MIN <= stop <= WEIGHT_MAX):
-        return _error(
-            f"sweep weights must lie between {WEIGHT_MIN:g} and {WEIGHT_MAX:g} (got {start:g}..{stop:g})",
-            f"扫描的权重必须在 {WEIGHT_MIN:g} 到 {WEIGHT_MAX:g} 之间(现在是 {start:g}..{stop:g})",
-            name=words[0],
-        )
+        return _error("sweep_weights", name=words[0], low=WEIGHT_MIN, high=WEIGHT_MAX, start=start, stop=stop)
     step = (stop - start) / (count - 1) if count > 1 else 0.0
     weights = [round(start + i * step, 4) for i in range(count)]
     axis = weight_axis(words[0], weights)
@@ -384,48 +358,6 @@ def _sweep_args(words: list[str]) -> dict[str, Any]:
 # Replies
 # ----------------------------------------------------------------------------------------------
 
-_T: dict[str, dict[Language, str]] = {
-    "rewritten": {"en": "Rewritten prompt", "zh": "改写后的提示词"},
-    "suggested": {
-        "en": "Suggested prompt (not applied — assistant edits are off)",
-        "zh": "建议的提示词(未应用)",
-    },
-    "negative": {"en": "Negative prompt", "zh": "负面提示词"},
-    "changes": {"en": "What changed and why", "zh": "改了什么、为什么"},
-    "warnings": {"en": "Warnings", "zh": "警告"},
-    "plan": {"en": "LoRAs to apply", "zh": "将加载的 LoRA"},
-    "no_changes": {
-        "en": "Your prompt already follows the rules — nothing to change.",
-        "zh": "提示词已经没问题,无需修改。",
-    },
-    "no_changes_but": {
-        "en": "Nothing to rewrite — but read the warnings: part of this prompt will not work as written.",
-        "zh": "没有可以自动改写的地方——但请看下面的警告:这条提示词有一部分不会按写的那样生效。",
-    },
-    "negative_carried": {
-        "en": "Negative prompt (carried from the previous turn)",
-        "zh": "负面提示词(沿用上一轮的)",
-    },
-    "negative_box": {
-        "en": "Negative prompt (from the Negative prompt box)",
-        "zh": "负面提示词(来自负面提示词框)",
-    },
-    "no_loras": {"en": "none", "zh": "无"},
-    "neg_pass": {"en": "negative pass", "zh": "负向分支"},
-    "cause": {"en": "Cause", "zh": "原因"},
-    "fix": {"en": "Fix", "zh": "解决"},
-    "for_prompt": {"en": "Applied to your current prompt", "zh": "针对你当前的提示词"},
-    "no_prompt": {
-        "en": "Paste your prompt (or fill the prompt box) and I will apply the fix to it.",
-        "zh": "把提示词发给我(或填进提示词框),我会直接帮你改。",
-    },
-}
-
-
-def _t(key: str, language: Language) -> str:
-    return _T[key][language]
-
-
 def respond(message: str, context: ChatContext) -> ChatReply:
     """Answer one chat message. Never raises: user errors become a reply that explains them."""
     config = context.config if context.config is not None else default_rules_config()
@@ -433,16 +365,10 @@ def respond(message: str, context: ChatContext) -> ChatReply:
     try:
         reply = _HANDLERS[intent.kind](intent, context, config)
     except LoraMixerError as exc:
-        prefix = "出错了" if intent.language == "zh" else "That did not work"
-        reply = _reply(f"{prefix}: {exc}", intent, context)
+        reply = _reply(say("failed", intent.language, error=exc), intent, context)
     except Exception:  # the chat is a UI boundary: log the bug, answer politely
         log.exception("chat reply failed for %r", message)
-        text = (
-            "抱歉,处理这条消息时出了内部错误(已记录)。试试 `/help`。"
-            if intent.language == "zh"
-            else "Sorry, something went wrong on my side while answering that (it is logged). Try `/help`."
-        )
-        reply = _reply(text, intent, context)
+        reply = _reply(say("internal_error", intent.language), intent, context)
     # One memory for the conversation: the advise and troubleshoot replies decide what waits for
     # the next prompt; every other message ages it. The boxes' negative prompt is remembered so the
     # next prompt can say it carries it.
@@ -526,16 +452,11 @@ def _img2img_reply(intent: Intent, context: ChatContext, config: RulesConfig) ->
     args = intent.args
     if "error" in args:
         text = args.get("error_zh") if lang == "zh" else args["error"]
-        return _reply(f"{'用法错误' if lang == 'zh' else 'Cannot read that'}: {text}", intent, context)
+        return _reply(say("cannot_read", lang, error=text), intent, context)
     strength = args["strength"] if args.get("strength") is not None else context.strength
     shown = format_weight(strength)
     if not context.image:
-        text = (
-            f"重绘幅度设为 {shown}。发一张图片(📎)并附上提示词,或把图片放进“初始图片”栏,就会在它上面重绘。"
-            if lang == "zh"
-            else f"Denoising strength set to {shown}. Attach an image (📎) with a prompt, or put one in the "
-            "**Init image** slot, and I render over it (img2img)."
-        )
+        text = say("strength_set", lang, shown=shown)
         return _reply(text, _with_error(intent, text), context)
     prompt = args.get("positive")
     wanted = {"positive": context.positive, "negative": None}
@@ -545,11 +466,7 @@ def _img2img_reply(intent: Intent, context: ChatContext, config: RulesConfig) ->
     if not str(wanted["positive"]).strip():  # A1111 renders img2img without a prompt, too
         negative = context.negative if wanted["negative"] is None else str(wanted["negative"])
         advice = advise("", negative, library=context.library, config=config, base=context.base)
-        text = (
-            "没有提示词:按原样在图片上重绘(A1111 也允许)。"
-            if lang == "zh"
-            else "No prompt: the image is redrawn as it is (A1111 allows img2img without one)."
-        )
+        text = say("img2img_no_prompt", lang)
         return _reply(text, intent, context, advice)
     reply = _advise_reply(Intent("advise", wanted, lang, intent.text), context, config)
     return dataclasses.replace(reply, intent=intent)
@@ -582,7 +499,7 @@ def _available(library: Library, base: str, lang: Language, limit: int = 8) -> s
     names = ", ".join(f"`{i.name}`" for i in infos[:limit])
     more = len(infos) - limit
     if not infos:
-        return "LoRA 库是空的。" if lang == "zh" else "The LoRA library is empty."
+        return say("library_empty", lang)
     if lang == "zh":
         return f"库里有:{names}" + (f" 等 {len(infos)} 个" if more > 0 else "") + "。发 `/loras` 查看全部。"
     return f"Your LoRAs: {names}" + (f" and {more} more" if more > 0 else "") + " — `/loras` lists them all."
@@ -694,18 +611,9 @@ def _library_reply(intent: Intent, context: ChatContext, config: RulesConfig) ->
     query = str(intent.args.get("filter", "")).strip()
     infos = list(context.library.search(query) if query else context.library.all())
     if not infos:
-        text = (
-            (f"没有匹配 '{query}' 的 LoRA。" if lang == "zh" else f"No LoRA matches '{query}'.")
-            if query
-            else ("LoRA 库是空的。" if lang == "zh" else "The LoRA library is empty.")
-        )
+        text = say("no_match", lang, query=query) if query else say("library_empty", lang)
         return _reply(text, intent, context)
-    head = (
-        "| 名称 | 类型 | 基础模型 | 触发词 | 推荐权重 | 状态 |"
-        if lang == "zh"
-        else "| name | kind | base | triggers | weight | status |"
-    )
-    rows = [head, "| --- | --- | --- | --- | --- | --- |"]
+    rows = [say("library_head", lang), "| --- | --- | --- | --- | --- | --- |"]
     for info in infos[:LIST_LIMIT]:
         weight = "" if info.preferred_weight is None else format_weight(info.preferred_weight)
         status = info.status if info.loadable else f"{info.status}: {info.problem}"
@@ -715,7 +623,7 @@ def _library_reply(intent: Intent, context: ChatContext, config: RulesConfig) ->
         )
     more = len(infos) - LIST_LIMIT
     if more > 0:
-        rows.append(f"\n… {more} more" if lang == "en" else f"\n…… 还有 {more} 个")
+        rows.append(say("more", lang, more=more))
     return _reply("\n".join(rows), intent, context)
 
 
@@ -730,12 +638,10 @@ def _recipe_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> 
         (r for key, r in context.recipes.items() if key.casefold() == name.casefold()), None
     )
     if recipe is None:
-        known = ", ".join(f"`{k}`" for k in sorted(context.recipes)) or ("无" if lang == "zh" else "none")
-        what = f"没有叫 '{name}' 的配方。" if lang == "zh" else f"No recipe named '{name}'."
-        if not name:
-            what = "用法:`/recipe 名字`。" if lang == "zh" else "Usage: `/recipe NAME`."
-        return _reply(f"{what} {'可用配方' if lang == 'zh' else 'Recipes'}: {known}", intent, context)
-    tags = ", ".join(f"<lora:{lo.name}:{format_weight(lo.weight)}>" for lo in recipe.loras)
+        known = ", ".join(f"`{k}`" for k in sorted(context.recipes)) or _t("no_loras", lang)
+        what = say("no_recipe", lang, name=name) if name else say("recipe_usage", lang)
+        return _reply(f"{what} {say('recipes', lang)}: {known}", intent, context)
+    tags = recipe.tags()
     positive = ", ".join(p for p in (recipe.prompt.strip(), tags) if p)
     advice = advise(positive, recipe.negative, library=context.library, config=config, base=context.base)
     intro = f"**{recipe.name}**" + (f" — {recipe.description}" if recipe.description else "")
@@ -751,26 +657,15 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
     lang = intent.language
     args = intent.args
     if "error" in args:
-        if lang == "zh":
-            return _reply(f"用法错误:{args.get('error_zh') or args['error']}", intent, context)
-        return _reply(f"Cannot read that: {args['error']}", intent, context)
+        error = (args.get("error_zh") or args["error"]) if lang == "zh" else args["error"]
+        return _reply(say("cannot_read_command", lang, error=error), intent, context)
     if intent.kind == "blindbox":
         if not mentions_lora_tag(context.positive):
-            text = (
-                f"盲盒需要提示词里至少有一个 `<lora:…>`,例如 `{_EXAMPLE}`。"
-                if lang == "zh"
-                else "A blind box mixes the LoRAs of your prompt: put at least one `<lora:…>` in the prompt "
-                f"box first, e.g. `{_EXAMPLE}`."
-            )
+            text = say("blindbox_needs_lora", lang, example=_EXAMPLE)
             return _reply(text, _with_error(intent, text), context)
         n = int(args["n"])
-        text = (
-            f"盲盒:{n} 张图,每张随机混合提示词里 LoRA 的权重(带种子,可复现)。"
-            if lang == "zh"
-            else f"Blind box: {_count(n, 'image')}, "
-            + ("each with a random mix" if n > 1 else "with a random mix")
-            + " of your prompt's LoRA weights (seeded, so every cell can be reproduced)."
-        )
+        each = "each with a random mix" if n > 1 else "with a random mix"
+        text = say("blindbox_plan", lang, n=n, images=_count(n, "image"), each=each)
         return _reply(text, intent, context)
     names = [args["a"], args["b"]] if intent.kind == "ab" else [args["name"]]
     resolved = []
@@ -790,28 +685,14 @@ def _plan_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> Ch
     }
     intent = Intent(intent.kind, args, intent.language, intent.text)
     if not context.positive.strip():
-        what = "A/B" if intent.kind == "ab" else ("权重扫描" if lang == "zh" else "A sweep")
-        text = (
-            f"{what}需要一条提示词来出图:先把提示词填进提示词框(或直接发给我),"
-            f"再发这个命令。例如 `{_EXAMPLE}`。"
-            if lang == "zh"
-            else f"{what} needs a prompt to render: put one in the prompt box (or send it to me first), "
-            f"then send the command again — e.g. `{_EXAMPLE}`."
-        )
+        what = "A/B" if intent.kind == "ab" else say("a_sweep", lang)
+        text = say("plan_needs_prompt", lang, what=what, example=_EXAMPLE)
         return _reply(text, _with_error(intent, text), context)
     if intent.kind == "ab":
-        text = (
-            f"A/B 对比:同一种子下分别用 `{resolved[0]}` 和 `{resolved[1]}` 出图。"
-            if lang == "zh"
-            else f"A/B: the same prompt and seed rendered with `{resolved[0]}` and with `{resolved[1]}`."
-        )
+        text = say("ab_plan", lang, a=resolved[0], b=resolved[1])
     else:
         weights = ", ".join(format_weight(w) for w in args["weights"])
-        text = (
-            f"权重扫描:`{resolved[0]}` 在固定种子下依次用 {weights}。"
-            if lang == "zh"
-            else f"Sweep: `{resolved[0]}` at {weights}, same seed for every cell."
-        )
+        text = say("sweep_plan", lang, name=resolved[0], weights=weights)
     return _reply(text, intent, context)
 
 
@@ -828,20 +709,10 @@ def _with_error(intent: Intent, error: str) -> Intent:
 def _unusable(info: LoraInfo, base: str, lang: Language = "en") -> str:
     """Why a LoRA cannot be rendered on this model, or "" when it can."""
     if not info.loadable:
-        problem = info.problem or ("没有给出原因" if lang == "zh" else "no reason given")
-        if lang == "zh":
-            return f"LoRA '{info.name}' 不能用:{info.status}({problem})。"
-        return f"LoRA '{info.name}' cannot be used: it is {info.status} ({problem})."
+        problem = info.problem or say("no_reason", lang)
+        return say("lora_unusable", lang, name=info.name, status=info.status, problem=problem)
     if info.base not in ("unknown", base) and base != "unknown":
-        if lang == "zh":
-            return (
-                f"LoRA '{info.name}' 是为 {info.base} 训练的,当前加载的是 {base};"
-                f"要用它请换成 {info.base} 模型。"
-            )
-        return (
-            f"LoRA '{info.name}' is made for {info.base} but the loaded model is {base}; "
-            f"load a {info.base} model to use it."
-        )
+        return say("lora_wrong_base", lang, name=info.name, lora_base=info.base, base=base)
     return ""
 
 
@@ -849,42 +720,14 @@ def _lookup_error(exc: LoraNotFound | AmbiguousLoraName, lang: Language) -> str:
     """A name the library does not know (or knows twice), said for a chat user (not the CLI's hint)."""
     if isinstance(exc, AmbiguousLoraName):
         names = ", ".join(f"'{c}'" for c in exc.candidates)
-        if lang == "zh":
-            return f"名字 '{exc.name}' 同时匹配 {names};请写出你要的那个文件名。"
-        return f"The name '{exc.name}' matches {names}; write the file name of the one you mean."
+        return say("ambiguous", lang, name=exc.name, names=names)
     names = ", ".join(f"'{s}'" for s in exc.suggestions)
-    if lang == "zh":
-        hint = f"你是不是想写 {names}?" if names else ""
-        return f"找不到 LoRA '{exc.name}'(库里没有)。{hint}发 `/loras` 查看所有 LoRA。"
-    hint = f" Did you mean {names}?" if names else ""
-    return f"LoRA not found: '{exc.name}' is not in the library.{hint} Type `/loras` to list your LoRAs."
-
-
-_HELP: dict[Language, str] = {
-    "en": """I rewrite LoRA prompts the way an experienced user would and explain every change.
-
-- Paste a prompt, e.g. `1girl, <lora:catgirl_v1:0.8>, <lora:cyberpunk_style:0.5>`
-- Describe a problem: "why is my image black", "extra ears", "LoRA has no effect", "style suddenly changed"
-- Ask: "how do I use a negative weight", "what weight should I use"
-- `/blindbox N` — N images with random LoRA mixes · `/ab A B` — compare two LoRAs at one seed
-- `/sweep NAME 0.2..1.0x5` — one LoRA at several weights · `/loras [filter]` — your LoRAs
-- `/recipe NAME` — a saved mix · `/help` — this list
-- Attach an image (📎) **with** a prompt: img2img over it; `/img2img 0.4` sets the strength. An image
-  **alone**: I read what made it (prompt, LoRAs, settings) and put it back in the boxes""",
-    "zh": """我会像老手一样改写 LoRA 提示词,并解释每一处改动。
-
-- 直接发提示词,例如 `1girl, <lora:catgirl_v1:0.8>, <lora:cyberpunk_style:0.5>`
-- 描述问题:“出图全黑”“多耳怪”“LoRA 不生效”“画风突变”“缓存见鬼”
-- 提问:“负权重怎么用”“权重设多少”
-- `/blindbox N` 盲盒混合 N 张 · `/ab A B` 同种子对比两个 LoRA
-- `/sweep 名字 0.2..1.0x5` 权重扫描 · `/loras [关键词]` 查看 LoRA 库
-- `/recipe 名字` 使用配方 · `/help` 帮助
-- 发图片(📎)并附提示词:以图生图;`/img2img 0.4` 设置重绘幅度。只发图片:读出它的生成参数并填回""",
-}
+    hint = say("did_you_mean", lang, names=names) if names else ""
+    return say("not_found", lang, name=exc.name, hint=hint)
 
 
 def _help_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
-    return _reply(_HELP[intent.language], intent, context)
+    return _reply(HELP[intent.language], intent, context)
 
 
 def _unknown_reply(intent: Intent, context: ChatContext, config: RulesConfig) -> ChatReply:
@@ -892,11 +735,8 @@ def _unknown_reply(intent: Intent, context: ChatContext, config: RulesConfig) ->
     command = intent.args.get("command")
     if intent.args.get("error"):
         return _reply(str(intent.args["error"]), intent, context)
-    if command:
-        lead = f"我不认识命令 `{command}`。" if lang == "zh" else f"I don't know the command `{command}`."
-    else:
-        lead = "我没看懂这条消息。" if lang == "zh" else "I'm not sure what you mean."
-    return _reply(f"{lead}\n\n{_HELP[lang]}", intent, context)
+    lead = say("unknown_command", lang, command=command) if command else say("not_understood", lang)
+    return _reply(f"{lead}\n\n{HELP[lang]}", intent, context)
 
 
 _HANDLERS = {
@@ -916,74 +756,6 @@ _HANDLERS = {
 # ----------------------------------------------------------------------------------------------
 # Markdown
 # ----------------------------------------------------------------------------------------------
-
-
-def _fence(text: str) -> str:
-    """A code block whose fence is longer than any backtick run inside ``text``."""
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
-
-
-#: For Chinese replies: the parser's notes quote the text they are about and stay in English;
-#: every rule's reasons and warnings come in Chinese too (``reason_zh``/``message_zh``).
-_ZH_PARSER_NOTE = "提示词提醒"
-
-
-def format_advice(
-    advice: Advice,
-    language: Language = "en",
-    *,
-    applied: bool = True,
-    negative_source: Literal["carried", "box"] | None = None,
-) -> str:
-    """Advice as markdown: the prompt in a code block, a compact diff with reasons, warnings, plan.
-
-    ``negative_source`` names where a negative prompt the message did not write came from: the
-    previous turn ("carried") or the Negative prompt box.
-    """
-    lang = language
-    title = _t("rewritten", lang) if applied or not advice.changed else _t("suggested", lang)
-    parts = [f"**{title}**", _fence(advice.positive)]
-    if advice.negative.strip():
-        label = _t("negative", lang)
-        if negative_source == "carried":
-            label = _t("negative_carried", lang)
-        elif negative_source == "box":
-            label = _t("negative_box", lang)
-        parts += [f"**{label}**", _fence(advice.negative)]
-    if advice.changes:
-        lines = [f"**{_t('changes', lang)}**"]
-        for change in advice.changes:
-            before = f"`{_inline(change.before)}`" if change.before else "∅"
-            after = f"`{_inline(change.after)}`" if change.after else "∅"
-            detail = change.reason_zh if lang == "zh" and change.reason_zh else change.reason
-            lines.append(f"- `{change.rule}` {before} → {after} — {detail}")
-        parts.append("\n".join(lines))
-    else:
-        parts.append(_t("no_changes_but" if advice.warnings else "no_changes", lang))
-    if advice.warnings:
-        lines = [f"**{_t('warnings', lang)}**"]
-        for w in advice.warnings:
-            text = w.message
-            if lang == "zh":
-                text = w.message_zh or (f"{_ZH_PARSER_NOTE}:{w.message}" if w.rule == "prompt" else w.message)
-            lines.append(f"- ⚠️ `{w.rule}` {text}")
-        parts.append("\n".join(lines))
-    plan = []
-    for p in advice.plan:
-        item = f"`{p.name}` {format_weight(p.weight)}"
-        if p.unet is not None:
-            item += f"/{format_weight(p.unet)}"
-        if p.negative_weight is not None:
-            item += f" ({_t('neg_pass', lang)} {format_weight(p.negative_weight)})"
-        plan.append(item)
-    parts.append(f"**{_t('plan', lang)}**: " + (" · ".join(plan) if plan else _t("no_loras", lang)))
-    return "\n\n".join(parts)
-
-
-def _inline(text: str) -> str:
-    return " ".join(text.replace("`", "'").split())
 
 
 def _try_resolve(library: Library, name: str) -> LoraInfo | None:

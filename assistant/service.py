@@ -48,7 +48,7 @@ from .errors import (
     PromptError,
 )
 from .img2img import sampling_steps
-from .lbw import ratios_of
+from .messages import AS_WRITTEN, IMAGE_UNUSED, describe_plan, format_advice, img2img_line, render_summary
 from .owners import HistoryPolicy, Requester
 from .types import (
     DEFAULT_SAMPLER,
@@ -1445,8 +1445,7 @@ class Service:
         )
         if reply.action is None:  # an answer, an error, or an empty prompt answered with help
             if image is not None and "error" not in intent.args:
-                unused = "_(The image you attached is not used by this message.)_"
-                turn = dataclasses.replace(turn, markdown=f"{turn.markdown}\n\n{unused}")
+                turn = dataclasses.replace(turn, markdown=f"{turn.markdown}\n\n{IMAGE_UNUSED}")
             return turn
         try:
             settings = settings.validated()
@@ -1454,7 +1453,7 @@ class Service:
         except LoraMixerError as err:
             return dataclasses.replace(turn, markdown=f"{reply.text}\n\n⚠ {err}")
         if settings.init_image is not None:
-            lead = f"{lead}\n\n{_img2img_line(settings)}".strip()
+            lead = f"{lead}\n\n{img2img_line(settings)}".strip()
         markdown = f"{lead}\n\n{reply.text}" if lead else reply.text
         return dataclasses.replace(turn, markdown=markdown, job=job)
 
@@ -1577,13 +1576,12 @@ class Service:
         prompt, an impossible plan), before anything is queued. A sweep with no axis sweeps the
         prompt's first LoRA from 0 to 1 and says so.
         """
-        from .chat import format_advice
 
         settings = (settings or RenderSettings()).validated()
         if kind == "generate":
             request, advice, notes = self.prepare(positive, negative, settings, use_assistant=apply_changes)
             job = self._generate_job(request, settings.n_iter, advice, notes)
-            text = format_advice(advice) if advice is not None else _AS_WRITTEN
+            text = format_advice(advice) if advice is not None else AS_WRITTEN
             return Turn(text, *self._boxes(advice, positive, negative), kind, advice, job=job)
         options: dict[str, Any] = {
             "blindbox": {"n": int(n), "seed": seed},
@@ -1593,8 +1591,8 @@ class Service:
         plan, advice, lead = self.plan(
             kind, positive, negative, settings, use_assistant=apply_changes, **options
         )
-        text = format_advice(advice) if advice is not None else _AS_WRITTEN
-        text = "\n\n".join(p for p in (lead, text, _describe_plan(plan)) if p)
+        text = format_advice(advice) if advice is not None else AS_WRITTEN
+        text = "\n\n".join(p for p in (lead, text, describe_plan(plan)) if p)
 
         def run(
             progress: ProgressFn | None = None,
@@ -1740,9 +1738,6 @@ class Service:
 
 
 _NUMBERED = re.compile(r"^(\d{5})-")
-_AS_WRITTEN = "_Assistant off: the prompt is rendered exactly as written._"
-
-
 def _check_requests(requests: Sequence[GenerationRequest]) -> None:
     """The engine's own checks (sampler name, sizes, weights) before anything is queued, so a
     request that cannot render is refused at once, not after waiting for its turn (pure: no torch)."""
@@ -1778,49 +1773,6 @@ def _axis(axis: str | Axis | None) -> Axis | None:
     if axis is None or isinstance(axis, blend.Axis):
         return axis
     return blend.parse_axis(axis) if axis.strip() else None
-
-
-def _describe_plan(plan: Plan) -> str:
-    """A plan before it renders: its title and each cell's label."""
-    cells = list(plan.cells)
-    lines = [f"**{plan.title}** — {len(cells)} cell{'s' if len(cells) != 1 else ''}"]
-    labels = [cell.label for cell in cells if cell.label]
-    if labels and len(labels) <= 16:
-        lines.extend(f"{i + 1}. {label}" for i, label in enumerate(labels))
-    return "\n".join(lines)
-
-
-def render_summary(rendered: Rendered | PlanRendered) -> tuple[str, tuple[str, ...]]:
-    """The markdown under a finished render (seeds, notes, where it was saved) and its images."""
-    if isinstance(rendered, PlanRendered):
-        folder = Path(rendered.grid_path)
-        lines = [*rendered.notes, f"saved `{folder.name}` in `{folder.parent.name}`"]
-        return "\n\n".join(lines), (rendered.grid_path, *rendered.extra_images)
-    seeds = rendered.seeds
-    text = ("Seed " if len(seeds) == 1 else "Seeds ") + ", ".join(str(seed) for seed in seeds)
-    names = ", ".join(f"`{Path(p).name}`" for p in rendered.paths[:4])
-    if len(rendered.paths) > 4:
-        names += f" … (+{len(rendered.paths) - 4})"
-    if names:
-        text += f" · saved {names}"
-    text += "".join(f"\n- {note}" for note in rendered.notes)
-    return text, rendered.paths
-
-
-def _img2img_line(settings: RenderSettings) -> str:
-    """What an img2img render will do, in A1111's terms."""
-    from .img2img import img2img_steps
-    from .types import RESIZE_MODES
-
-    init = settings.init_image
-    assert init is not None
-    plan = img2img_steps(settings.steps, settings.strength)
-    return (
-        f"**img2img** over `{init.name or 'the init image'}` ({init.width}x{init.height}) at denoising "
-        f"strength {settings.strength:g}: {plan.run} of {settings.steps} steps run (as A1111 does), "
-        f"{RESIZE_MODES[settings.resize_mode].lower()} to {settings.width}x{settings.height}."
-        + "".join(f"\n- {note}" for note in init.notes)
-    )
 
 
 def restore_fill(report: ImageReport, *, had_init: bool) -> dict[str, Any]:
