@@ -536,10 +536,12 @@ class Handlers:
         seed: float,
         batch: float,
         history: list[dict[str, Any]] | None,
+        recipe: prompts.AppliedRecipe | None,
         request: gr.Request,
         image: ImageInputs | None = None,
     ) -> Iterator[tuple[Any, Any, Any]]:
-        """Blind box button: ``count`` random weight mixes as one labelled grid in the chat."""
+        """Blind box button: ``count`` random weight mixes as one labelled grid in the chat (within
+        the ranges of the recipe picked in the menu, for its LoRAs the prompt still has)."""
         boxes = (positive or "", negative or "")
         n = int(count if count is not None else BLINDBOX_DEFAULT_CELLS)
         turn = self.service.action_turn(
@@ -549,6 +551,7 @@ class Handlers:
             apply_changes=bool(apply_changes),
             n=n,
             seed=None if seed is None or int(seed) == -1 else int(seed),
+            recipe=recipe.name if recipe is not None else None,
         )
         user = f"Blind box ×{n}: {messages.inline_code(positive or '')}" + _img2img_suffix(image)
         yield from self._button("blindbox", user, history, request, turn, boxes)
@@ -1082,8 +1085,17 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
             **stream,
         )
         blindbox_btn.click(
-            gpu(friendly(bind(h.blindbox, head=12))),
-            inputs=[positive, negative, apply_changes, blind_count, *settings_inputs, chatbot, *panel.inputs],
+            gpu(friendly(bind(h.blindbox, head=13))),
+            inputs=[
+                positive,
+                negative,
+                apply_changes,
+                blind_count,
+                *settings_inputs,
+                chatbot,
+                recipe_state,
+                *panel.inputs,
+            ],
             outputs=[chatbot, positive, negative],
             api_name="blindbox",
             **stream,

@@ -368,6 +368,10 @@ class Recipe(BaseModel):
     def lora_names(self) -> tuple[str, ...]:
         return tuple(lora.name for lora in self.loras)
 
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """The weight ranges its LoRAs give a blind box (``range: "0.4..0.7"``), by LoRA name."""
+        return {lora.name: lora.bounds for lora in self.loras if lora.bounds is not None}
+
     def tags(self) -> str:
         """The recipe's LoRAs as A1111 tags, e.g. ``<lora:catgirl_v1:0.5>, <lora:soft_light:0.4>``."""
         from .types import LoraTag

@@ -60,6 +60,7 @@ from .types import (
     InitImage,
     LoraInfo,
     PlannedLora,
+    format_weight,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -1293,14 +1294,18 @@ class Service:
         The one way the buttons, the chat, the API and the CLI build a grid: the base request is
         prepared like a Generate (advice or the prompt as written, a drawn seed), then
         :mod:`assistant.blend` plans it with ``options`` (``n``, ``seed``, ``ranges`` … for a blind
-        box; ``a``, ``b``, ``variants`` for an A/B; ``x_axis``, ``y_axis`` — text or an Axis — for
-        a sweep). ``lead`` says what was assumed (a sweep without an axis sweeps the first LoRA).
+        box, and ``recipe``: a recipe whose ``range:`` values bound the draws of its LoRAs that the
+        prompt has; ``a``, ``b``, ``variants`` for an A/B; ``x_axis``, ``y_axis`` — text or an
+        Axis — for a sweep). ``lead`` says what was assumed (a sweep without an axis sweeps the
+        first LoRA, a recipe's ranges were used).
         """
         from . import blend
 
         request, advice = self._plan_base(positive, negative, settings, use_assistant)
         lead = ""
         if kind == "blindbox":
+            recipe_ranges, lead = self._recipe_ranges(options.pop("recipe", None), request)
+            options["ranges"] = {**recipe_ranges, **(options.get("ranges") or {})}
             plan = blend.blind_box(request, **options)
         elif kind == "ab":
             a, b = options.pop("a", None), options.pop("b", None)
@@ -1314,6 +1319,27 @@ class Service:
         else:
             raise PromptError(f"unknown action '{kind}'; use generate, blindbox, ab or sweep")
         return plan, advice, lead
+
+    def _recipe_ranges(
+        self, name: str | None, request: GenerationRequest
+    ) -> tuple[dict[str, tuple[float, float]], str]:
+        """A recipe's ``range:`` values for the LoRAs of ``request`` (by file name), and a line
+        saying so; nothing for no recipe, an unknown one or one without ranges."""
+        if not name:
+            return {}, ""
+        recipe = self.recipes().get(name)
+        if recipe is None:
+            return {}, ""
+        planned = {lora.name.casefold(): lora.name for lora in request.loras}
+        ranges = {
+            planned[key]: bounds
+            for lora_name, bounds in recipe.ranges().items()
+            if (key := lora_name.casefold()) in planned
+        }
+        if not ranges:
+            return {}, ""
+        shown = ", ".join(f"`{n}` {format_weight(lo)}..{format_weight(hi)}" for n, (lo, hi) in ranges.items())
+        return ranges, f"Weights drawn within the recipe **{recipe.name}**'s ranges: {shown}."
 
     def _plan_base(
         self, positive: str, negative: str, settings: RenderSettings | None, use_assistant: bool
@@ -1569,6 +1595,7 @@ class Service:
         b: str | None = None,
         x_axis: str | Axis = "",
         y_axis: str | Axis = "",
+        recipe: str | None = None,
     ) -> Turn:
         """A button (Generate, Blind box, A/B, Sweep): the advice and the plan now, the render later.
 
@@ -1584,7 +1611,7 @@ class Service:
             text = format_advice(advice) if advice is not None else AS_WRITTEN
             return Turn(text, *self._boxes(advice, positive, negative), kind, advice, job=job)
         options: dict[str, Any] = {
-            "blindbox": {"n": int(n), "seed": seed},
+            "blindbox": {"n": int(n), "seed": seed, "recipe": recipe},
             "ab": {"a": a, "b": b},
             "sweep": {"x_axis": x_axis, "y_axis": y_axis},
         }.get(kind, {})

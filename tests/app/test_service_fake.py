@@ -117,3 +117,20 @@ def test_the_service_renders_without_torch(tmp_path: Path) -> None:
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["heavy"] == []
     assert Path(out["paths"][0]).is_file()
+
+
+def test_a_recipes_ranges_bound_the_blind_box_it_was_picked_for(service: Service, fake: FakeEngine) -> None:
+    """A recipe's ``range:`` was validated and read by nothing; the Blind box button now draws the
+    recipe's LoRAs within them (the recipe picked in the menu reaches action_turn)."""
+    prompt = "1girl, <lora:catgirl_v1:0.9>, <lora:cyberpunk_style:0.1>"  # weights far from the ranges
+    recipe = "catgirl_cyber_blindbox"
+    turn = service.action_turn("blindbox", prompt, "", FAST, apply_changes=False, n=6, seed=3, recipe=recipe)
+    assert "catgirl_cyber_blindbox" in turn.markdown
+    assert turn.job is not None
+    rendered = turn.job.run()
+    for cell in rendered.plan.cells:
+        weights = cell.weights
+        assert 0.4 <= weights["catgirl_v1"] <= 0.7
+        assert 0.3 <= weights["cyberpunk_style"] <= 0.6
+    plain = service.action_turn("blindbox", prompt, "", FAST, apply_changes=False, n=6, seed=3)
+    assert "catgirl_cyber_blindbox" not in plain.markdown

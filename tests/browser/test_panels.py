@@ -12,7 +12,7 @@ import pytest
 from tests.app.conftest import AppServer
 
 from .conftest import wait_loaded
-from .helpers import bot_texts, send, wait_bot_count
+from .helpers import bot_texts, fast, send, wait_bot_count, wait_bot_text, wait_chat_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.engine, pytest.mark.slow]
 
@@ -54,6 +54,25 @@ def test_recipe_menu_replaces_the_previous_recipe(page: Any) -> None:
     )
     names = [label.removeprefix("range slider for ") for label in labels]
     assert sorted(n for n in names if "_" in n) == ["catgirl_v1", "cyberpunk_style", "soft_light"], names
+
+
+# -- issue 17: a recipe's range: bounds the Blind box it was picked for ----------------------------------
+
+
+def test_blind_box_draws_within_the_picked_recipes_ranges(page: Any) -> None:
+    page.locator("#positive textarea").fill("1girl")
+    _pick(page, "recipe", "catgirl_cyber_blindbox")
+    page.wait_for_function("() => document.querySelector('#positive textarea').value.includes('catgirl_v1')")
+    fast(page)  # after the recipe, which sets 28 steps at 512x512
+    page.get_by_text("Blind box, A/B and sweep options").click()
+    count = page.get_by_label("number input for Blind box: images")
+    count.wait_for(state="visible")
+    count.fill("2")
+    count.press("Enter")
+    page.locator("#blindbox").click()
+    text = wait_bot_text(page, -1, r"recipe catgirl_cyber_blindbox's ranges")
+    assert re.search(r"catgirl_v1 0\.4\.\.0\.7", text), text
+    wait_chat_images(page, 1)
 
 
 # -- 11. the apply choice survives a reload ------------------------------------------------------------
