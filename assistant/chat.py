@@ -474,14 +474,10 @@ def _img2img_reply(intent: Intent, context: ChatContext, config: RulesConfig) ->
 
 def _remembered(memory: ChatMemory, config: RulesConfig, lang: Language) -> str:
     """The lead of a reply that applies a symptom discussed earlier."""
-    titles = "、".join(config.symptoms[s].title.get(lang) for s in memory.symptoms if s in config.symptoms)
-    if lang == "zh":
-        return f"按你刚才问的「{memory.symptom_text or titles}」({titles}),已把对应的修正用在这条提示词上。"
-    titles = ", ".join(config.symptoms[s].title.get(lang) for s in memory.symptoms if s in config.symptoms)
-    return (
-        f"Applied the fix for what you asked about a moment ago — “{memory.symptom_text or titles}” "
-        f"({titles}) — to this prompt."
+    titles = say("title_separator", lang).join(
+        config.symptoms[s].title.get(lang) for s in memory.symptoms if s in config.symptoms
     )
+    return say("remembered", lang, asked=memory.symptom_text or titles, titles=titles)
 
 
 def _unknown_names(advice: Advice, library: Library) -> list[str]:
@@ -571,38 +567,17 @@ def _weight_advice(context: ChatContext, lang: Language, cap: float) -> str:
             "style": "0.3–0.5",
         }.get(info.kind, "0.4–0.7")
         total += max(abs(tag.te_weight), abs(tag.unet_weight))
-        pref = "" if info.preferred_weight is None else f", preferred {format_weight(info.preferred_weight)}"
-        if lang == "zh":
-            pref = "" if info.preferred_weight is None else f",推荐 {format_weight(info.preferred_weight)}"
-            lines.append(
-                f"- `{info.name}`({kind_zh(info.kind)}):现在 {format_weight(tag.weight)},常用 {typical}{pref}"
-            )
-        else:
-            lines.append(
-                f"- `{info.name}` ({info.kind}): now {format_weight(tag.weight)}, usual {typical}{pref}"
-            )
+        preferred = info.preferred_weight
+        pref = "" if preferred is None else say("preferred", lang, weight=format_weight(preferred))
+        kind = kind_zh(info.kind) if lang == "zh" else info.kind
+        weight = format_weight(tag.weight)
+        fields = {"name": info.name, "kind": kind, "weight": weight, "typical": typical, "preferred": pref}
+        lines.append(say("weight_line", lang, **fields))
     if not lines:
         return ""
     over = total > cap + 1e-9
-    if lang == "zh":
-        lines.append(
-            f"- 合计 {format_weight(round(total, 2))}"
-            + (
-                f":超过上限 {format_weight(cap)},容易崩图——把提示词发给我,我按比例缩小。"
-                if over
-                else f"(上限 {format_weight(cap)})"
-            )
-        )
-    else:
-        lines.append(
-            f"- total {format_weight(round(total, 2))}"
-            + (
-                f": over the {format_weight(cap)} budget, images tend to break — send me the prompt and I "
-                "scale the mix down in proportion."
-                if over
-                else f" (budget {format_weight(cap)})"
-            )
-        )
+    shown = {"total": format_weight(round(total, 2)), "cap": format_weight(cap)}
+    lines.append(say("total_over" if over else "total_within", lang, **shown))
     return f"## {_t('for_prompt', lang)}\n" + "\n".join(lines)
 
 

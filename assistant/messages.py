@@ -179,6 +179,23 @@ TEXT: dict[str, dict[Language, str]] = {
         "zh": "找不到 LoRA '{name}'(库里没有)。{hint}发 `/loras` 查看所有 LoRA。",
     },
     "did_you_mean": {"en": " Did you mean {names}?", "zh": "你是不是想写 {names}?"},
+    "remembered": {
+        "en": "Applied the fix for what you asked about a moment ago — “{asked}” ({titles}) — to this "
+        "prompt.",
+        "zh": "按你刚才问的「{asked}」({titles}),已把对应的修正用在这条提示词上。",
+    },
+    "title_separator": {"en": ", ", "zh": "、"},
+    "preferred": {"en": ", preferred {weight}", "zh": ",推荐 {weight}"},
+    "weight_line": {
+        "en": "- `{name}` ({kind}): now {weight}, usual {typical}{preferred}",
+        "zh": "- `{name}`({kind}):现在 {weight},常用 {typical}{preferred}",
+    },
+    "total_over": {
+        "en": "- total {total}: over the {cap} budget, images tend to break — send me the prompt and I "
+        "scale the mix down in proportion.",
+        "zh": "- 合计 {total}:超过上限 {cap},容易崩图——把提示词发给我,我按比例缩小。",
+    },
+    "total_within": {"en": "- total {total} (budget {cap})", "zh": "- 合计 {total}(上限 {cap})"},
 }
 
 
