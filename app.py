@@ -309,11 +309,12 @@ class Handlers:
         height: float,
         seed: float,
         batch: float,
+        recipe: prompts.AppliedRecipe | None,
         request: gr.Request,
         image: ImageInputs | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """One chat message (text, an image, or both): echoed at once, answered, rendered with
-        progress in the answer.
+        progress in the answer (a ``/blindbox`` within the ranges of the recipe picked in the menu).
 
         Yields (conversation, message box, prompt, negative prompt, fill state — the settings and
         image panel values the turn sets, see ``apply_fill``); the message box is cleared by the
@@ -349,6 +350,7 @@ class Handlers:
                 settings=panel.apply(settings, slot) if slot is not None else panel.apply(settings, None),
                 memory=conversation.memory,
                 image=attached,
+                recipe=recipe.name if recipe is not None else None,
             )
             if turn.memory is not None:
                 conversation.memory = turn.memory
@@ -1071,8 +1073,17 @@ def build_demo(service: Service, *, max_waiting: int = 32) -> gr.Blocks:
         ]  # fmt: skip
         gr.on(
             [send.click, message.submit],
-            gpu(friendly(bind(h.chat, head=12))),
-            inputs=[message, chatbot, positive, negative, apply_changes, *settings_inputs, *panel.inputs],
+            gpu(friendly(bind(h.chat, head=13))),
+            inputs=[
+                message,
+                chatbot,
+                positive,
+                negative,
+                apply_changes,
+                *settings_inputs,
+                recipe_state,
+                *panel.inputs,
+            ],
             outputs=[chatbot, message, positive, negative, fill_state],
             api_name="chat",
             **stream,

@@ -1409,6 +1409,7 @@ class Service:
         settings: RenderSettings | None = None,
         memory: ChatMemory | None = None,
         image: str | Path | None = None,
+        recipe: str | None = None,
     ) -> Turn:
         """The assistant's answer to one chat message, and the render it implies (not run yet).
 
@@ -1475,7 +1476,7 @@ class Service:
             return turn
         try:
             settings = settings.validated()
-            job = self._chat_job(reply.action, reply, settings, apply_changes)
+            job = self._chat_job(reply.action, reply, settings, apply_changes, recipe=recipe)
         except LoraMixerError as err:
             return dataclasses.replace(turn, markdown=f"{reply.text}\n\n⚠ {err}")
         if settings.init_image is not None:
@@ -1537,13 +1538,21 @@ class Service:
         return Turn(markdown, report.prompt, report.negative, "pnginfo", fill=fill)
 
     def _chat_job(
-        self, action: ChatAction, reply: ChatReply, settings: RenderSettings, apply_changes: bool
+        self,
+        action: ChatAction,
+        reply: ChatReply,
+        settings: RenderSettings,
+        apply_changes: bool,
+        *,
+        recipe: str | None = None,
     ) -> RenderJob:
-        """The render a chat reply asks for: its advice as a Generate, or a button's plan."""
+        """The render a chat reply asks for: its advice as a Generate, or a button's plan (a blind
+        box within ``recipe``'s ranges, the recipe picked in the menu)."""
         if action.kind != "generate":
             options = dict(action.options)
             if action.kind == "blindbox":
                 options["seed"] = settings.seed if settings.seed != -1 else None
+                options["recipe"] = recipe
             turn = self.action_turn(
                 action.kind, reply.positive, reply.negative, settings, apply_changes=apply_changes, **options
             )

@@ -134,3 +134,11 @@ def test_a_recipes_ranges_bound_the_blind_box_it_was_picked_for(service: Service
         assert 0.3 <= weights["cyberpunk_style"] <= 0.6
     plain = service.action_turn("blindbox", prompt, "", FAST, apply_changes=False, n=6, seed=3)
     assert "catgirl_cyber_blindbox" not in plain.markdown
+
+
+def test_a_chat_blind_box_uses_the_recipe_picked_in_the_menu(service: Service, fake: FakeEngine) -> None:
+    prompt = "1girl, <lora:catgirl_v1:0.9>, <lora:cyberpunk_style:0.1>"
+    turn = service.chat_turn("/blindbox 4", positive=prompt, settings=FAST, recipe="catgirl_cyber_blindbox")
+    assert turn.job is not None
+    rendered = turn.job.run()
+    assert all(0.4 <= cell.weights["catgirl_v1"] <= 0.7 for cell in rendered.plan.cells)
