@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import limits
-from .errors import LoraNotFound, PromptError
+from .errors import LimitError, LoraNotFound, PromptError
 from .infotext import split_sampler
 from .prompt import encoder_text, retag
 from .types import GenerationRequest, PlannedLora, format_weight
@@ -42,6 +42,7 @@ __all__ = [
     "Cell",
     "Plan",
     "PlanError",
+    "PlanLimitError",
     "ab",
     "blind_box",
     "grid_shape",
@@ -73,6 +74,11 @@ _AB_VARIANTS: tuple[str, ...] = ("a", "b", "both", "none")
 
 class PlanError(PromptError):
     """A blind box / A/B / sweep cannot be planned as asked (bad count, range, axis or name)."""
+
+
+class PlanLimitError(PlanError, LimitError):
+    """A plan asks for more than :mod:`assistant.limits` allows (cells, axis values, a weight, a
+    step count or CFG out of range): a PlanError, and the LimitError every limit raises."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -378,7 +384,7 @@ def _check_int(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise PlanError(f"{name} must be a whole number from {low} to {high}; got {value!r}")
     if not low <= value <= high:
-        raise PlanError(f"{name} must be from {low} to {high}; got {value}")
+        raise PlanLimitError(f"{name} must be from {low} to {high}; got {value}")
     return value
 
 
@@ -389,7 +395,7 @@ def _check_float(name: str, value: Any, low: float, high: float, *, low_open: bo
         raise PlanError(f"{name} must be a number; got {value!r}") from None
     if not math.isfinite(number) or number > high or number < low or (low_open and number == low):
         bound = f"above {format_weight(low)}" if low_open else f"from {format_weight(low)}"
-        raise PlanError(f"{name} must be {bound} to {format_weight(high)}; got {value!r}")
+        raise PlanLimitError(f"{name} must be {bound} to {format_weight(high)}; got {value!r}")
     return number
 
 
@@ -460,7 +466,7 @@ def blind_box(
     """
     _check_int("max_cells", max_cells, 1, 1024)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= max_cells:
-        raise PlanError(f"a blind box has 1 to {max_cells} cells; got n={n!r}")
+        raise PlanLimitError(f"a blind box has 1 to {max_cells} cells; got n={n!r}")
     if not base.loras:
         raise PlanError(
             "a blind box mixes the prompt's LoRAs, and this prompt has none; "
@@ -1011,7 +1017,7 @@ def weight_axis(name: str, weights: Sequence[float]) -> Axis:
     spec = f"{name}=" + ",".join(format_weight(w) for w in weights)
     values = [_axis_value(spec, "lora", float(w)) for w in weights]
     if len(values) > MAX_AXIS_VALUES:
-        raise PlanError(f"axis '{spec}' has {len(values)} values; at most {MAX_AXIS_VALUES} are allowed")
+        raise PlanLimitError(f"axis '{spec}' has {len(values)} values; at most {MAX_AXIS_VALUES} are allowed")
     return Axis(kind="lora", values=tuple(values), target=name, spec=spec)
 
 
@@ -1048,7 +1054,7 @@ def parse_axis(spec: str) -> Axis:
     for item in items:
         values.extend(_axis_item(spec, kind, item))
     if len(values) > MAX_AXIS_VALUES:
-        raise PlanError(f"axis '{spec}' has {len(values)} values; at most {MAX_AXIS_VALUES} are allowed")
+        raise PlanLimitError(f"axis '{spec}' has {len(values)} values; at most {MAX_AXIS_VALUES} are allowed")
     duplicates = sorted({_show(v) for v in values if values.count(v) > 1})
     if duplicates:
         raise PlanError(f"axis '{spec}' repeats {', '.join(duplicates)}; every value must differ")
@@ -1117,7 +1123,9 @@ def _range_values(
     if count is not None:
         number = int(count)
         if not 1 <= number <= MAX_AXIS_VALUES:
-            raise PlanError(f"axis '{spec}': '{item}' asks for {number} values; use 1 to {MAX_AXIS_VALUES}")
+            raise PlanLimitError(
+                f"axis '{spec}': '{item}' asks for {number} values; use 1 to {MAX_AXIS_VALUES}"
+            )
         if number == 1:
             return [start]
         return [start + (end - start) * i / (number - 1) for i in range(number)]
@@ -1127,7 +1135,7 @@ def _range_values(
         raise PlanError(f"axis '{spec}': the step {step} of '{item}' never gets from {start:g} to {end:g}")
     span = (end - start) / delta
     if span > MAX_AXIS_VALUES:
-        raise PlanError(
+        raise PlanLimitError(
             f"axis '{spec}': '{item}' gives more than {MAX_AXIS_VALUES} values; use a larger step"
         )
     return [start + delta * i for i in range(math.floor(span + 1e-9) + 1)]
@@ -1142,16 +1150,16 @@ def _axis_value(spec: str, kind: AxisKind, value: float) -> Any:
         whole = round(value)
         low, high = (0, MAX_SEED) if kind == "seed" else limits.STEPS
         if not low <= whole <= high:
-            raise PlanError(f"axis '{spec}': {kind} {whole} is outside {low}..{high}")
+            raise PlanLimitError(f"axis '{spec}': {kind} {whole} is outside {low}..{high}")
         return whole
     number = round(value, 6) + 0.0
     if kind == "cfg" and not limits.CFG[0] < number <= limits.CFG[1]:
-        raise PlanError(
+        raise PlanLimitError(
             f"axis '{spec}': CFG scale {number:g} is outside "
             f"{limits.CFG[0]:g}..{limits.CFG[1]:g} (0 excluded)"
         )
     if kind == "lora" and abs(number) > MAX_AXIS_WEIGHT:
-        raise PlanError(
+        raise PlanLimitError(
             f"axis '{spec}': weight {number:g} is outside ±{MAX_AXIS_WEIGHT:g}; images break long before that"
         )
     return number
@@ -1205,7 +1213,9 @@ def sweep(
         raise PlanError(f"both axes vary {x.title}; give the Y axis something else")
     count = len(x.values) * (len(y.values) if y else 1)
     if count > max_cells:
-        raise PlanError(f"this sweep has {count} cells; at most {max_cells} are allowed — use fewer values")
+        raise PlanLimitError(
+            f"this sweep has {count} cells; at most {max_cells} are allowed — use fewer values"
+        )
     loras = list(base.loras)
     for axis in (x, y):
         if axis is None or axis.kind != "lora":

@@ -72,7 +72,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from . import limits as _limits
-from .errors import PromptError
+from .errors import LimitError, PromptError
 from .types import ExtraTag, LoraTag, PlannedLora, Prompt
 
 __all__ = [
@@ -433,12 +433,12 @@ def _check_limits(values: _TagValues, raw: str, in_negative: bool, limits: Promp
     if not lo <= values.te <= hi or (values.unet is not None and not lo <= values.unet <= hi):
         bad = values.te_text if not lo <= values.te <= hi else values.unet_text
         label, text = bad
-        raise PromptError(
+        raise LimitError(
             f"{label} {text.strip()} in {_show(raw)} ({_where(in_negative)}) is outside the allowed "
             f"range; {_allowed(limits)}"
         )
     if len(values.name) > limits.max_name_length:
-        raise PromptError(
+        raise LimitError(
             f"LoRA name in {_show(raw)} ({_where(in_negative)}) is {len(values.name)} characters long; "
             f"the limit is {limits.max_name_length} characters"
         )
@@ -484,7 +484,7 @@ class _Side:
 def _read_side(text: str, in_negative: bool, limits: PromptLimits, notes: list[str]) -> _Side:
     where = _where(in_negative)
     if len(text) > limits.max_length:
-        raise PromptError(
+        raise LimitError(
             f"the {where} is {len(text):,} characters long; the limit is {limits.max_length:,} characters"
         )
     loras: list[LoraTag] = []
@@ -616,7 +616,7 @@ def parse(positive: str, negative: str = "", *, limits: PromptLimits | None = No
     neg = _read_side(negative, True, limits, notes) if negative else _Side((), (), "")
     count = len(pos.loras) + len(neg.loras)
     if count > limits.max_loras:
-        raise PromptError(
+        raise LimitError(
             f"{count} LoRA tags (prompt and negative prompt together); at most {limits.max_loras} are allowed"
         )
     return Prompt(

@@ -117,6 +117,29 @@ def test_one_error_type_for_one_limit_wherever_it_is_checked() -> None:
     assert issubclass(LimitError, GenerationError)
 
 
+def test_a_lora_weight_past_the_limit_is_one_error_type_in_the_parser_the_plans_and_the_engine() -> None:
+    """Weight 3 was a PromptError in the parser, a PlanError in a sweep and a GenerationError in the
+    engine's check: a LimitError in all three now (each still its old type too)."""
+    import pytest
+
+    from assistant import blend
+    from assistant.engine.checks import check_request
+    from assistant.errors import LimitError
+    from assistant.prompt import parse
+    from assistant.types import GenerationRequest, PlannedLora
+
+    with pytest.raises(LimitError, match="outside the allowed range"):
+        parse("1girl, <lora:x:3>")
+    with pytest.raises(blend.PlanLimitError, match="outside ±2"):
+        blend.parse_axis("x=0.5,3")
+    assert issubclass(blend.PlanLimitError, LimitError)
+    assert issubclass(blend.PlanLimitError, blend.PlanError)
+    with pytest.raises(LimitError, match="LoRA weight for 'x'"):
+        check_request(GenerationRequest("x", loras=(PlannedLora("x", "/x.safetensors", 3.0),)))
+    with pytest.raises(LimitError, match="at most 16"):
+        blend.parse_axis("cfg=1..17 (+1)")
+
+
 def test_seeds_drawn_from_nothing_come_from_one_helper() -> None:
     from assistant.commands.blindbox import plan_seed
 
