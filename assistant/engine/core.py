@@ -1278,8 +1278,3 @@ def _file_hash(path: Path, cache_dir: Path) -> str:
     except OSError:
         pass
     return value
-
-
-def with_seed(request: GenerationRequest, seed: int) -> GenerationRequest:
-    """A copy of ``request`` with another seed (handy for reproducing one image of a batch)."""
-    return replace(request, seed=seed, batch_size=1)
