@@ -241,3 +241,20 @@ def test_the_cli_renders_and_saves_through_the_service(tmp_path, monkeypatch, ca
     args = ["generate", PROMPT, "--steps", "2", "--size", "64x64", "--seed", "9", "--out", str(single)]
     assert main(args) == 0
     assert [p.name for p in single.glob("*.png")] == ["00000-9.png"]
+
+
+def test_a_dry_run_advises_for_the_base_given_or_guessed_from_the_model_name(monkeypatch, capsys) -> None:
+    """The CLI's advice comes from the service, which knows no model in a dry run: ``--base`` (or
+    an XL model name) decides, as it did when the CLI advised by itself."""
+    from assistant.cli import main
+
+    monkeypatch.setenv("LORA_MIXER_MODEL", "")
+    args = ["generate", PROMPT, "--seed", "1", "--dry-run", "--json"]
+
+    def base_warnings(extra: list[str]) -> list[dict]:
+        assert main([*args, *extra]) == 0
+        return [w for w in json.loads(capsys.readouterr().out)["warnings"] if w["rule"] == "base-model"]
+
+    assert base_warnings(["--base", "sdxl"])
+    assert not base_warnings([])
+    assert base_warnings(["--model", "some/stable-diffusion-xl-base"])
