@@ -36,3 +36,11 @@ def test_lora_hashes_come_from_one_path() -> None:
     pattern = re.compile(r"\.hashes\(.*\)\.(?:a1111|infotext)\b")
     users = sorted(str(p.relative_to(ROOT)) for p in SOURCES if pattern.search(_code(p)))
     assert users == ["assistant/library.py"]
+
+
+def test_the_cli_renders_and_saves_only_through_the_service() -> None:
+    """commands/ rendered with the engine and saved PNGs and grids itself; the service does both."""
+    pattern = re.compile(r"\.generate(?:_many)?\(|grid\.save\(|\bsave\(plan|png_info|\.save\(path")
+    commands = sorted((ROOT / "assistant" / "commands").glob("*.py"))
+    offenders = sorted(str(p.relative_to(ROOT)) for p in commands if pattern.search(_code(p)))
+    assert offenders == []
