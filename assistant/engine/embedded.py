@@ -30,10 +30,11 @@ VOCABULARY = (
     "orange; textures: striped, dotted, plain; backgrounds: any of those colours or gray"
 )
 BANNER = (
-    "Embedded demo model: a tiny Stable Diffusion trained here on shapes. It draws a circle, square, "
-    "triangle or star in red, green, blue, yellow, white, black, purple or orange — striped, dotted or "
-    "plain — on a coloured background (e.g. “a striped red star on a blue background”), 64–128 px. "
-    "Configure a real model (LORA_MIXER_MODEL or --model) for anything else."
+    "Embedded demo model: a tiny Stable Diffusion trained here on shapes. It paints the colour and "
+    "the background you ask for (red, green, blue, yellow, white, black, purple, orange; e.g. “a red "
+    "star on a blue background”) with a rough shape (circle, square, triangle or star — the asked "
+    "shape comes out about 4 times in 10); it knows 'striped' and 'dotted' but does not draw textures "
+    "yet. 64–128 px. Configure a real model (LORA_MIXER_MODEL or --model) for anything else."
 )
 
 

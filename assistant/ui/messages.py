@@ -17,10 +17,12 @@ TINY_BANNER = (
 
 
 EMBEDDED_BANNER = (
-    "**Embedded demo model: a tiny Stable Diffusion trained here on shapes.** It draws a circle, "
-    "square, triangle or star in red, green, blue, yellow, white, black, purple or orange — striped, "
-    "dotted or plain — on a coloured background, at 64–128 px (try `a striped red star on a blue "
-    "background`); the demo LoRAs were trained on it by LoRA Mixer (`cyberpunk_style` darkens it, "
+    "**Embedded demo model: a tiny Stable Diffusion trained here on shapes.** It paints the colour "
+    "and the background you ask for (red, green, blue, yellow, white, black, purple, orange) with a "
+    "rough shape (circle, square, triangle or star — the asked shape comes out about 4 times in 10; "
+    "'striped' and 'dotted' are known words but no texture is drawn yet), at 64–128 px (try `a red "
+    "star on a blue background`); the demo LoRAs were trained on it by LoRA Mixer "
+    "(`cyberpunk_style` darkens it, "
     "`animeoutlineV4_16` takes the colour out, `add_brightness` brightens it or, at a negative weight, "
     "darkens it; see each one's notes). For anything else start with "
     "`--model <hub id | diffusers folder | .safetensors>` (or `LORA_MIXER_MODEL`)."
