@@ -74,9 +74,15 @@ def _folder() -> Path:
 
 def functional() -> dict[str, ModuleType]:
     """``{"loha", "lokr", "locon", "general"}``: LyCORIS' functional modules."""
-    folder = str(_folder())
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    folder = _folder()
+    # Only ``lycoris.functional`` (torch and the wheel's own kernels) is imported: the package's
+    # top-level ``__init__`` pulls its trainer's dependencies (einops, toml, tqdm), which a clean
+    # install of requirements-dev.txt does not have. A bare package object stands in for it.
+    package = sys.modules.get("lycoris")
+    if package is None or str(folder / "lycoris") not in list(getattr(package, "__path__", [])):
+        package = ModuleType("lycoris")
+        package.__path__ = [str(folder / "lycoris")]
+        sys.modules["lycoris"] = package
     return {
         name: importlib.import_module(f"lycoris.functional.{name}")
         for name in ("loha", "lokr", "locon", "general")
