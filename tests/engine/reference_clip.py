@@ -9,26 +9,16 @@ cannot, the test FAILS with the reason — a parity test that skipped would prov
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 from types import ModuleType
 
-import pytest
+from ..reference_wheels import CACHE, unpacked_wheel
 
-ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "reference"
 WHEEL = "open_clip_torch-3.3.0-py3-none-any.whl"
 REQUIREMENT = "open_clip_torch==3.3.0"
 WHEEL_SHA256 = "c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce"
 MEMBERS = ("open_clip/tokenizer.py", "open_clip/bpe_simple_vocab_16e6.txt.gz")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def reference_files() -> Path:
@@ -36,39 +26,14 @@ def reference_files() -> Path:
     folder = CACHE / "open_clip_torch-3.3.0"
     if all((folder / m).is_file() for m in MEMBERS):
         return folder
-    wheel = CACHE / WHEEL
-    if not wheel.is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "-d",
-                str(CACHE),
-                REQUIREMENT,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0 or not wheel.is_file():
-            pytest.fail(
-                f"could not fetch the reference tokenizer ({REQUIREMENT}) from the package index: "
-                f"{(done.stderr or done.stdout).strip()[-600:]}. The CLIP parity test needs PyPI once; "
-                f"or put {WHEEL} into {CACHE}.",
-                pytrace=False,
-            )
-    if _sha256(wheel) != WHEEL_SHA256:
-        pytest.fail(f"{wheel} is not the pinned reference wheel (sha256 {_sha256(wheel)})", pytrace=False)
-    with zipfile.ZipFile(wheel) as archive:
-        for member in MEMBERS:
-            archive.extract(member, folder)
-    return folder
+    return unpacked_wheel(
+        REQUIREMENT,
+        WHEEL,
+        WHEEL_SHA256,
+        folder=folder,
+        members=MEMBERS.__contains__,
+        purpose="The CLIP parity test",
+    )
 
 
 def simple_tokenizer() -> object:

@@ -12,20 +12,15 @@ offline.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import subprocess
 import sys
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
+from ..reference_wheels import CACHE, unpacked_wheel
 
-ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "reference"
 WHEEL = "lycoris_lora-4.1.3-py3-none-any.whl"
 REQUIREMENT = "lycoris-lora==4.1.3"
 WHEEL_SHA256 = "f7ccb7a1bf3c46745cce97a33ce3d443549a1c45e4e8626a408cc7da653dad7b"
@@ -35,41 +30,14 @@ def _folder() -> Path:
     folder = CACHE / "lycoris_lora-4.1.3"
     if (folder / "lycoris" / "functional" / "loha.py").is_file():
         return folder
-    wheel = CACHE / WHEEL
-    if not wheel.is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "-d",
-                str(CACHE),
-                REQUIREMENT,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0 or not wheel.is_file():
-            pytest.fail(
-                f"could not fetch the LyCORIS reference ({REQUIREMENT}) from the package index: "
-                f"{(done.stderr or done.stdout).strip()[-600:]}. The reference tests need PyPI once; "
-                f"or put {WHEEL} into {CACHE}.",
-                pytrace=False,
-            )
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != WHEEL_SHA256:
-        pytest.fail(f"{wheel} is not the pinned reference wheel (sha256 {digest})", pytrace=False)
-    with zipfile.ZipFile(wheel) as archive:
-        for member in archive.namelist():
-            if member.startswith("lycoris/"):
-                archive.extract(member, folder)
-    return folder
+    return unpacked_wheel(
+        REQUIREMENT,
+        WHEEL,
+        WHEEL_SHA256,
+        folder=folder,
+        members=lambda member: member.startswith("lycoris/"),
+        purpose="The LyCORIS reference tests",
+    )
 
 
 def functional() -> dict[str, ModuleType]:
