@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from results_table import append_row  # noqa: E402  (bench/ is the script folder)
 
 from tests.server import TINY, Server, start_server  # noqa: E402
 
@@ -279,19 +280,6 @@ TABLE_HEAD = (
 )
 
 
-def write_results(row: str) -> None:
-    """Append ``row`` under the load-test section of bench/RESULTS.md (creating what is missing)."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{TABLE_HEAD}\n"
-    start = text.index(SECTION)
-    nxt = text.find("\n## ", start + len(SECTION))
-    end = len(text) if nxt == -1 else nxt
-    section = text[start:end].rstrip("\n") + "\n" + row + "\n"
-    text = text[:start] + section + ("\n" + text[end:].lstrip("\n") if nxt != -1 else "")
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="total requests (default 200)")
@@ -326,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     for sample in figures["error_samples"]:  # type: ignore[attr-defined]
         print(f"  error: {sample}")
     if not args.no_write:
-        write_results(markdown_row(figures))
+        append_row(SECTION, TABLE_HEAD, markdown_row(figures))
         print(f"appended to {RESULTS.relative_to(ROOT)}")
     with contextlib.suppress(Exception):
         sys.stdout.flush()

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from results_table import append_row  # noqa: E402  (bench/ is the script folder)
 
 from assistant.blend import blind_box  # noqa: E402
 from assistant.config import DEFAULT_LORA_DIR, Settings  # noqa: E402
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in figures.items():
         print(f"{key:>16}: {value:.3f}" if isinstance(value, float) else f"{key:>16}: {value}")
     if not args.no_write:
-        write_results(row(figures, threads[-1]))
+        append_row(SECTION, TABLE_HEAD, row(figures, threads[-1]))
         print(f"appended to {RESULTS.relative_to(ROOT)}")
     return 0
 
@@ -183,18 +184,6 @@ def row(f: dict[str, Any], n: int) -> str:
         f"(paired {f['paired_ratio_1']:.3f}) | {f['ratio_n']:.3f} | "
         f"{overhead} | {f['single_local_ms']:.0f} / {f['single_ray_ms']:.0f} | {images} |"
     )
-
-
-def write_results(line: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{TABLE_HEAD}\n"
-    start = text.index(SECTION)
-    nxt = text.find("\n## ", start + len(SECTION))
-    end = len(text) if nxt == -1 else nxt
-    section = text[start:end].rstrip("\n") + "\n" + line + "\n"
-    text = text[:start] + section + ("\n" + text[end:].lstrip("\n") if nxt != -1 else "")
-    RESULTS.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
