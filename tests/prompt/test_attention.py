@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant import prompt as prompt_module
+from assistant.prompt import attention as attention_module
 from assistant.prompt import parse, parse_attention
 
 # A1111 modules/prompt_parser.py, parse_prompt_attention's doctest examples, with its outputs.
@@ -90,7 +90,7 @@ def test_break_splitting_matches_a1111_regex() -> None:
 
     a1111 = re.compile(r"\s*\bBREAK\b\s*", re.S)
     for text in ["a  BREAK  b", "BREAK", "x BREAK BREAK y", " BREAK", "a\tBREAK\u3000b", "a BREAK\x1cb"]:
-        assert prompt_module._split_break(text) == a1111.split(text), text
+        assert attention_module._split_break(text) == a1111.split(text), text
 
 
 @settings(max_examples=300, deadline=None)
@@ -102,7 +102,7 @@ def test_break_splitting_matches_a1111_regex() -> None:
 def test_break_splitting_matches_a1111_regex_everywhere(text: str) -> None:
     import re
 
-    assert prompt_module._split_break(text) == re.split(r"\s*\bBREAK\b\s*", text)
+    assert attention_module._split_break(text) == re.split(r"\s*\bBREAK\b\s*", text)
 
 
 def test_comment_lines_are_removed() -> None:
@@ -162,8 +162,8 @@ _ATTENTION_ALPHABET = st.sampled_from(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_ATTENTION_ALPHABET, max_size=40).map("".join))
 def test_linear_algorithm_agrees_with_exact(text: str) -> None:
-    exact = prompt_module._finish_attention(prompt_module._attention_exact(text, []), [])
-    linear = prompt_module._finish_attention(prompt_module._attention_linear(text, []), [])
+    exact = attention_module._finish_attention(attention_module._attention_exact(text, []), [])
+    linear = attention_module._finish_attention(attention_module._attention_linear(text, []), [])
 
     # merging depends on float equality, so compare per character
     def per_char(entries: list[tuple[str, float]]) -> list[tuple[str, float]]:
