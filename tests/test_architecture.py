@@ -25,6 +25,20 @@ def test_one_lora_tag_grammar_in_the_prompt_module() -> None:
     assert owners == ["assistant/prompt/tags.py"]
 
 
+def test_no_module_of_the_prompt_and_blend_packages_is_over_700_lines() -> None:
+    """prompt.py (1,218 lines) and blend.py (1,256) were god files; as packages, each module keeps
+    one responsibility and stays under ~700 lines."""
+    sizes = {
+        str(path.relative_to(ROOT)): len(_code(path).splitlines())
+        for package in ("prompt", "blend")
+        for path in sorted((ROOT / "assistant" / package).glob("*.py"))
+    }
+    assert {"assistant/prompt/__init__.py", "assistant/blend/__init__.py"} <= set(sizes)
+    assert not (ROOT / "assistant" / "prompt.py").exists()
+    assert not (ROOT / "assistant" / "blend.py").exists()
+    assert {path: lines for path, lines in sizes.items() if lines > 700} == {}
+
+
 def test_seeds_are_drawn_in_one_place() -> None:
     """Seeds were drawn in four places with different ranges; limits.random_seed is the one."""
     draw = re.compile(r"SystemRandom\(\)|secrets\.randbelow|random\.rand")  # unseeded draws
