@@ -83,7 +83,6 @@ def _remove_spans(text: str, spans: Sequence[tuple[int, int]]) -> str:
     """
     if not spans:
         return text
-    out: list[str] = []
     acc = text[: spans[0][0]]
     run_start, run_end = spans[0]
     for start, end in spans[1:]:
@@ -94,6 +93,4 @@ def _remove_spans(text: str, spans: Sequence[tuple[int, int]]) -> str:
         acc = _tidy_join(acc, text[run_end:start], " " in removed or "\t" in removed)
         run_start, run_end = start, end
     removed = text[run_start:run_end]
-    acc = _tidy_join(acc, text[run_end:], " " in removed or "\t" in removed)
-    out.append(acc)
-    return "".join(out)
+    return _tidy_join(acc, text[run_end:], " " in removed or "\t" in removed)
