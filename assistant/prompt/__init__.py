@@ -75,9 +75,7 @@ The package, one responsibility a module (this ``__init__`` re-exports the publi
 
 from __future__ import annotations
 
-from . import reader as _reader
-from . import tags as _tags
-from . import terms as _terms
+from . import reader, tags, terms
 from .attention import parse_attention
 from .reader import encoder_text, parse
 from .rewrite import remove_tag, render, reorder_tags, replace_tag, retag
@@ -113,12 +111,12 @@ def clear_caches() -> None:
     """Forget memoised tag scans and tag readings (they are pure; this only frees memory, and
     lets benchmarks measure the uncached path)."""
     for cached in (
-        _tags._scan_tags,
-        _tags._tag_values,
-        _tags._cached_lora_tag,
-        _tags._allowed,
-        _reader._encoder_and_notes,
-        _terms._terms,
-        _terms._term_set,
+        tags._scan_tags,
+        tags._tag_values,
+        tags._cached_lora_tag,
+        tags._allowed,
+        reader._encoder_and_notes,
+        terms._terms,
+        terms._term_set,
     ):
         cached.cache_clear()
