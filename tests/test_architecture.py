@@ -56,7 +56,7 @@ def test_lora_hashes_come_from_one_path() -> None:
     """A/B and sweep cells wrote another hash than Generate; library.with_hashes is the one."""
     pattern = re.compile(r"\.hashes\(.*\)\.(?:a1111|infotext)\b")
     users = sorted(str(p.relative_to(ROOT)) for p in SOURCES if pattern.search(_code(p)))
-    assert users == ["assistant/library.py"]
+    assert users == ["assistant/library/hashing.py"]
 
 
 def test_the_cli_renders_and_saves_only_through_the_service() -> None:

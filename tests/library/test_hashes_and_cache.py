@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant import library as library_module
+from assistant.library import cache as cache_module
+from assistant.library import hashing as hashing_module
+from assistant.library import scan as scan_module
 from assistant.errors import LibraryError, LoraNotFound
 from assistant.library import Hashes, Library
 
@@ -51,8 +53,8 @@ def test_hashes_are_never_computed_by_a_scan(
 ) -> None:
     lf.write_kohya(lora_dir, "lazy")
     calls: list[str] = []
-    real = library_module._file_hashes
-    monkeypatch.setattr(library_module, "_file_hashes", lambda info: calls.append(info.name) or real(info))
+    real = hashing_module._file_hashes
+    monkeypatch.setattr(hashing_module, "_file_hashes", lambda info: calls.append(info.name) or real(info))
     lib = scan(lora_dir)
     lib.refresh()
     assert calls == []
@@ -71,7 +73,7 @@ def test_hash_cache_on_disk_is_reused_and_invalidated(
     def boom(info: object) -> tuple[str, str]:
         raise AssertionError("hash recomputed despite a valid cache entry")
 
-    monkeypatch.setattr(library_module, "_file_hashes", boom)
+    monkeypatch.setattr(hashing_module, "_file_hashes", boom)
     assert scan(lora_dir).hashes("cached") == first  # a new Library instance, same disk cache
     monkeypatch.undo()
 
@@ -132,10 +134,11 @@ def test_warm_scan_reads_no_headers(
     def boom(*_args: object) -> dict[str, object]:
         raise AssertionError("a warm scan re-read a header or sidecar")
 
-    monkeypatch.setattr(library_module, "_header_facts", boom)
-    monkeypatch.setattr(library_module, "_a1111_sidecar_facts", boom)
-    monkeypatch.setattr(library_module, "_merge", boom)
-    monkeypatch.setattr(library_module, "_load_marshal", _only_hot(library_module._load_marshal))
+    monkeypatch.setattr(scan_module, "_header_facts", boom)
+    monkeypatch.setattr(cache_module, "_header_facts", boom)
+    monkeypatch.setattr(scan_module, "_a1111_sidecar_facts", boom)
+    monkeypatch.setattr(scan_module, "_merge", boom)
+    monkeypatch.setattr(cache_module, "_load_marshal", _only_hot(cache_module._load_marshal))
     warm = scan(lora_dir)
     assert [i.name for i in warm.all()] == [i.name for i in cold.all()]
     assert warm.all() == cold.all()  # metadata is read lazily, from the facts file
@@ -255,7 +258,7 @@ def test_refresh_keeps_the_hash_cache(lora_dir: Path, scan: ScanFn, monkeypatch:
     lf.write_kohya(lora_dir, "h")
     lib = scan(lora_dir, cache=False)
     first = lib.hashes("h")
-    monkeypatch.setattr(library_module, "_file_hashes", lambda info: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(hashing_module, "_file_hashes", lambda info: (_ for _ in ()).throw(AssertionError))
     assert lib.refresh().hashes("h") == first
 
 

@@ -156,9 +156,9 @@ def test_name_that_a_tag_cannot_express_gets_a_warning(lora_dir: Path, scan: Sca
 def test_missing_default_catalog_is_fine_even_as_a_string(
     lora_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from assistant import library as library_module
+    from assistant.library import core
 
     missing = tmp_path / "presets" / "loras.yaml"
-    monkeypatch.setattr(library_module, "DEFAULT_CATALOG", missing)
+    monkeypatch.setattr(core, "DEFAULT_CATALOG", missing)
     lf.write_kohya(lora_dir, "x")
     assert Library.scan([lora_dir], catalog=str(missing)).resolve("x").status == "ok"
