@@ -30,6 +30,7 @@ KEPT_METADATA = (
     "modelspec.trigger_phrase", "modelspec.usage_hint", "modelspec.author", "modelspec.description",
     "modelspec.resolution", "modelspec.implementation",
 )  # fmt: skip
+
 #: How users name the base models, in every message about them.
 BASE_LABELS: dict[str, str] = {"sd15": "SD1.5", "sd2": "SD2", "sdxl": "SDXL", "unknown": "unknown"}
 

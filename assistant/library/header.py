@@ -21,6 +21,7 @@ from ..errors import LibraryError
 #: Largest safetensors JSON header we read (real LoRA headers are 10 KB – 2 MB).
 HEADER_CAP = 16 * 1024 * 1024
 _FIRST_READ = 64 * 1024
+
 _DTYPE_SIZES: dict[str, float] = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
     "I16": 2, "U16": 2, "F16": 2, "BF16": 2,

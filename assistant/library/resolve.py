@@ -25,6 +25,7 @@ from ..types import BASES, KINDS, LoraInfo
 #: Characters that cannot appear in a name written as ``<lora:name:weight>``.
 _TAG_UNSAFE = re.compile(r"[:<>\x00-\x1f]")
 _MAX_NAME = 512
+
 _Hit = LoraInfo | tuple[LoraInfo, ...]
 
 

@@ -27,6 +27,8 @@ from .sidecars import _a1111_sidecar_facts, _civitai_facts, _previews
 LOADABLE_SUFFIXES = (".safetensors",)
 #: Pickle-based formats: listed, never loaded (``torch.load`` can execute arbitrary code).
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin", ".pth")
+
+
 # ----------------------------------------------------------------------------------------------
 # Folder walk
 # ----------------------------------------------------------------------------------------------

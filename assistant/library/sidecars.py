@@ -17,6 +17,8 @@ from ..limits import LORA_WEIGHT
 from ..types import KINDS
 
 PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
+
+
 _PREVIEW_RANK = {f".{ext}": rank for rank, ext in enumerate(PREVIEW_EXTENSIONS)}
 
 
