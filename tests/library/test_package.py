@@ -44,6 +44,7 @@ OLD_PUBLIC_NAMES = (
 def test_no_module_of_the_package_is_over_700_lines() -> None:
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in PACKAGE.glob("*.py")}
     assert len(sizes) > 5
+    assert not (PACKAGE.parent / "library.py").exists()  # the old module would be shadowed, stale
     assert {name: n for name, n in sizes.items() if n > 700} == {}
 
 
