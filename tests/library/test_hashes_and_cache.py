@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from assistant.errors import LibraryError, LoraNotFound
+from assistant.library import Hashes, Library
 from assistant.library import cache as cache_module
 from assistant.library import hashing as hashing_module
 from assistant.library import scan as scan_module
-from assistant.errors import LibraryError, LoraNotFound
-from assistant.library import Hashes, Library
 
 from . import lorafiles as lf
 
