@@ -1,20 +1,17 @@
 """The image side of the app (issue 14): the Init image slot and denoising strength next to the
 prompt boxes, the hires fix, and a PNG dropped anywhere on the prompt panel restoring its parameters.
 
-The pure part — :class:`ImageInputs` (the panel's values for one request), :func:`bind` (hands a
-handler those values as ONE typed argument), :func:`fill_values` (what a restore puts where) — is
-tested without a server. :func:`build_panel` makes the Gradio components; it is the one function
-here that imports gradio (when called, inside ``app.build_demo``), so importing this module stays
-free of gradio like the rest of :mod:`assistant.ui`.
+The pure part — :class:`ImageInputs` (the panel's values for one request, which
+:func:`assistant.ui.binding.bind` hands a handler as ONE typed argument), :func:`fill_values` (what a
+restore puts where) — is tested without a server. :func:`build_panel` makes the Gradio components;
+it is the one function here that imports gradio (when called, inside
+``assistant.ui.layout.build_demo``), so importing this module stays free of gradio.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
-import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,15 @@ from .. import limits
 from ..img2img import UPSCALERS
 from ..types import RESIZE_MODES, HiresFix, InitImage
 
-__all__ = ["DROP_JS", "PANEL_FIELDS", "ImageInputs", "ImagePanel", "bind", "build_panel", "fill_values"]
+__all__ = [
+    "DROP_JS",
+    "PANEL_DEFAULTS",
+    "PANEL_FIELDS",
+    "ImageInputs",
+    "ImagePanel",
+    "build_panel",
+    "fill_values",
+]
 
 #: The panel's inputs, in the order :meth:`ImagePanel.inputs` lists their components.
 PANEL_FIELDS: tuple[str, ...] = (
@@ -39,7 +44,7 @@ PANEL_FIELDS: tuple[str, ...] = (
 
 
 #: The components' initial values, in :data:`PANEL_FIELDS` order.
-_PANEL_DEFAULTS: tuple[Any, ...] = (
+PANEL_DEFAULTS: tuple[Any, ...] = (
     None,
     limits.DENOISING_DEFAULT,
     0,
@@ -103,41 +108,6 @@ class ImageInputs:
             hires = HiresFix(scale=self.hr_scale, steps=self.hr_steps, upscaler=self.hr_upscaler)
             return dataclasses.replace(settings, hires=hires, denoising_strength=self.hr_strength)
         return settings
-
-
-def bind(handler: Callable[..., Iterator[Any]], head: int) -> Callable[..., Iterator[Any]]:
-    """``handler(*head_values, request, image=ImageInputs)`` as a Gradio generator handler taking
-    ``head`` component values, then the panel's :data:`PANEL_FIELDS` values, then ``gr.Request``.
-
-    Gradio reads a handler's signature to place the request; this gives it one with the panel's
-    fields spelled out, so the handler itself takes the whole panel as one typed value instead of
-    eight more positional parameters.
-    """
-    signature = inspect.signature(handler)
-    params = list(signature.parameters.values())
-    request = next(p for p in params if p.name == "request")
-    fixed = [p for p in params if p.name not in ("request", "image")][:head]
-    # defaults make the panel optional for API clients (gradio_client omits what has one)
-    defaults = dict(zip(PANEL_FIELDS, _PANEL_DEFAULTS, strict=True))
-    panel = [
-        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[name])
-        for name in PANEL_FIELDS
-    ]
-    request = request.replace(default=None)
-
-    @functools.wraps(handler)
-    def bound(*args: Any) -> Iterator[Any]:
-        values = args[head : head + len(PANEL_FIELDS)]
-        yield from handler(*args[:head], args[-1], image=ImageInputs.from_values(values))
-
-    bound.__signature__ = signature.replace(parameters=[*fixed, *panel, request])  # type: ignore[attr-defined]
-    try:  # the real class (Gradio finds the request by it), not the string of a postponed annotation
-        hint = typing.get_type_hints(handler).get("request", request.annotation)
-    except (NameError, TypeError):
-        hint = request.annotation
-    bound.__annotations__ = {"request": hint}
-    del bound.__wrapped__  # Gradio must read the new signature, not the handler's
-    return bound
 
 
 def fill_values(fill: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,8 @@ from assistant.library import Hashes, Library
 from assistant.pnginfo import describe, hash_matches
 from assistant.service import RenderSettings, Service, restore_fill
 from assistant.types import GenerationRequest, HiresFix
-from assistant.ui.img2img import PANEL_FIELDS, ImageInputs, bind, fill_values
+from assistant.ui.binding import bind
+from assistant.ui.img2img import PANEL_FIELDS, ImageInputs, fill_values
 
 # -- A1111's step counts ----------------------------------------------------------------------------
 
@@ -464,10 +465,10 @@ def test_bind_hands_the_panel_as_one_value_and_keeps_the_request_visible() -> No
     import inspect
     import typing
 
-    def handler(a: str, b: int, request: Request, image: ImageInputs | None = None):
+    def handler(a: str, b: int, *, image: ImageInputs | None = None, request: Request):
         yield (a, b, request, image)
 
-    bound = bind(handler, head=2)
+    bound = bind(handler)
     params = list(inspect.signature(bound).parameters)
     assert params == ["a", "b", *PANEL_FIELDS, "request"]
     assert typing.get_type_hints(bound)["request"] is Request
