@@ -39,6 +39,14 @@ PURE_MODULES = [
     "assistant.train.kohya",
     "assistant.train.synthetic",
     "assistant.engine.embedded",
+    # the UI's pure helpers (the gradio side: ui.events, ui.flow, ui.handlers, ui.layout, ui.launch)
+    "assistant.ui.binding",
+    "assistant.ui.cards",
+    "assistant.ui.conversation",
+    "assistant.ui.img2img",
+    "assistant.ui.messages",
+    "assistant.ui.prompts",
+    "assistant.ui.train",
 ]
 
 

@@ -11,9 +11,6 @@ without a server. :func:`build_tab` and :func:`wire` make and connect the Gradio
 this module stays free of it.
 """
 
-# Gradio passes component values to handlers positionally, one parameter per input component:
-# ruff: noqa: PLR0917
-
 from __future__ import annotations
 
 import time
@@ -80,44 +77,28 @@ def _number(label: str, value: Any) -> float:
         raise TrainingError(f"{label}: {value!r} is not a number") from None
 
 
-def train_request(
-    name: str,
-    trigger: str,
-    repeats: Any,
-    caption: str,
-    steps: Any,
-    rank: Any,
-    alpha: Any,
-    lr: Any,
-    batch: Any,
-    resolution: Any,
-    optimizer: str,
-    scheduler: str,
-    train_te: bool,
-    conv_dim: Any,
-    seed: Any,
-    sample_prompt: str,
-) -> TrainRequest:
+def train_request(values: Sequence[Any]) -> TrainRequest:
     """The Train tab's values (in :data:`FIELDS` order) as one typed request; a value that is not
     a (whole) number is a :class:`TrainingError` naming the field. Ranges are the trainer's
     options' to check."""
+    v = dict(zip(FIELDS, values, strict=True))
     return TrainRequest(
-        name=(name or "").strip(),
-        trigger=(trigger or "").strip(),
-        repeats=_whole("Repeats", repeats),
-        caption=caption or "",
-        steps=_whole("Steps", steps),
-        rank=_whole("Rank", rank),
-        alpha=_number("Alpha", alpha),
-        lr=_number("Learning rate", lr),
-        batch_size=_whole("Batch size", batch),
-        resolution=_whole("Resolution", resolution) or None,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        train_text_encoder=bool(train_te),
-        conv_dim=_whole("Conv dim", conv_dim) or None,
-        seed=_whole("Seed", seed),
-        sample_prompt=sample_prompt or "",
+        name=(v["name"] or "").strip(),
+        trigger=(v["trigger"] or "").strip(),
+        repeats=_whole("Repeats", v["repeats"]),
+        caption=v["caption"] or "",
+        steps=_whole("Steps", v["steps"]),
+        rank=_whole("Rank", v["rank"]),
+        alpha=_number("Alpha", v["alpha"]),
+        lr=_number("Learning rate", v["lr"]),
+        batch_size=_whole("Batch size", v["batch"]),
+        resolution=_whole("Resolution", v["resolution"]) or None,
+        optimizer=v["optimizer"],
+        scheduler=v["scheduler"],
+        train_text_encoder=bool(v["train_te"]),
+        conv_dim=_whole("Conv dim", v["conv_dim"]) or None,
+        seed=_whole("Seed", v["seed"]),
+        sample_prompt=v["sample_prompt"] or "",
     )
 
 
@@ -148,14 +129,14 @@ class TrainHandlers:
 
     def check(self, files: Sequence[Any] | None, *values: Any) -> str:
         """Check the uploads and settings without training: what would be trained, or why not."""
-        options, dataset = self.service.prepare_training(upload_paths(files), train_request(*values))
+        options, dataset = self.service.prepare_training(upload_paths(files), train_request(values))
         return messages.training_plan(options, dataset)
 
     def train(self, files: Sequence[Any] | None, *values: Any) -> Iterator[tuple[Any, Any, Any]]:
         """Start a run, then stream its progress: status line, loss curve, latest samples."""
         import gradio as gr
 
-        self.service.start_training(upload_paths(files), train_request(*values))
+        self.service.start_training(upload_paths(files), train_request(values))
         shown: tuple[str, ...] = ()
         while True:
             state = self.service.training.snapshot()

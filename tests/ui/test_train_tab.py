@@ -38,16 +38,16 @@ def _values(**changes: Any) -> list[Any]:
 
 
 def test_the_tabs_values_become_one_typed_request() -> None:
-    request = train_ui.train_request(*_values(steps=12.0, resolution=0, conv_dim=8, name="  x  "))
+    request = train_ui.train_request(_values(steps=12.0, resolution=0, conv_dim=8, name="  x  "))
     assert (request.name, request.steps, request.resolution, request.conv_dim) == ("x", 12, None, 8)
     assert (request.alpha, request.lr, request.batch_size) == (2.0, 1e-3, 2)
     assert request.train_text_encoder is False
     with pytest.raises(TrainingError, match=r"Steps: 2\.5 must be a whole number"):
-        train_ui.train_request(*_values(steps=2.5))
+        train_ui.train_request(_values(steps=2.5))
     with pytest.raises(TrainingError, match="Learning rate: 'fast' is not a number"):
-        train_ui.train_request(*_values(lr="fast"))
+        train_ui.train_request(_values(lr="fast"))
     with pytest.raises(TrainingError, match="Rank: None is not a number"):
-        train_ui.train_request(*_values(rank=None))
+        train_ui.train_request(_values(rank=None))
 
 
 def test_loss_rows_carry_each_step_and_its_moving_average() -> None:
@@ -140,7 +140,7 @@ def test_cancel_stops_the_run_after_its_step_and_writes_no_file(
     # test before), so a bare `step >= 1` held before this run had even started
     _wait_for(lambda: _is_at_step(service.training.snapshot(), "cancelled_mascot"), "the first training step")
     with pytest.raises(TrainingError, match="already going"):  # one run at a time
-        service.start_training(uploads, train_ui.train_request(*_values(name="second")))
+        service.start_training(uploads, train_ui.train_request(_values(name="second")))
     assert handlers.cancel() == "Cancelling after the current step…"
     worker.join(300)
     assert not worker.is_alive()
