@@ -2,8 +2,8 @@
 
 The pure core (``prompt``, ``library``, ``rules``, ``advisor``, ``chat``, ``blend``, ``infotext``,
 ``grid``) imports neither torch, diffusers nor gradio; only ``assistant.engine`` touches torch and
-only ``app.py`` touches gradio. ``import assistant`` stays light: the names below that live in
-other modules are imported on first use.
+only the app (``app.py`` and the gradio side of ``assistant.ui``) touches gradio. ``import
+assistant`` stays light: the names below that live in other modules are imported on first use.
 """
 
 from __future__ import annotations

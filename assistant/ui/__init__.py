@@ -1,5 +1,12 @@
-"""Pure helpers for the Gradio app: formatting, library cards, prompt edits.
+"""The Gradio app (``app.py`` is its entry point).
 
-Nothing in this package imports gradio (or torch), so every helper is unit-tested without a
-server; ``app.py`` is the only module that turns these values into components.
+The gradio side: :mod:`~assistant.ui.launch` (command line, launch), :mod:`~assistant.ui.layout`
+(components and events), :mod:`~assistant.ui.handlers` and :mod:`~assistant.ui.flow` (the event
+handlers), :mod:`~assistant.ui.events` (how an event runs: errors as toasts, as its sender).
+
+The pure helpers import neither gradio nor torch (``tests/test_imports.py``), so each is
+unit-tested without a server: :mod:`~assistant.ui.binding` (component values → a handler's typed
+values), :mod:`~assistant.ui.conversation`, :mod:`~assistant.ui.cards`, :mod:`~assistant.ui.prompts`,
+:mod:`~assistant.ui.messages`, :mod:`~assistant.ui.img2img` and :mod:`~assistant.ui.train` (these two
+import gradio only inside the function that builds their components).
 """
