@@ -100,13 +100,9 @@ def handlers(tmp_path: Path, fake: FakeEngine) -> Any:
     pytest.importorskip("gradio")
     from assistant.ui.handlers import Handlers
 
-    settings = Settings(
-        lora_dirs=(str(DEFAULT_LORA_DIR),),
-        outputs_dir=str(tmp_path / "out"),
-        cache_dir=str(tmp_path / "cache"),
-    )
-    service = Service(settings, engine=fake)
-    service.start(background=False)
+    folders = {"outputs_dir": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}
+    service = Service(Settings(lora_dirs=(str(DEFAULT_LORA_DIR),), **folders), engine=fake)
+    service.start(background=False)  # the fake engine: no torch, a render in milliseconds
     return Handlers(service)
 
 
