@@ -3,12 +3,12 @@
     python app.py --host 127.0.0.1 --port 7860 --model <hub id | folder | .safetensors> --lora-dir <folder>
 
 The entry point (also Hugging Face Spaces'): the app itself lives in :mod:`assistant.ui` —
-:mod:`~assistant.ui.launch` (the command line and the launch), :mod:`~assistant.ui.layout` (the page),
-:mod:`~assistant.ui.handlers` and :mod:`~assistant.ui.flow` (the handlers, which convert component
-values, call :class:`assistant.service.Service` — the same object the ``/sdapi/v1`` routes call — and
-format the result). Global state is only that shared service (engine, library); each user's choices
-live in their session (components, ``gr.BrowserState``). Importing this module builds nothing and
-launches nothing.
+:mod:`~assistant.ui.launch` (the command line and the launch), :mod:`~assistant.ui.layout` and
+:mod:`~assistant.ui.page` (the page), :mod:`~assistant.ui.handlers` and :mod:`~assistant.ui.flow`
+(the handlers, which convert component values, call :class:`assistant.service.Service` — the same
+object the ``/sdapi/v1`` routes call — and format the result). Global state is only that shared
+service (engine, library); each user's choices live in their session (components,
+``gr.BrowserState``). Importing this module builds nothing and launches nothing.
 """
 
 from __future__ import annotations

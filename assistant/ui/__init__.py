@@ -1,8 +1,9 @@
 """The Gradio app (``app.py`` is its entry point).
 
 The gradio side: :mod:`~assistant.ui.launch` (command line, launch), :mod:`~assistant.ui.layout`
-(components and events), :mod:`~assistant.ui.handlers` and :mod:`~assistant.ui.flow` (the event
-handlers), :mod:`~assistant.ui.events` (how an event runs: errors as toasts, as its sender).
+(the page's events), :mod:`~assistant.ui.page` (its components), :mod:`~assistant.ui.handlers` and
+:mod:`~assistant.ui.flow` (the event handlers), :mod:`~assistant.ui.events` (how an event runs:
+errors as toasts, as its sender).
 
 The pure helpers import neither gradio nor torch (``tests/test_imports.py``), so each is
 unit-tested without a server: :mod:`~assistant.ui.binding` (component values → a handler's typed
