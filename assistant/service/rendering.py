@@ -35,16 +35,7 @@ class Rendering(Catalog, Outputs):
 
     def advise(self, positive: str, negative: str = "", *, symptoms: Sequence[str] = ()) -> Advice:
         """The assistant's rewrite of a prompt pair, every change with its reason."""
-        from ..advisor import advise
-
-        return advise(
-            positive,
-            negative,
-            library=self.library,
-            symptoms=tuple(symptoms),
-            base=self._base(),
-            clip_skip=self.settings.clip_skip,
-        )
+        return self._advise_for(positive, negative, symptoms, self.settings.clip_skip)
 
     def plan_as_written(
         self, positive: str, negative: str = "", *, strict: bool = True
@@ -76,7 +67,8 @@ class Rendering(Catalog, Outputs):
         # what reading the init image did (first frame of an animation, EXIF rotation …) is said
         image_notes = list(settings.init_image.notes) if settings.init_image is not None else []
         if use_assistant:
-            advice = self._advise_for(positive, negative, symptoms, settings)
+            # settings.clip_skip is the server's where the request names none (with_options)
+            advice = self._advise_for(positive, negative, symptoms, settings.clip_skip)
             request = settings.request(advice.positive, advice.negative, self.with_hashes(advice.plan))
             return request, advice, image_notes
         from ..advisor import as_written
@@ -87,8 +79,9 @@ class Rendering(Catalog, Outputs):
         return settings.request(positive, negative, self.with_hashes(loras)), None, notes + image_notes
 
     def _advise_for(
-        self, positive: str, negative: str, symptoms: Sequence[str], settings: RenderSettings
+        self, positive: str, negative: str, symptoms: Sequence[str], clip_skip: int | None
     ) -> Advice:
+        """:func:`assistant.advisor.advise` over the library, for the running model's base."""
         from ..advisor import advise
 
         return advise(
@@ -97,7 +90,7 @@ class Rendering(Catalog, Outputs):
             library=self.library,
             symptoms=tuple(symptoms),
             base=self._base(),
-            clip_skip=settings.clip_skip or self.settings.clip_skip,
+            clip_skip=clip_skip,
         )
 
     def with_options(self, settings: RenderSettings) -> RenderSettings:
