@@ -61,7 +61,7 @@ def as_written(
             reason = f"LoRA '{info.name}' cannot be used: it is {info.status} ({info.problem})"
             if strict:
                 raise LibraryError(reason)
-            left_out.insert(0, f"{reason}; it was left out of this render, the rest of the prompt rendered")
+            left_out.insert(0, f"{reason}; it was left out of this render, the rest of the prompt rendered.")
             continue
         lbw = ratios_of(tag.lbw)
         planned.insert(

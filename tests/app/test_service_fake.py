@@ -142,3 +142,22 @@ def test_a_chat_blind_box_uses_the_recipe_picked_in_the_menu(service: Service, f
     assert turn.job is not None
     rendered = turn.job.run()
     assert all(0.4 <= cell.weights["catgirl_v1"] <= 0.7 for cell in rendered.plan.cells)
+
+
+def test_a_lora_left_out_as_written_is_said_in_a_whole_sentence(tmp_path: Path, fake: FakeEngine) -> None:
+    """The note lost its full stop when the as-written rule moved to the advisor (the state machine's
+    failed-load rule then failed whenever it drew a corrupt file with strict off)."""
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    (folder / "corrupt_download.safetensors").write_bytes((2**62).to_bytes(8, "little") + b"{}")
+    settings = Settings(
+        lora_dirs=(str(DEFAULT_LORA_DIR), str(folder)),
+        outputs_dir=str(tmp_path / "out"),
+        cache_dir=str(tmp_path / "cache"),
+    )
+    service = Service(settings, engine=fake)
+    service.start(background=False)
+    rendered = service.generate("1girl, <lora:corrupt_download:0.8>", "", FAST, use_assistant=False)
+    (note,) = [n for n in rendered.notes if "corrupt_download" in n]
+    assert note.endswith("the rest of the prompt rendered."), note
+    assert rendered.request.loras == ()
