@@ -4,7 +4,7 @@ A :class:`Service` owns one engine, one LoRA library, the recipes and the settin
 method per user action — chat turn, advise, generate, blind box, A/B, sweep, list LoRAs,
 refresh — which converts plain values (strings, numbers) into core types, runs the core, renders
 through the engine under ONE lock, saves every image with its A1111 infotext under the outputs
-folder, and returns plain result objects. ``app.py`` and ``assistant/api.py`` only convert their
+folder, and returns plain result objects. ``assistant/ui/`` and ``assistant/api/`` only convert their
 own inputs/outputs around these calls, so both front ends behave identically.
 
 Boundary: this package imports no gradio and no torch at import time. The engine (torch) is
