@@ -130,11 +130,47 @@ def tokenizer_corpus() -> str:
     return "\n".join([words] * 4)
 
 
-def make_tokenizer(folder: Path) -> Any:
+def make_tokenizer(folder: Path, *, keep: bool = False) -> Any:
+    """Write the tokenizer into ``folder``; ``keep``: load the one already there (a continuation
+    run keeps the shipped tokenizer byte for byte)."""
     from transformers import CLIPTokenizer
 
-    write_tokenizer_folder(folder, extra=tokenizer_corpus())
+    if not keep:
+        write_tokenizer_folder(folder, extra=tokenizer_corpus())
     return CLIPTokenizer.from_pretrained(folder)
+
+
+# ----------------------------------------------------------------------------------------------
+# 1b. Continuing from a pipeline folder (--init-from)
+# ----------------------------------------------------------------------------------------------
+
+#: The parts of a pipeline a continuation run keeps exactly (the VAE's scaling factor stays valid).
+KEPT_PARTS = ("vae", "tokenizer")
+
+
+def adopt_pipeline(init: Path, work: Path, log: Log) -> None:
+    """Copy ``init``'s VAE and tokenizer folders into ``work`` (once), so stages 1–3 use them
+    unchanged and the export writes them back byte for byte."""
+    import shutil
+
+    for part in KEPT_PARTS:
+        source, target = init / part, work / "init" / part
+        if not (source / ("config.json" if part == "vae" else "tokenizer.json")).exists():
+            raise SystemExit(f"--init-from {init}: no {part}/ folder (is it a diffusers pipeline folder?)")
+        if not target.exists():
+            shutil.copytree(source, target)
+            log(f"init: kept {source} -> {target}")
+    if not (work / "vae" / "config.json").exists():
+        shutil.copytree(work / "init" / "vae", work / "vae")
+
+
+def restore_kept_parts(work: Path, out: Path) -> None:
+    """Put the kept VAE/tokenizer files back into the exported folder, byte for byte."""
+    import shutil
+
+    for part in KEPT_PARTS:
+        shutil.rmtree(out / part, ignore_errors=True)
+        shutil.copytree(work / "init" / part, out / part)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,7 +203,7 @@ def train_vae(args: argparse.Namespace, log: Log) -> Any:
     final = args.work / "vae"
     if (final / "config.json").exists():
         log(f"VAE: found {final}, skipping")
-        return AutoencoderKL.from_pretrained(final)
+        return AutoencoderKL.from_pretrained(final, torch_dtype=torch.float32).float()
     torch.manual_seed(args.seed)
     vae = AutoencoderKL(**VAE_CONFIG)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
@@ -246,8 +282,8 @@ def encode_cache(args: argparse.Namespace, vae: Any, log: Log) -> dict[str, torc
     if path.exists():
         return torch.load(path, weights_only=False)
     log(f"latents: encoding {args.images} images at 128 and 64 px")
-    means = {128: [], 64: []}
-    stds = {128: [], 64: []}
+    means: dict[int, list[torch.Tensor]] = {128: [], 64: []}
+    stds: dict[int, list[torch.Tensor]] = {128: [], 64: []}
     scenes: list[dict[str, Any]] = []
     chunk = 64
     with torch.no_grad():
@@ -333,6 +369,15 @@ def train_unet(args: argparse.Namespace, tokenizer: Any, cache: dict[str, Any], 
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
         log(f"UNet: resumed at step {step}")
+    elif args.init_from is not None:
+        # a continuation: the shipped UNet (its EMA) and text encoder in fp32, the EMA starting
+        # from the same weights, a fresh optimizer (its warm-up is --warmup)
+        shipped_unet = UNet2DConditionModel.from_pretrained(args.init_from / "unet")
+        shipped_text = CLIPTextModel.from_pretrained(args.init_from / "text_encoder")
+        unet.load_state_dict({k: v.float() for k, v in shipped_unet.state_dict().items()})
+        text_encoder.load_state_dict({k: v.float() for k, v in shipped_text.state_dict().items()})
+        ema.load_state_dict(unet.state_dict())
+        log(f"UNet: initialised from {args.init_from} (UNet, text encoder; EMA = the same weights)")
     n_unet = sum(p.numel() for p in unet.parameters()) / 1e6
     n_te = sum(p.numel() for p in text_encoder.parameters()) / 1e6
     log(
@@ -351,7 +396,7 @@ def train_unet(args: argparse.Namespace, tokenizer: Any, cache: dict[str, Any], 
         rng = np.random.Generator(np.random.PCG64([args.seed, 2, step]))
         # warm-up, then constant: the EMA is the model, and a run can stop (and export) at any step;
         # with --lr-end, a cosine decay from --decay-start to the last step (a finishing stage)
-        lr = args.lr * min(1.0, (step + 1) / 200)
+        lr = args.lr * min(1.0, (step + 1) / max(1, args.warmup))
         if args.lr_end is not None and step >= args.decay_start:
             done = (step - args.decay_start) / max(1, args.unet_steps - args.decay_start)
             lr = args.lr_end + (args.lr - args.lr_end) * 0.5 * (1 + math.cos(math.pi * done))
@@ -378,7 +423,8 @@ def train_unet(args: argparse.Namespace, tokenizer: Any, cache: dict[str, Any], 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        decay = min(args.ema, (1 + step) / (10 + step))
+        # from scratch the EMA starts fast (it starts from noise); a continuation's starts good
+        decay = args.ema if args.init_from is not None else min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for e, p in zip(ema.parameters(), unet.parameters(), strict=True):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
@@ -514,6 +560,8 @@ def export(
     pipe.to(torch.float16)
     args.out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(args.out, safe_serialization=True)
+    if args.init_from is not None:
+        restore_kept_parts(args.work, args.out)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     log(f"exported {args.out} ({size / 1e6:.1f} MB)")
 
@@ -537,6 +585,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-offset", type=float, default=0.05)
     parser.add_argument("--lr-end", type=float, default=None, help="cosine-decay the LR to this value")
     parser.add_argument("--decay-start", type=int, default=0, help="UNet step where the decay starts")
+    parser.add_argument("--warmup", type=int, default=200, help="UNet LR warm-up steps")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue from this pipeline folder: its UNet and text encoder are trained further "
+        "(fresh optimizer), its VAE and tokenizer are kept exactly (the VAE stage is skipped)",
+    )
     parser.add_argument("--check-only", action="store_true", help="log the shape check of the last EMA")
     parser.add_argument("--preview-every", type=int, default=1000)
     parser.add_argument(
@@ -552,7 +608,11 @@ def main(argv: list[str] | None = None) -> int:
     log = Log(args.work / "train.log")
     log(f"train_base: {' '.join(sys.argv[1:])} (torch {torch.__version__}, {args.threads} threads)")
     started = time.time()
-    tokenizer = make_tokenizer(args.work / "tokenizer")
+    if args.init_from is not None:
+        adopt_pipeline(args.init_from, args.work, log)
+        tokenizer = make_tokenizer(args.work / "init" / "tokenizer", keep=True)
+    else:
+        tokenizer = make_tokenizer(args.work / "tokenizer")
     # 2. VAE, 3. latents
     vae = train_vae(args, log)
     args.scaling_factor = float(vae.config.scaling_factor)
