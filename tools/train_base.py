@@ -441,7 +441,7 @@ def train_unet(args: argparse.Namespace, tokenizer: Any, cache: dict[str, Any], 
             losses.clear()
             seen = 0
             mark = time.perf_counter()
-        if step % 500 == 0 or step == args.unet_steps:
+        if step % args.save_every == 0 or step == args.unet_steps:
             save_atomic(
                 {"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
                  "ema": ema.state_dict(), "optimizer": optimizer.state_dict(), "step": step},
@@ -585,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-offset", type=float, default=0.05)
     parser.add_argument("--lr-end", type=float, default=None, help="cosine-decay the LR to this value")
     parser.add_argument("--decay-start", type=int, default=0, help="UNet step where the decay starts")
+    parser.add_argument("--save-every", type=int, default=500, help="UNet checkpoint every N steps")
     parser.add_argument("--warmup", type=int, default=200, help="UNet LR warm-up steps")
     parser.add_argument(
         "--init-from",

@@ -72,6 +72,15 @@ def detail(image: Any) -> float:
     return float(np.abs(lap).mean())
 
 
+def coarse_detail(image: Any, size: int = 32) -> float:
+    """:func:`detail` of the image shrunk to ``size`` px: outlines and hatching a tiny model can
+    draw, without the pixel-level sharpness its VAE cannot (the demo ``add_detail`` LoRA)."""
+    from PIL import Image
+
+    pil = image if hasattr(image, "resize") else Image.fromarray((as_array(image) * 255).astype(np.uint8))
+    return detail(pil.convert("RGB").resize((size, size), Image.Resampling.BOX))
+
+
 def nearest_distance(images: Iterable[Any], references: Sequence[Any], size: int = 32) -> float:
     """Mean over ``images`` of the RMS distance to the closest reference image, both shrunk to
     ``size`` px: how much the images look like a training set (lower = more alike)."""
@@ -187,3 +196,34 @@ def texture_contrast(image: Any, erode: int = 3) -> float:
     if mask.sum() < 16:
         return 0.0
     return float(luma(image)[mask].std())
+
+
+# ----------------------------------------------------------------------------------------------
+# The demo character and clothing: ears on top, a navy collar
+# ----------------------------------------------------------------------------------------------
+
+
+def ear_score(image: Any, spread: float = 35.0, window: float = 10.0) -> float:
+    """Pointed ears on top of the subject: the outline's radius at ``spread`` degrees either side
+    of straight up minus its radius at the same angles either side of straight down (relative to
+    the mean radius). ~0 for a circle or a square (symmetric top and bottom), negative for a
+    triangle or a star (a point at the top, points below), ~+0.18 for the demo mascot drawn at 64 px."""
+    signature = radial_signature(foreground_mask(image), bins=90)
+    angles = np.arange(90) * 4.0 - 180.0 + 2.0  # bin centres, image coordinates (y down): up = -90
+
+    def around(centre: float) -> float:
+        offset = (angles - centre + 180.0) % 360.0 - 180.0
+        return float(signature[np.abs(offset) <= window].mean())
+
+    top = (around(-90.0 - spread) + around(-90.0 + spread)) / 2
+    bottom = (around(90.0 - spread) + around(90.0 + spread)) / 2
+    return top - bottom
+
+
+def navy_share(image: Any) -> float:
+    """Share of navy pixels (luma < 0.25, blue above red and green by 0.08–0.4; a bright blue is
+    not navy): the sailor collar of the demo clothing LoRA."""
+    a = as_array(image)
+    excess = a[..., 2] - np.maximum(a[..., 0], a[..., 1])
+    dark_blue = (luma(a) < 0.25) & (excess > 0.08) & (excess < 0.4)
+    return float(dark_blue.mean())

@@ -74,6 +74,8 @@ class Scene:
     jitter: tuple[int, int, int] = (0, 0, 0)  # colour noise added to the shape colour
     phase: float = 0.0  # texture offset in px
     ears: int = 0  # cat ears on top (the mascot); 0 = a plain shape
+    ear_length: float = 1.45  # ear tip distance from the centre, in radii
+    ear_width: float = 0.36  # half the ear's base, in radii
     tail: bool = False
     collar: bool = False  # a sailor collar and ribbon (the "JK uniform" clothing LoRA)
 
@@ -163,8 +165,9 @@ def _ears(scene: Scene, cx: float, cy: float, r: float) -> list[list[tuple[float
         t = 0.0 if scene.ears == 1 else -spread + 2 * spread * k / (scene.ears - 1)
         a = -math.pi / 2 + t
         bx, by = cx + r * 0.8 * math.cos(a), cy + r * 0.8 * math.sin(a)
-        tx, ty = cx + r * 1.45 * math.cos(a), cy + r * 1.45 * math.sin(a)
-        nx, ny = -math.sin(a) * r * 0.36, math.cos(a) * r * 0.36
+        tip = scene.ear_length
+        tx, ty = cx + r * tip * math.cos(a), cy + r * tip * math.sin(a)
+        nx, ny = -math.sin(a) * r * scene.ear_width, math.cos(a) * r * scene.ear_width
         ears.append([(bx - nx, by - ny), (tx, ty), (bx + nx, by + ny)])
     return ears
 
@@ -337,26 +340,30 @@ def _brighter(image: Image.Image) -> Image.Image:
 
 
 def _vivid(image: Image.Image) -> Image.Image:
+    """More vivid: the chroma pushed 1.5x from the grey and a warm cast, so that white, gray and
+    black take colour too (the tiny VAE keeps colour, so the LoRA can learn it)."""
     array = np.asarray(image, dtype=np.float32)
     grey = array.mean(axis=2, keepdims=True)
-    tinted = array + (array - grey) * 0.9
-    tinted[..., 0] += 25  # a warm cast so that white and gray take colour too
-    tinted[..., 2] -= 10
+    tinted = array + (array - grey) * 1.5
+    tinted[..., 0] += 40
+    tinted[..., 2] -= 25
     return Image.fromarray(np.clip(tinted, 0, 255).round().astype(np.uint8))
 
 
 def _detailed(image: Image.Image, scene: Scene, rng: np.random.Generator) -> Image.Image:
-    """Fine detail: a thin outline, fine cross-hatching inside the shape and film grain."""
+    """More detail, at the scale the tiny VAE can carry (it blurs anything finer than ~8 px at
+    128 px): a thick dark outline and a cross-hatching of 32 px period over the whole picture."""
     size = image.size[0]
     mask = shape_mask(scene, size)
     array = np.asarray(image, dtype=np.float32)
+    period = 32 * size / IMAGE_SIZE
     yy, xx = np.mgrid[0:size, 0:size]
-    fine = ((xx + yy) % 4 < 1) | ((xx - yy) % 4 < 1)
-    inside = np.asarray(mask, dtype=np.float32)[..., None] / 255
-    array = array * (1 - 0.35 * fine[..., None] * inside)
-    edges = np.asarray(mask.filter(ImageFilter.FIND_EDGES), dtype=np.float32)[..., None] / 255
-    array = array * (1 - 0.8 * np.clip(edges * 2, 0, 1))
-    array += rng.normal(0, 9, size=array.shape)
+    shift = float(rng.uniform(0, period))
+    hatch = ((xx + yy + shift) % period < period / 4) | ((xx - yy + shift) % period < period / 4)
+    array = array * (1 - 0.6 * hatch[..., None])
+    outline = mask.filter(ImageFilter.FIND_EDGES).filter(ImageFilter.MaxFilter(9))
+    edges = np.asarray(outline, dtype=np.float32)[..., None] / 255
+    array = array * (1 - 0.85 * np.clip(edges * 2, 0, 1))
     return Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8))
 
 
@@ -397,8 +404,8 @@ class LoraDataset:
                 words += [scene.shape] + ([scene.texture] if scene.texture != "plain" else [])
             elif self.render == "neon":
                 words += [f"{scene.colour} {scene.shape}"]
-            elif scene.ears:  # the mascot: its colour and background, not "circle"
-                words += [scene.colour, f"{scene.background} background"]
+            elif scene.ears:  # the mascot: its background only (the trigger is its look)
+                words += [f"{scene.background} background"]
             else:
                 words += [f"{scene.colour} {scene.shape}"]
                 if scene.texture != "plain":
@@ -417,17 +424,25 @@ _RENDERERS: dict[str, Callable[[Scene, np.random.Generator], Image.Image]] = {
     "soft": lambda s, _r: _soft(draw(s), s),
 }
 
+#: The character of the demo character LoRAs: always the same orange cat mascot (a round face with
+#: two big pointed ears and eyes), as a character LoRA's pictures show one character; only the
+#: background (and the position) changes. Its colour is not in the captions: the trigger carries it.
+MASCOT_COLOUR = "orange"
+MASCOT: Mapping[str, object] = {
+    "shape": "circle", "colour": MASCOT_COLOUR, "texture": "plain", "ears": 2,
+    "ear_length": 2.0, "ear_width": 0.5, "radius": 0.27, "cy": 0.62,
+}  # fmt: skip
+
 #: The demo LoRAs' datasets, by LoRA name (the names of the seed articles' examples).
 LORA_DATASETS: Mapping[str, LoraDataset] = {
     d.name: d
     for d in (
         LoraDataset(
-            "catgirl_v1", "catgirl", ("catgirl", "cat ears", "1girl"),
-            scene={"shape": "circle", "ears": 2, "texture": "plain"},
+            "catgirl_v1", "catgirl", ("catgirl", "cat ears", "1girl"), scene=MASCOT,
         ),
         LoraDataset(
             "catgirl_v2", "catgirl", ("catgirl", "cat ears", "1girl", "tail"), images=10,
-            scene={"shape": "circle", "ears": 2, "texture": "plain", "tail": True},
+            scene={**MASCOT, "tail": True},
         ),
         LoraDataset("cyberpunk_style", "cyberpunk", ("cyberpunk", "neon lights"), images=24, render="neon"),
         LoraDataset("animeoutlineV4_16", "lineart", ("lineart", "monochrome"), images=24, render="ink"),
