@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", action="append", help="train/measure only these (repeatable)")
     parser.add_argument("--measure-only", action="store_true")
+    parser.add_argument("--train-only", action="store_true", help="train, measure nothing (parallel runs)")
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "Lora")
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "demo-loras")
     parser.add_argument("--report", type=Path, default=ROOT / ".cache" / "demo-loras" / "report.json")
@@ -230,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.measure_only:
         for name in names:
             report.setdefault("training", {})[name] = train(name, args.work, args.out, log)
-    report["effects"] = {**report.get("effects", {}), **measure(names, args.out, log, args.sheet)}
+    if not args.train_only:
+        report["effects"] = {**report.get("effects", {}), **measure(names, args.out, log, args.sheet)}
     args.report.write_text(json.dumps(report, indent=1), encoding="utf-8")
     log(f"report {args.report}")
     return 0

@@ -430,7 +430,7 @@ def train_unet(args: argparse.Namespace, tokenizer: Any, cache: dict[str, Any], 
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
         step += 1
         seen += args.batch
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % 100 == 0 or step == args.unet_steps:
             rate = seen / (time.perf_counter() - mark)
             curve.append((step, float(np.mean(losses))))
