@@ -67,7 +67,7 @@ PLAN: dict[str, dict[str, Any]] = {
         "metric": "softness",
     },
     "jk_uniform": {
-        "args": ["--rank", "8", "--alpha", "4", "--max-steps", "600", "--train-text-encoder"],
+        "args": ["--rank", "8", "--alpha", "4", "--max-steps", "800", "--train-text-encoder"],
         "prompt": "jk uniform, school uniform, a green circle on a white background",
         "metric": "collar",
         "also": ["likeness"],

@@ -452,7 +452,7 @@ LORA_DATASETS: Mapping[str, LoraDataset] = {
             scene={"collar": True, "texture": "plain"},
         ),
         LoraDataset("add_brightness", "bright", (), images=24, render="bright"),
-        LoraDataset("add_saturation", "vivid", (), images=24, render="vivid"),
+        LoraDataset("add_saturation", "vivid", (), images=96, render="vivid"),
         LoraDataset("add_detail", "detail", (), images=24, render="detailed"),
     )
 }  # fmt: skip
