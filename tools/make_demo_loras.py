@@ -79,7 +79,8 @@ PLAN: dict[str, dict[str, Any]] = {
     },
     "add_saturation": {
         "args": ["--rank", "4", "--alpha", "2", "--max-steps", "500"],
-        "prompt": "a white circle on a gray background",
+        # on "a white circle on a gray background" it removes the base's purple cast instead
+        "prompt": "a blue square on a white background",
         "metric": "saturation",
     },
     "add_detail": {
