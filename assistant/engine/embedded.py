@@ -31,10 +31,11 @@ VOCABULARY = (
 )
 BANNER = (
     "Embedded demo model: a tiny Stable Diffusion trained here on shapes. It paints the colour and "
-    "the background you ask for (red, green, blue, yellow, white, black, purple, orange; e.g. “a red "
-    "star on a blue background”) with a rough shape (circle, square, triangle or star — the asked "
-    "shape comes out about 4 times in 10); it knows 'striped' and 'dotted' but does not draw textures "
-    "yet. 64–128 px. Configure a real model (LORA_MIXER_MODEL or --model) for anything else."
+    "the background you ask for (red, green, blue, yellow, white, black, purple, orange; e.g. “a "
+    "striped red square on a blue background”) with the shape you ask for about 8 times in 10 at "
+    "128 px (circle, square, triangle; a star is the weakest); stripes show, dots faintly. Shapes "
+    "are soft-edged, blurrier at 64 px. Configure a real model (LORA_MIXER_MODEL or --model) for "
+    "anything else."
 )
 
 
