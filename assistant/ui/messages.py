@@ -18,13 +18,13 @@ TINY_BANNER = (
 
 EMBEDDED_BANNER = (
     "**Embedded demo model: a tiny Stable Diffusion trained here on shapes.** It paints the colour "
-    "and the background you ask for (red, green, blue, yellow, white, black, purple, orange) with a "
-    "rough shape (circle, square, triangle or star — the asked shape comes out about 4 times in 10; "
-    "'striped' and 'dotted' are known words but no texture is drawn yet), at 64–128 px (try `a red "
-    "star on a blue background`); the demo LoRAs were trained on it by LoRA Mixer "
-    "(`cyberpunk_style` darkens it, "
-    "`animeoutlineV4_16` takes the colour out, `add_brightness` brightens it or, at a negative weight, "
-    "darkens it; see each one's notes). For anything else start with "
+    "and the background you ask for (red, green, blue, yellow, white, black, purple, orange) with the "
+    "shape you ask for about 8 times in 10 at 128 px (circle, square, triangle; a star is the weakest; "
+    "stripes show, dots faintly), soft-edged, at 64–128 px (try `a striped red square on a blue "
+    "background`); the demo LoRAs were trained on it by LoRA Mixer (`catgirl, cat ears` with "
+    "`catgirl_v1` draws its orange cat mascot's head and ears, `cyberpunk_style` darkens, "
+    "`animeoutlineV4_16` turns it to ink on paper, `add_brightness` / `add_saturation` / `add_detail` "
+    "work both ways with the weight's sign; see each one's notes). For anything else start with "
     "`--model <hub id | diffusers folder | .safetensors>` (or `LORA_MIXER_MODEL`)."
 )
 

@@ -3,8 +3,9 @@
 The embedded model (``models/embedded``) and the demo LoRAs (``models/Lora``) were trained here
 (``tools/train_base.py``, ``tools/make_demo_loras.py``). These tests render through the engine, as
 users do, and measure: colours by channel means, styles and adjusters by a metric each
-(:mod:`assistant.train.metrics`), monotone in the LoRA weight. Each test can fail: a random-weight
-model or LoRA fails every one of them (checked once when they were written).
+(:mod:`assistant.train.metrics`), monotone in the LoRA weight. Each test can fail: a zero LoRA (it
+changes nothing) or a random-weight model fails every one of them; the colour, style, brightness
+and blind-box tests were also checked against random LoRAs when they were written.
 """
 
 from __future__ import annotations
@@ -75,16 +76,19 @@ def _mean(engine, metric, prompt: str, **loras: float) -> float:
 @pytest.mark.parametrize(
     ("name", "metric", "prompt", "at_least"),
     [
-        # measured by tools/make_demo_loras.py (4 seeds, 20 steps): dimness 0.645 / 0.691 / 0.734
+        # measured here (3 seeds, 12 steps): dimness 0.584 / 0.615 / 0.666 at 0 / 0.5 / 1
         ("cyberpunk_style", dimness, "cyberpunk, neon lights, a red circle", 0.04),
-        # monochrome 0.286 / 0.478 / 0.528
-        ("animeoutlineV4_16", metrics.monochrome, "lineart, monochrome, a striped star", 0.12),
+        # monochrome 0.404 / 0.906 / 0.894: most of the effect is there by 0.5
+        ("animeoutlineV4_16", metrics.monochrome, "lineart, monochrome, a striped star", 0.3),
     ],
 )
 def test_a_style_grows_with_its_weight(demo_engine, name, metric, prompt, at_least) -> None:
+    """Half the weight gives at least half the effect, the full weight the whole of it; from 0.5 to 1
+    the effect may level off (the ink style is saturated by 0.5) but not fall back by more than 0.02."""
     values = [_mean(demo_engine, metric, prompt, **({name: w} if w else {})) for w in (0.0, 0.5, 1.0)]
-    assert metrics.is_monotone(values, tolerance=0.005), values
+    assert values[1] - values[0] > at_least / 2, values
     assert values[2] - values[0] > at_least, values
+    assert values[2] > values[1] - 0.02, values
 
 
 def test_the_brightness_adjuster_works_both_ways(demo_engine) -> None:
@@ -94,6 +98,36 @@ def test_the_brightness_adjuster_works_both_ways(demo_engine) -> None:
         for w in (-1.0, 0.0, 1.0)
     ]
     assert metrics.is_monotone(values, tolerance=0.02), values  # -1 darkens, +1 brightens
+
+
+def test_the_saturation_adjuster_works_both_ways(demo_engine) -> None:
+    """measured: 0.240 / 0.278 / 0.320 at -1 / 0 / 1 (on coloured shapes; see its catalog notes)."""
+    prompt = "a blue square on a white background"
+    values = [
+        _mean(demo_engine, metrics.saturation, prompt, **({"add_saturation": w} if w else {}))
+        for w in (-1.0, 0.0, 1.0)
+    ]
+    assert metrics.is_monotone(values, tolerance=0.015), values
+
+
+def test_the_detail_adjuster_adds_detail(demo_engine) -> None:
+    """measured (detail of the picture shrunk to 32 px): 0.031 / 0.038 / 0.073 at -1 / 0 / 1."""
+    prompt = "a red star on a yellow background"
+    values = [
+        _mean(demo_engine, metrics.coarse_detail, prompt, **({"add_detail": w} if w else {}))
+        for w in (-1.0, 0.0, 1.0)
+    ]
+    assert values[2] > values[1] + 0.02, values
+    assert values[0] < values[1], values  # -1 flattens
+
+
+def test_the_clothing_lora_starts_its_collar(demo_engine) -> None:
+    """jk_uniform at 1 puts a navy patch on the shape (measured: 0.0 % navy at 0, 1.4 % at 1)."""
+    prompt = "jk uniform, school uniform, a green circle on a white background"
+    values = [
+        _mean(demo_engine, metrics.navy_share, prompt, **({"jk_uniform": w} if w else {})) for w in (0.0, 1.0)
+    ]
+    assert values[1] > values[0] + 0.007, values
 
 
 def test_the_character_lora_draws_its_mascot(demo_engine) -> None:
@@ -111,7 +145,7 @@ def test_the_character_lora_draws_its_mascot(demo_engine) -> None:
         images = [render(demo_engine, prompt, seed, **loras) for seed in SEEDS]
         ears.append(metrics.mean_of(metrics.ear_score, images))
         likeness.append(-metrics.nearest_distance(images, references))
-    assert ears[1] > ears[0] + 0.1, ears  # TODO calibrate on the regenerated file
+    assert ears[1] > ears[0] + 0.1, ears  # measured: 0.006 -> 0.218 (each seed 0.19 or more)
     assert likeness[1] > likeness[0], likeness
 
 
@@ -129,8 +163,8 @@ def test_a_blind_box_interpolates_between_two_loras(demo_engine) -> None:
         )
     images = [r.images[0] for r in demo_engine.generate_many(requests)]
     darkness = [dimness(image) for image in images]
-    assert darkness[-1] - darkness[0] > 0.1, darkness
-    # measured: 0.555, 0.535, 0.674, 0.776: darker as the style weighs more (rank correlation >= 0.8)
+    assert darkness[-1] - darkness[0] > 0.2, darkness
+    # measured: 0.479, 0.548, 0.675, 0.820: darker as the style weighs more (rank correlation >= 0.8)
     ranks = [sorted(darkness).index(d) for d in darkness]
     spearman = 1 - 6 * sum((r - i) ** 2 for i, r in enumerate(ranks)) / (len(ranks) * (len(ranks) ** 2 - 1))
     assert spearman >= 0.8, darkness
