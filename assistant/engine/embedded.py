@@ -32,10 +32,10 @@ VOCABULARY = (
 BANNER = (
     "Embedded demo model: a tiny Stable Diffusion trained here on shapes. It paints the colour and "
     "the background you ask for (red, green, blue, yellow, white, black, purple, orange; e.g. “a "
-    "striped red square on a blue background”) with the shape you ask for about 8 times in 10 at "
-    "128 px (circle, square, triangle; a star is the weakest); stripes show, dots faintly. Shapes "
-    "are soft-edged, blurrier at 64 px. Configure a real model (LORA_MIXER_MODEL or --model) for "
-    "anything else."
+    "striped red square on a blue background”) with the shape you ask for — circle, square, triangle "
+    "or star — about 8 times in 10 at 128 px (stars are the weakest); stripes show, dots faintly. "
+    "Shapes are soft-edged, blurrier at 64 px. Configure a real model (LORA_MIXER_MODEL or --model) "
+    "for anything else."
 )
 
 

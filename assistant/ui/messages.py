@@ -19,8 +19,8 @@ TINY_BANNER = (
 EMBEDDED_BANNER = (
     "**Embedded demo model: a tiny Stable Diffusion trained here on shapes.** It paints the colour "
     "and the background you ask for (red, green, blue, yellow, white, black, purple, orange) with the "
-    "shape you ask for about 8 times in 10 at 128 px (circle, square, triangle; a star is the weakest; "
-    "stripes show, dots faintly), soft-edged, at 64–128 px (try `a striped red square on a blue "
+    "shape you ask for — circle, square, triangle or star — about 8 times in 10 at 128 px (stars are "
+    "the weakest; stripes show, dots faintly), soft-edged, at 64–128 px (try `a striped red square on a blue "
     "background`); the demo LoRAs were trained on it by LoRA Mixer (`catgirl, cat ears` with "
     "`catgirl_v1` draws its orange cat mascot's head and ears, `cyberpunk_style` darkens, "
     "`animeoutlineV4_16` turns it to ink on paper, `add_brightness` / `add_saturation` / `add_detail` "
