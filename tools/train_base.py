@@ -24,6 +24,13 @@ samplers, prompt weights — runs on it unchanged:
    ``--low-res-share`` of the steps at 64 px (4x cheaper than 128 px), an EMA of the UNet (what
    is shipped), a constant learning rate after warm-up (any checkpoint can be exported).
 
+**Continuing** a shipped model: ``--init-from models/embedded/tiny-shapes-sd15`` loads its UNet and
+text encoder (fp32) as the starting point of stage 4 (fresh optimizer, ``--warmup`` steps, the EMA
+starting from the same weights), skips stages 1–2 by keeping its tokenizer and VAE (copied into
+``--work/init`` and written back byte for byte by the export, so its ``scaling_factor`` stays valid)
+and builds the latent cache with that VAE. With ``--lr-end``/``--decay-start`` this is a finishing
+run (the shipped model's second run: its model card).
+
 Every stage checkpoints into ``--work`` (``--resume`` is automatic: a rerun continues where the
 last one stopped) and logs to ``--work/train.log``. The run is deterministic for a seed on one
 machine and thread count (PyTorch CPU kernels), not bit-identical across machines.
