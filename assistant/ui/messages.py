@@ -17,15 +17,12 @@ TINY_BANNER = (
 
 
 EMBEDDED_BANNER = (
-    "**Embedded demo model: a tiny Stable Diffusion trained here on shapes.** It paints the colour "
-    "and the background you ask for (red, green, blue, yellow, white, black, purple, orange) with the "
-    "shape you ask for — circle, square, triangle or star — about 8 times in 10 at 128 px (stars are "
-    "the weakest; stripes show, dots faintly), soft-edged, at 64–128 px (try `a striped red square on a blue "
-    "background`); the demo LoRAs were trained on it by LoRA Mixer (`catgirl, cat ears` with "
-    "`catgirl_v1` draws its orange cat mascot's head and ears, `cyberpunk_style` darkens, "
-    "`animeoutlineV4_16` turns it to ink on paper, `add_brightness` / `add_saturation` / `add_detail` "
-    "work both ways with the weight's sign; see each one's notes). For anything else start with "
-    "`--model <hub id | diffusers folder | .safetensors>` (or `LORA_MIXER_MODEL`)."
+    "**Embedded demo model: a tiny Stable Diffusion trained here on shapes.** It draws the colour, "
+    "background and shape you ask for (circle, square, triangle or star: right about 8 times in 10 "
+    "at 128 px; soft-edged, stripes show): try `a striped red square on a blue background`. The demo "
+    "LoRAs were trained on it (`catgirl_v1` draws a cat mascot with ears; each one's notes say what "
+    "it does). For real images start with `--model <hub id | diffusers folder | .safetensors>` (or "
+    "`LORA_MIXER_MODEL`)."
 )
 
 
